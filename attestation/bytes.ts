@@ -1,0 +1,137 @@
+/** Byte helpers shared by every layer. Browser-safe: Uint8Array and WebCrypto only. */
+import { TeegateError } from './errors';
+
+const HEX = '0123456789abcdef';
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    out += HEX[b >> 4]! + HEX[b & 15]!;
+  }
+  return out;
+}
+
+/** Strict hex: even length, [0-9a-fA-F] only. */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new TeegateError('INPUT_ENCODING_INVALID', 'invalid hex string');
+  }
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+export function toBase64(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    out += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]!;
+    out += i + 1 < bytes.length ? B64[(n >> 6) & 63]! : '=';
+    out += i + 2 < bytes.length ? B64[n & 63]! : '=';
+  }
+  return out;
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  return toBase64(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * Strict base64 (standard or URL alphabet, padding optional but canonical). Whitespace is
+ * rejected unless `allowWhitespace` (MIME line breaks in files).
+ */
+export function fromBase64(text: string, options: { allowWhitespace?: boolean } = {}): Uint8Array {
+  let s = options.allowWhitespace ? text.replace(/[\s]+/g, '') : text;
+  s = s.replace(/-/g, '+').replace(/_/g, '/');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) {
+    throw new TeegateError('INPUT_ENCODING_INVALID', 'invalid base64 string');
+  }
+  const body = s.replace(/=+$/, '');
+  if (body.length % 4 === 1 || (s.length !== body.length && s.length % 4 !== 0)) {
+    throw new TeegateError('INPUT_ENCODING_INVALID', 'invalid base64 length');
+  }
+  const out = new Uint8Array(Math.floor((body.length * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (let i = 0; i < body.length; i++) {
+    acc = (acc << 6) | B64.indexOf(body[i]!);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  if ((acc & ((1 << bits) - 1)) !== 0) {
+    throw new TeegateError('INPUT_ENCODING_INVALID', 'non-canonical base64 (trailing bits set)');
+  }
+  return out;
+}
+
+export function fromBase64Url(text: string): Uint8Array {
+  if (/[+/=]/.test(text)) throw new TeegateError('INPUT_ENCODING_INVALID', 'invalid base64url string');
+  return fromBase64(text);
+}
+
+const encoder = new TextEncoder();
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+/** Strict UTF-8 decoding: invalid sequences throw instead of being replaced. */
+export function fromUtf8(bytes: Uint8Array): string {
+  return strictDecoder.decode(bytes);
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/**
+ * Constant-time comparison (for equal lengths: the time does not depend on where bytes differ).
+ * Lengths are public in every use here (nonces, digests).
+ */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+/** Byte equality for public data (not secrets). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function subtle(): SubtleCrypto {
+  const c = globalThis.crypto;
+  if (!c || !c.subtle) throw new TeegateError('INTERNAL', 'WebCrypto (crypto.subtle) is not available');
+  return c.subtle;
+}
+export { subtle as webcrypto };
+
+export async function sha256(data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle().digest('SHA-256', data));
+}
+export async function sha384(data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle().digest('SHA-384', data));
+}
+
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  globalThis.crypto.getRandomValues(out);
+  return out;
+}

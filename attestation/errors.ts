@@ -1,0 +1,80 @@
+/**
+ * The one registry of error codes used by every part of teegate (verifier, enclave, gateway,
+ * dev KMS, CLI). Each code carries the HTTP status it maps to and what the caller should do:
+ *  - `fix`:   the caller's input or configuration is wrong; retrying the same thing will fail again.
+ *  - `retry`: a transient condition; the same request may succeed later.
+ *  - `stop`:  the evidence failed a security check; do not trust it (possible attack or misconfiguration).
+ * Every code is documented in docs/errors.md; test/unit/errors-doc.test.ts keeps the two in step.
+ */
+export type ErrorAction = 'fix' | 'retry' | 'stop';
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly action: ErrorAction;
+}
+
+export const ERROR_REGISTRY = {
+  // Encoding of untrusted input
+  INPUT_ENCODING_INVALID: { status: 400, action: 'fix' },
+  CBOR_MALFORMED: { status: 400, action: 'stop' },
+  CBOR_LIMIT_EXCEEDED: { status: 400, action: 'stop' },
+  CBOR_DUPLICATE_KEY: { status: 400, action: 'stop' },
+  CBOR_TRAILING_BYTES: { status: 400, action: 'stop' },
+  CBOR_UNSUPPORTED: { status: 400, action: 'stop' },
+  // COSE_Sign1
+  COSE_MALFORMED: { status: 400, action: 'stop' },
+  COSE_ALG_UNSUPPORTED: { status: 400, action: 'stop' },
+  SIGNATURE_INVALID: { status: 400, action: 'stop' },
+  // Nitro attestation document schema
+  DOCUMENT_SCHEMA_INVALID: { status: 400, action: 'stop' },
+  // X.509 certificate path
+  CERT_MALFORMED: { status: 400, action: 'stop' },
+  CERT_ALG_UNSUPPORTED: { status: 400, action: 'stop' },
+  CERT_SIGNATURE_INVALID: { status: 400, action: 'stop' },
+  CERT_EXPIRED: { status: 400, action: 'stop' },
+  CERT_NOT_YET_VALID: { status: 400, action: 'stop' },
+  CERT_CONSTRAINTS_INVALID: { status: 400, action: 'stop' },
+  CHAIN_BROKEN: { status: 400, action: 'stop' },
+  CHAIN_UNTRUSTED_ROOT: { status: 400, action: 'stop' },
+  // Measurement policy and binding
+  POLICY_INVALID: { status: 400, action: 'fix' },
+  PCR_MISMATCH: { status: 400, action: 'stop' },
+  DEBUG_MODE: { status: 400, action: 'stop' },
+  DOCUMENT_TOO_OLD: { status: 400, action: 'stop' },
+  DOCUMENT_FROM_FUTURE: { status: 400, action: 'stop' },
+  NONCE_MISMATCH: { status: 400, action: 'stop' },
+  USER_DATA_MISMATCH: { status: 400, action: 'stop' },
+  PUBLIC_KEY_MISMATCH: { status: 400, action: 'stop' },
+  // Generic
+  INTERNAL: { status: 500, action: 'retry' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_REGISTRY, value);
+}
+
+/** A typed error: callers switch on `code`, never on the message. */
+export class TeegateError extends Error {
+  override readonly name = 'TeegateError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly action: ErrorAction;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.status = ERROR_REGISTRY[code].status;
+    this.action = ERROR_REGISTRY[code].action;
+  }
+
+  /** The wire form used by every HTTP answer and `--json` output. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isTeegateError(err: unknown, code?: ErrorCode): err is TeegateError {
+  return err instanceof TeegateError && (code === undefined || err.code === code);
+}

@@ -116,6 +116,14 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * WebCrypto takes ArrayBuffer-backed views only: pass views through, copy anything backed by a
+ * SharedArrayBuffer.
+ */
+export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+}
+
 function subtle(): SubtleCrypto {
   const c = globalThis.crypto;
   if (!c || !c.subtle) throw new TeegateError('INTERNAL', 'WebCrypto (crypto.subtle) is not available');
@@ -124,10 +132,10 @@ function subtle(): SubtleCrypto {
 export { subtle as webcrypto };
 
 export async function sha256(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await subtle().digest('SHA-256', data));
+  return new Uint8Array(await subtle().digest('SHA-256', bufferSource(data)));
 }
 export async function sha384(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await subtle().digest('SHA-384', data));
+  return new Uint8Array(await subtle().digest('SHA-384', bufferSource(data)));
 }
 
 export function randomBytes(n: number): Uint8Array {

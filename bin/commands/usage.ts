@@ -1,0 +1,37 @@
+/** Usage and I/O errors of the CLI (exit code 2), as opposed to rejected evidence (exit code 1). */
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** node:util parseArgs in strict mode, with its errors turned into UsageError. */
+export function parseCommandArgs<T extends ParseArgsConfig['options']>(args: string[], options: T, help: string) {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(help);
+    return undefined;
+  }
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${help}`);
+  }
+}
+
+export function readInputFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+/** ISO 8601 or milliseconds since the epoch. */
+export function parseTime(value: string, option: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms) || (!/^\d+$/.test(value) && !/^\d{4}-\d{2}-\d{2}/.test(value))) {
+    throw new UsageError(`${option}: ${JSON.stringify(value)} is not an ISO 8601 time or milliseconds since the epoch`);
+  }
+  return ms;
+}

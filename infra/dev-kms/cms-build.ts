@@ -1,0 +1,99 @@
+/**
+ * What AWS KMS does to answer a `Recipient` request: wrap a plaintext in a BER CMS EnvelopedData
+ * (CiphertextForRecipient) for the RSA key of the attestation document. Fresh AES-256 key and IV,
+ * AES-256-CBC with PKCS#7 padding, RSAES-OAEP(SHA-256, MGF1-SHA-256) key transport,
+ * KeyTransRecipientInfo v2 with rid [0] subjectKeyIdentifier, EnvelopedData v2, indefinite lengths
+ * and a chunked encryptedContent, as in the real KMS blobs (aws-nitro-enclaves-sdk-c cms_test.c).
+ */
+import { KeyObject, constants, createCipheriv, createHash, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { bytesEqual, concatBytes } from '../../attestation/bytes';
+import { TeegateError } from '../../attestation/errors';
+import { CMS_OID } from '../../enclave/kms/cms-enveloped-data';
+
+const MIN_RSA_BITS = 2048;
+const MAX_RSA_BITS = 16384;
+/** Octets per encryptedContent chunk (OpenSSL's -stream and KMS both emit chunks). */
+const CHUNK_BYTES = 1024;
+
+/** Definite-length TLV with a minimal length. */
+function tlv(tag: number, content: Uint8Array): Uint8Array {
+  const n = content.length;
+  let header: Uint8Array;
+  if (n < 0x80) header = Uint8Array.of(tag, n);
+  else if (n < 0x100) header = Uint8Array.of(tag, 0x81, n);
+  else if (n < 0x10000) header = Uint8Array.of(tag, 0x82, n >> 8, n & 0xff);
+  else header = Uint8Array.of(tag, 0x83, n >> 16, (n >> 8) & 0xff, n & 0xff);
+  return concatBytes(header, content);
+}
+
+/** Constructed encoding with indefinite length, closed by end-of-contents. */
+function indefinite(tag: number, ...children: Uint8Array[]): Uint8Array {
+  return concatBytes(Uint8Array.of(tag, 0x80), ...children, Uint8Array.of(0x00, 0x00));
+}
+
+const sha256Algorithm = tlv(0x30, concatBytes(tlv(0x06, CMS_OID.sha256), tlv(0x05, new Uint8Array(0))));
+
+/** rsaesOaep { [0] sha256, [1] mgf1(sha256) } with NULL hash parameters, byte for byte as KMS sends it. */
+const rsaesOaepSha256 = tlv(
+  0x30,
+  concatBytes(
+    tlv(0x06, CMS_OID.rsaesOaep),
+    tlv(0x30, concatBytes(tlv(0xa0, sha256Algorithm), tlv(0xa1, tlv(0x30, concatBytes(tlv(0x06, CMS_OID.mgf1), sha256Algorithm))))),
+  ),
+);
+
+/** The recipient's RSA public key; the SPKI must be DER exactly as Node re-encodes it. */
+function recipientKey(spkiDer: Uint8Array): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+  } catch (err) {
+    throw new TeegateError('CMS_UNSUPPORTED', 'recipient key is not a DER SubjectPublicKeyInfo', { cause: err });
+  }
+  if (key.asymmetricKeyType !== 'rsa') throw new TeegateError('CMS_UNSUPPORTED', `recipient key is ${key.asymmetricKeyType}, not RSA`);
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) {
+    throw new TeegateError('CMS_UNSUPPORTED', `recipient RSA key has ${bits} bits, expected ${MIN_RSA_BITS} to ${MAX_RSA_BITS}`);
+  }
+  if (!bytesEqual(key.export({ type: 'spki', format: 'der' }), spkiDer)) {
+    throw new TeegateError('CMS_UNSUPPORTED', 'recipient SubjectPublicKeyInfo is not canonical DER');
+  }
+  return key;
+}
+
+/**
+ * RFC 5280 section 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING contents
+ * (without the unused-bits octet). For RSA those contents are the DER RSAPublicKey (PKCS#1).
+ */
+export function subjectKeyIdentifierOf(key: KeyObject): Uint8Array {
+  return new Uint8Array(createHash('sha1').update(key.export({ type: 'pkcs1', format: 'der' })).digest());
+}
+
+/** Build CiphertextForRecipient for `plaintext` to the RSA key in `recipientSpkiDer`. */
+export function buildEnvelopedData(plaintext: Uint8Array, recipientSpkiDer: Uint8Array): Uint8Array {
+  const key = recipientKey(recipientSpkiDer);
+  const contentKey = randomBytes(32);
+  const iv = randomBytes(16);
+  try {
+    const cipher = createCipheriv('aes-256-cbc', contentKey, iv);
+    const ciphertext = concatBytes(cipher.update(plaintext), cipher.final());
+    const encryptedKey = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, contentKey);
+
+    const recipientInfo = tlv(
+      0x30,
+      concatBytes(tlv(0x02, Uint8Array.of(2)), tlv(0x80, subjectKeyIdentifierOf(key)), rsaesOaepSha256, tlv(0x04, encryptedKey)),
+    );
+    const chunks: Uint8Array[] = [];
+    for (let off = 0; off < ciphertext.length; off += CHUNK_BYTES) chunks.push(tlv(0x04, ciphertext.subarray(off, off + CHUNK_BYTES)));
+    const encryptedContentInfo = indefinite(
+      0x30,
+      tlv(0x06, CMS_OID.data),
+      tlv(0x30, concatBytes(tlv(0x06, CMS_OID.aes256Cbc), tlv(0x04, iv))),
+      indefinite(0xa0, ...chunks),
+    );
+    const envelopedData = indefinite(0x30, tlv(0x02, Uint8Array.of(2)), tlv(0x31, recipientInfo), encryptedContentInfo);
+    return indefinite(0x30, tlv(0x06, CMS_OID.envelopedData), indefinite(0xa0, envelopedData));
+  } finally {
+    contentKey.fill(0);
+  }
+}

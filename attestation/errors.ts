@@ -45,6 +45,42 @@ export const ERROR_REGISTRY = {
   NONCE_MISMATCH: { status: 400, action: 'stop' },
   USER_DATA_MISMATCH: { status: 400, action: 'stop' },
   PUBLIC_KEY_MISMATCH: { status: 400, action: 'stop' },
+  // Transparency log (attestation/log)
+  LOG_PROOF_INVALID: { status: 400, action: 'stop' },
+  LOG_CHECKPOINT_MALFORMED: { status: 400, action: 'stop' },
+  LOG_SIGNATURE_INVALID: { status: 400, action: 'stop' },
+  LOG_INCONSISTENT: { status: 400, action: 'stop' },
+  LOG_TILE_PATH_INVALID: { status: 400, action: 'fix' },
+  LOG_RANGE_INVALID: { status: 400, action: 'fix' },
+  // Models and tensors (enclave/models, attestation/tensors.ts)
+  TENSOR_INVALID: { status: 400, action: 'fix' },
+  TENSOR_NAME_UNKNOWN: { status: 400, action: 'fix' },
+  TENSOR_MISSING: { status: 400, action: 'fix' },
+  TENSOR_DATATYPE_MISMATCH: { status: 400, action: 'fix' },
+  TENSOR_SHAPE_MISMATCH: { status: 400, action: 'fix' },
+  TENSOR_DATA_LENGTH_MISMATCH: { status: 400, action: 'fix' },
+  TENSOR_TOO_LARGE: { status: 413, action: 'fix' },
+  INPUT_IMAGE_INVALID: { status: 400, action: 'fix' },
+  MODEL_NOT_FOUND: { status: 404, action: 'fix' },
+  MODEL_DIGEST_MISMATCH: { status: 500, action: 'stop' },
+  MODEL_LOAD_FAILED: { status: 500, action: 'fix' },
+  MODEL_RUN_FAILED: { status: 400, action: 'fix' },
+  // KMS key release: CMS EnvelopedData (CiphertextForRecipient)
+  CMS_MALFORMED: { status: 400, action: 'stop' },
+  CMS_UNSUPPORTED: { status: 400, action: 'stop' },
+  CMS_DECRYPT_FAILED: { status: 400, action: 'stop' },
+  // NSM access (enclave/nsm): the Nitro Secure Module, real /dev/nsm or simulated
+  NSM_REQUEST_INVALID: { status: 400, action: 'fix' },
+  NSM_PCR_LOCKED: { status: 409, action: 'fix' },
+  NSM_UNAVAILABLE: { status: 503, action: 'fix' },
+  NSM_FAILED: { status: 502, action: 'retry' },
+  NSM_RESPONSE_MALFORMED: { status: 502, action: 'stop' },
+  // Dev attester: simulated NSM and dev CA (attestation/dev)
+  NSM_INVALID_ARGUMENT: { status: 400, action: 'fix' },
+  DEV_CA_INVALID: { status: 400, action: 'fix' },
+  // Enclave manifest binding
+  MANIFEST_INVALID: { status: 400, action: 'stop' },
+  MANIFEST_BINDING_MISMATCH: { status: 400, action: 'stop' },
   // Generic
   INTERNAL: { status: 500, action: 'retry' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -78,6 +78,35 @@ export const ERROR_REGISTRY = {
   // Dev attester: simulated NSM and dev CA (attestation/dev)
   NSM_INVALID_ARGUMENT: { status: 400, action: 'fix' },
   DEV_CA_INVALID: { status: 400, action: 'fix' },
+  // HTTP requests (enclave and gateway)
+  REQUEST_INVALID: { status: 400, action: 'fix' },
+  MEDIA_TYPE_UNSUPPORTED: { status: 415, action: 'fix' },
+  BODY_TOO_LARGE: { status: 413, action: 'fix' },
+  ROUTE_NOT_FOUND: { status: 404, action: 'fix' },
+  NONCE_INVALID: { status: 400, action: 'fix' },
+  ENCLAVE_NOT_READY: { status: 503, action: 'retry' },
+  // Sealed requests (JWE)
+  JWE_INVALID: { status: 400, action: 'stop' },
+  JWE_KEY_MISMATCH: { status: 400, action: 'fix' },
+  JWE_EXPIRED: { status: 400, action: 'fix' },
+  JWE_REPLAYED: { status: 409, action: 'stop' },
+  // Receipts
+  RECEIPT_INVALID: { status: 400, action: 'stop' },
+  RECEIPT_SIGNATURE_INVALID: { status: 400, action: 'stop' },
+  RECEIPT_MISMATCH: { status: 400, action: 'stop' },
+  // Gateway (gateway/): auth, limits, enclave pool, configuration
+  AUTH_REQUIRED: { status: 401, action: 'fix' },
+  AUTH_INVALID: { status: 401, action: 'fix' },
+  AUTH_FORBIDDEN: { status: 403, action: 'fix' },
+  RATE_LIMITED: { status: 429, action: 'retry' },
+  NO_ENCLAVE_AVAILABLE: { status: 503, action: 'retry' },
+  UPSTREAM_OUTCOME_UNKNOWN: { status: 502, action: 'retry' },
+  UPSTREAM_TIMEOUT: { status: 504, action: 'retry' },
+  UPSTREAM_INVALID: { status: 502, action: 'retry' },
+  ENCLAVE_ATTESTATION_REJECTED: { status: 502, action: 'stop' },
+  ENCLAVE_IDENTITY_CHANGED: { status: 502, action: 'retry' },
+  GATEWAY_SHUTTING_DOWN: { status: 503, action: 'retry' },
+  CONFIG_INVALID: { status: 500, action: 'fix' },
   // Enclave manifest binding
   MANIFEST_INVALID: { status: 400, action: 'stop' },
   MANIFEST_BINDING_MISMATCH: { status: 400, action: 'stop' },

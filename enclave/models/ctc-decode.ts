@@ -1,0 +1,64 @@
+/**
+ * CTC greedy decoding as PaddleOCR's CTCLabelDecode does it: per time step take the most likely
+ * class, collapse repeats, drop the blank (class 0), map class i to character i - 1 of the
+ * dictionary (which ends with the space PaddleOCR appends, use_space_char). Spaces at either end
+ * (the margins of the line image) are dropped. The confidence is the mean probability of the kept
+ * characters (0 when nothing is kept).
+ */
+import { TeegateError } from '../../attestation/errors';
+import { fromUtf8 } from '../../attestation/bytes';
+
+export interface Recognition {
+  text: string;
+  confidence: number;
+}
+
+/** Characters of a PaddleOCR dictionary file (one per line) followed by the space character. */
+export function parseOcrDictionary(bytes: Uint8Array): string[] {
+  let text: string;
+  try {
+    text = fromUtf8(bytes);
+  } catch (err) {
+    throw new TeegateError('MODEL_LOAD_FAILED', 'OCR dictionary is not UTF-8', { cause: err });
+  }
+  const lines = text.split('\n').map((line) => line.replace(/\r$/, ''));
+  if (lines[lines.length - 1] === '') lines.pop();
+  if (lines.length === 0 || lines.some((line) => line.length === 0)) {
+    throw new TeegateError('MODEL_LOAD_FAILED', 'OCR dictionary has an empty line');
+  }
+  return [...lines, ' '];
+}
+
+/** `probs` is [steps, classes] row-major (the model's softmax output for one image). */
+export function ctcGreedyDecode(probs: Float32Array, steps: number, classes: number, charset: readonly string[]): Recognition {
+  if (classes !== charset.length + 1 || probs.length !== steps * classes) {
+    throw new TeegateError('INTERNAL', `CTC output [${steps}, ${classes}] does not fit a dictionary of ${charset.length}`);
+  }
+  const chars: string[] = [];
+  const probabilities: number[] = [];
+  let previous = -1;
+  for (let t = 0; t < steps; t++) {
+    let best = 0;
+    let bestP = -Infinity;
+    for (let k = 0, at = t * classes; k < classes; k++, at++) {
+      if (probs[at]! > bestP) {
+        bestP = probs[at]!;
+        best = k;
+      }
+    }
+    if (best !== 0 && best !== previous) {
+      chars.push(charset[best - 1]!);
+      probabilities.push(bestP);
+    }
+    previous = best;
+  }
+  let start = 0;
+  let end = chars.length;
+  while (start < end && chars[start] === ' ') start++;
+  while (end > start && chars[end - 1] === ' ') end--;
+  const text = chars.slice(start, end).join('');
+  const kept = end - start;
+  let sum = 0;
+  for (let i = start; i < end; i++) sum += probabilities[i]!;
+  return { text, confidence: kept === 0 ? 0 : sum / kept };
+}

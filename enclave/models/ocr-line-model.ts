@@ -1,0 +1,88 @@
+/**
+ * The shipped real model: PaddleOCR PP-OCRv4 text recognition of one line of text.
+ * OIP interface: input `image` BYTES [1] (a PNG file as a base64 string) → outputs `text`
+ * BYTES [1] and `confidence` FP32 [1]. Pipeline: base64 → strict PNG decode → resize/normalise
+ * (ocr-preprocess.ts) → onnxruntime → CTC greedy decode (ctc-decode.ts).
+ */
+import { Tensor, type InferenceSession } from 'onnxruntime-node';
+import { fromBase64 } from '../../attestation/bytes';
+import { TeegateError } from '../../attestation/errors';
+import type { InferTensor } from '../../attestation/tensors';
+import { ctcGreedyDecode, parseOcrDictionary, type Recognition } from './ctc-decode';
+import { checkInputs } from './input-check';
+import type { ModelConfig } from './model-config';
+import { ONNX_PLATFORM, checkFileDigest, createOnnxSession, runSession } from './onnx-model';
+import { OCR_INPUT_HEIGHT, preprocessLineImage } from './ocr-preprocess';
+import { decodePng } from './png';
+import type { ServedModel, TensorSpec } from './served-model';
+
+const INPUTS: readonly TensorSpec[] = [{ name: 'image', datatype: 'BYTES', shape: [1] }];
+const OUTPUTS: readonly TensorSpec[] = [
+  { name: 'text', datatype: 'BYTES', shape: [1] },
+  { name: 'confidence', datatype: 'FP32', shape: [1] },
+];
+
+function loadFailed(config: ModelConfig, message: string): TeegateError {
+  return new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: ${message}`);
+}
+
+export class OcrLineModel implements ServedModel {
+  readonly platform = ONNX_PLATFORM;
+  readonly inputs = INPUTS;
+  readonly outputs = OUTPUTS;
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly session: InferenceSession,
+    private readonly charset: readonly string[],
+  ) {}
+
+  /** Checks both digests, loads the dictionary and the model, and checks they fit each other. */
+  static async load(config: ModelConfig, modelBytes: Uint8Array, dictionaryBytes: Uint8Array): Promise<OcrLineModel> {
+    if (config.kind !== 'ocr-line' || config.dictionary === undefined) throw loadFailed(config, 'not an ocr-line config');
+    checkFileDigest(config.dictionary, dictionaryBytes, `dictionary of ${config.name}@${config.version}`);
+    const charset = parseOcrDictionary(dictionaryBytes);
+    const session = await createOnnxSession(config, modelBytes);
+    const [input] = session.inputMetadata;
+    const [output] = session.outputMetadata;
+    const fits =
+      session.inputMetadata.length === 1 && input?.isTensor && input.type === 'float32' &&
+      input.shape.length === 4 && input.shape[1] === 3 && input.shape[2] === OCR_INPUT_HEIGHT &&
+      session.outputMetadata.length === 1 && output?.isTensor && output.type === 'float32' &&
+      output.shape.length === 3 && output.shape[2] === charset.length + 1;
+    if (!fits) {
+      await session.release();
+      throw loadFailed(config, `not a text-recognition model taking [N, 3, 48, W] with ${charset.length + 1} classes`);
+    }
+    return new OcrLineModel(config, session, charset);
+  }
+
+  async infer(inputs: unknown): Promise<InferTensor[]> {
+    const [image] = checkInputs(INPUTS, inputs);
+    let png: Uint8Array;
+    try {
+      png = fromBase64(image!.data[0] as string);
+    } catch (err) {
+      throw new TeegateError('INPUT_IMAGE_INVALID', 'image must be a PNG file as a base64 string', { cause: err });
+    }
+    const { text, confidence } = await this.recognize(png);
+    return [
+      { name: 'text', datatype: 'BYTES', shape: [1], data: [text] },
+      { name: 'confidence', datatype: 'FP32', shape: [1], data: [Math.fround(confidence)] },
+    ];
+  }
+
+  /** Text and confidence of a PNG image of one line of text. */
+  async recognize(png: Uint8Array): Promise<Recognition> {
+    const input = preprocessLineImage(decodePng(png));
+    const feeds = { [this.session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
+    const results = await runSession(this.session, feeds);
+    const output = results[this.session.outputNames[0]!] as Tensor;
+    const [, steps, classes] = output.dims;
+    return ctcGreedyDecode(output.data as Float32Array, steps!, classes!, this.charset);
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}

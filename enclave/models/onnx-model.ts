@@ -1,0 +1,93 @@
+/**
+ * A plain ONNX model served as is: OIP tensors in and out exactly as the model declares them.
+ * Loaded from bytes (the enclave decrypts models in memory) after checking their SHA-256 against
+ * the configuration, because the manifest commits to that digest.
+ */
+import { createHash } from 'node:crypto';
+import { InferenceSession, type Tensor } from 'onnxruntime-node';
+import { TeegateError } from '../../attestation/errors';
+import type { InferTensor } from '../../attestation/tensors';
+import { checkInputs } from './input-check';
+import type { ModelConfig, ModelFileConfig } from './model-config';
+import { fromOrtTensor, oipDatatypeOf, toOrtTensor } from './ort-tensors';
+import type { ServedModel, TensorSpec } from './served-model';
+
+export const ONNX_PLATFORM = 'onnxruntime_onnx';
+
+/** Throws MODEL_DIGEST_MISMATCH unless SHA-256(bytes) is the configured digest. */
+export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: string): void {
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== file.sha256) {
+    throw new TeegateError('MODEL_DIGEST_MISMATCH', `${what}: SHA-256 is ${actual}, configured ${file.sha256}`);
+  }
+}
+
+/** Checks the digest, then creates an onnxruntime session from the bytes (MODEL_LOAD_FAILED). */
+export async function createOnnxSession(config: ModelConfig, bytes: Uint8Array): Promise<InferenceSession> {
+  checkFileDigest(config, bytes, `model ${config.name}@${config.version}`);
+  try {
+    return await InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+  } catch (err) {
+    throw new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: onnxruntime could not load it: ${String(err)}`, { cause: err });
+  }
+}
+
+/** The OIP view of a session's inputs or outputs; non-tensor values and int4 types are refused. */
+export function tensorSpecs(config: ModelConfig, metadata: readonly InferenceSession.ValueMetadata[]): TensorSpec[] {
+  return metadata.map((m) => {
+    const datatype = m.isTensor ? oipDatatypeOf(m.type) : undefined;
+    if (!m.isTensor || datatype === undefined) {
+      throw new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}: value "${m.name}" is not a tensor of a supported type`);
+    }
+    return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
+  });
+}
+
+/** Runs a session; onnxruntime's own refusals become MODEL_RUN_FAILED. */
+export async function runSession(
+  session: InferenceSession,
+  feeds: Record<string, Tensor>,
+): Promise<InferenceSession.OnnxValueMapType> {
+  try {
+    return await session.run(feeds);
+  } catch (err) {
+    throw new TeegateError('MODEL_RUN_FAILED', `onnxruntime: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+export class OnnxModel implements ServedModel {
+  readonly platform = ONNX_PLATFORM;
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly session: InferenceSession,
+    readonly inputs: readonly TensorSpec[],
+    readonly outputs: readonly TensorSpec[],
+  ) {}
+
+  static async load(config: ModelConfig, bytes: Uint8Array): Promise<OnnxModel> {
+    const session = await createOnnxSession(config, bytes);
+    try {
+      return new OnnxModel(config, session, tensorSpecs(config, session.inputMetadata), tensorSpecs(config, session.outputMetadata));
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  async infer(inputs: unknown): Promise<InferTensor[]> {
+    const tensors = checkInputs(this.inputs, inputs);
+    const feeds: Record<string, Tensor> = {};
+    for (const t of tensors) feeds[t.name] = toOrtTensor(t);
+    const results = await runSession(this.session, feeds);
+    return this.outputs.map((spec) => {
+      const value = results[spec.name];
+      if (value === undefined) throw new TeegateError('INTERNAL', `model output "${spec.name}" is missing`);
+      return fromOrtTensor(spec.name, value as Tensor);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,408 @@
+/**
+ * @jest-environment ./test/helpers/onnx-jest-environment.js
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import { InferenceSession } from 'onnxruntime-node';
+import { toBase64 } from '../../attestation/bytes';
+import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
+import { ModelRegistry } from '../../enclave/models/model-registry';
+import { OnnxModel } from '../../enclave/models/onnx-model';
+import { decodePng, type DecodedImage } from '../../enclave/models/png';
+import { addInt64Model, affineModel, argmaxModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
+
+const DEMO_PNG = readFileSync(join(__dirname, '../../enclave/models/demo/line.png'));
+const DEMO_TEXT = 'Confidential inference verified';
+
+/** onnxruntime's session class: its `run` is spied on to prove that rejected requests never reach it. */
+const SESSION_PROTOTYPE = (InferenceSession as unknown as { prototype: Pick<InferenceSession, 'run'> }).prototype;
+const spyOnRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'run');
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+function tinyConfig(name: string, bytes: Uint8Array): ModelConfig {
+  return { name, version: '1', kind: 'onnx', path: `/memory/${name}.onnx`, sha256: sha256(bytes) };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | 'no error'> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isTeegateError(err)) return err.code;
+    throw err;
+  }
+  return 'no error';
+}
+
+function codeOfSync(fn: () => unknown): ErrorCode | 'no error' {
+  try {
+    fn();
+  } catch (err) {
+    if (isTeegateError(err)) return err.code;
+    throw err;
+  }
+  return 'no error';
+}
+
+// --- a small PNG encoder for the tests: any colour type, one chosen filter type for every row ---
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const out = Buffer.alloc(body.length + 8);
+  out.writeUInt32BE(data.length, 0);
+  body.copy(out, 4);
+  out.writeUInt32BE(crc32(body), body.length + 4);
+  return out;
+}
+
+function filterRows(image: DecodedImage, filter: number): Buffer {
+  const { width, height, channels, pixels } = image;
+  const stride = width * channels;
+  const out = Buffer.alloc(height * (stride + 1));
+  for (let y = 0; y < height; y++) {
+    out[y * (stride + 1)] = filter;
+    for (let x = 0; x < stride; x++) {
+      const v = pixels[y * stride + x]!;
+      const a = x >= channels ? pixels[y * stride + x - channels]! : 0;
+      const b = y > 0 ? pixels[(y - 1) * stride + x]! : 0;
+      const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels]! : 0;
+      const p = a + b - c;
+      const pred = [0, a, b, (a + b) >> 1, Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c][filter]!;
+      out[y * (stride + 1) + 1 + x] = (v - pred) & 0xff;
+    }
+  }
+  return out;
+}
+
+function encodePng(image: DecodedImage, filter = 0, header: Partial<{ bitDepth: number; colorType: number; interlace: number }> = {}): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(image.width, 0);
+  ihdr.writeUInt32BE(image.height, 4);
+  ihdr[8] = header.bitDepth ?? 8;
+  ihdr[9] = header.colorType ?? { 1: 0, 2: 4, 3: 2, 4: 6 }[image.channels];
+  ihdr[12] = header.interlace ?? 0;
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(filterRows(image, filter))),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
+}
+
+/** The demo image as RGBA: the text in dark blue on an opaque white, with a transparent left margin. */
+function toRgba(gray: DecodedImage): DecodedImage {
+  const pixels = new Uint8Array(gray.width * gray.height * 4);
+  for (let i = 0; i < gray.width * gray.height; i++) {
+    const v = gray.pixels[i]!;
+    const x = i % gray.width;
+    pixels.set([v * 0.2, v * 0.2, Math.min(255, v + 60), x < 6 ? 0 : 255], i * 4);
+  }
+  return { width: gray.width, height: gray.height, channels: 4, pixels };
+}
+
+const imageRequest = (png: Uint8Array): unknown => [{ name: 'image', datatype: 'BYTES', shape: [1], data: [toBase64(png)] }];
+
+describe('tiny ONNX models', () => {
+  let affine: OnnxModel;
+  let argmax: OnnxModel;
+  let add: OnnxModel;
+  let notEcho: OnnxModel;
+  beforeAll(async () => {
+    affine = await OnnxModel.load(tinyConfig('affine', affineModel()), affineModel());
+    argmax = await OnnxModel.load(tinyConfig('argmax', argmaxModel()), argmaxModel());
+    add = await OnnxModel.load(tinyConfig('add', addInt64Model()), addInt64Model());
+    notEcho = await OnnxModel.load(tinyConfig('not-echo', notAndEchoModel()), notAndEchoModel());
+  });
+  afterAll(async () => {
+    for (const m of [affine, argmax, add, notEcho]) await m.close();
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  it('reads the declared inputs and outputs as OIP metadata', () => {
+    expect(affine.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 4] }]);
+    expect(affine.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [-1, 4] }]);
+    expect(argmax.outputs).toEqual([{ name: 'index', datatype: 'INT64', shape: [-1] }]);
+    expect(notEcho.inputs).toEqual([
+      { name: 'bits', datatype: 'BOOL', shape: [2, 2] },
+      { name: 'text', datatype: 'BYTES', shape: [-1] },
+    ]);
+  });
+
+  it('runs affine (FP32, nested input) and returns flat OIP outputs', async () => {
+    const out = await affine.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [[1, 2, 3, 4], [0.5, -1, 0, 10]] }]);
+    expect(out).toEqual([{ name: 'y', datatype: 'FP32', shape: [2, 4], data: [3, 5, 7, 9, 2, -1, 1, 21] }]);
+  });
+
+  it('runs argmax (FP32 → INT64) and add (INT64 near 2^53)', async () => {
+    const idx = await argmax.infer([{ name: 'scores', datatype: 'FP32', shape: [2, 4], data: [0, 3, 1, 2, 9, 1, 1, 1] }]);
+    expect(idx).toEqual([{ name: 'index', datatype: 'INT64', shape: [2], data: [1, 0] }]);
+    const sum = await add.infer([
+      { name: 'b', datatype: 'INT64', shape: [2], data: [1, -5] },
+      { name: 'a', datatype: 'INT64', shape: [2], data: [2 ** 52, 3] },
+    ]);
+    expect(sum).toEqual([{ name: 'sum', datatype: 'INT64', shape: [2], data: [2 ** 52 + 1, -2] }]);
+  });
+
+  it('runs BOOL and BYTES tensors', async () => {
+    const out = await notEcho.infer([
+      { name: 'bits', datatype: 'BOOL', shape: [2, 2], data: [true, false, false, true] },
+      { name: 'text', datatype: 'BYTES', shape: [2], data: ['héllo', ''] },
+    ]);
+    expect(out).toEqual([
+      { name: 'flags', datatype: 'BOOL', shape: [2, 2], data: [false, true, true, false] },
+      { name: 'echo', datatype: 'BYTES', shape: [2], data: ['héllo', ''] },
+    ]);
+  });
+
+  const x = (over: object = {}): object => ({ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4], ...over });
+  const badRequests: [string, () => OnnxModel, unknown, ErrorCode][] = [
+    ['inputs not an array', () => affine, { x: [1, 2, 3, 4] }, 'TENSOR_INVALID'],
+    ['a malformed tensor', () => affine, [x({ shape: [1, -4] })], 'TENSOR_INVALID'],
+    ['the same input twice', () => affine, [x(), x()], 'TENSOR_INVALID'],
+    ['an unknown input name', () => affine, [x(), x({ name: 'z' })], 'TENSOR_NAME_UNKNOWN'],
+    ['a missing input', () => add, [{ name: 'a', datatype: 'INT64', shape: [1], data: [1] }], 'TENSOR_MISSING'],
+    ['no inputs at all', () => affine, [], 'TENSOR_MISSING'],
+    ['a wrong datatype', () => affine, [x({ datatype: 'FP64' })], 'TENSOR_DATATYPE_MISMATCH'],
+    ['INT32 for an INT64 input', () => add, [{ name: 'a', datatype: 'INT32', shape: [1], data: [1] }, { name: 'b', datatype: 'INT64', shape: [1], data: [1] }], 'TENSOR_DATATYPE_MISMATCH'],
+    ['a wrong rank', () => affine, [x({ shape: [4] })], 'TENSOR_SHAPE_MISMATCH'],
+    ['a wrong fixed dimension', () => affine, [x({ shape: [1, 3], data: [1, 2, 3] })], 'TENSOR_SHAPE_MISMATCH'],
+    ['a wrong fixed dimension (BOOL [2, 2])', () => notEcho, [{ name: 'bits', datatype: 'BOOL', shape: [1, 2], data: [true, true] }, { name: 'text', datatype: 'BYTES', shape: [1], data: ['a'] }], 'TENSOR_SHAPE_MISMATCH'],
+    ['a wrong data length', () => affine, [x({ data: [1, 2, 3] })], 'TENSOR_DATA_LENGTH_MISMATCH'],
+    ['a tensor too large', () => affine, [x({ shape: [1048577, 4], data: [] })], 'TENSOR_TOO_LARGE'],
+  ];
+  it('sees a valid request reach session.run (the spy the rejection tests rely on works)', async () => {
+    const run = spyOnRun();
+    await affine.infer([x()]);
+    expect(run).toHaveBeenCalledTimes(1);
+  });
+
+  it.each(badRequests)('rejects %s before the model runs', async (_label, model, request, expected) => {
+    const run = spyOnRun();
+    expect(await codeOf(model().infer(request))).toBe(expected);
+    expect(run).not.toHaveBeenCalled();
+  });
+
+  it('reports dynamic dimensions that disagree as MODEL_RUN_FAILED (onnxruntime refuses them)', async () => {
+    const request = [
+      { name: 'a', datatype: 'INT64', shape: [2], data: [1, 2] },
+      { name: 'b', datatype: 'INT64', shape: [3], data: [1, 2, 3] },
+    ];
+    expect(await codeOf(add.infer(request))).toBe('MODEL_RUN_FAILED');
+  });
+
+  it('refuses model bytes whose SHA-256 differs from the configuration, before loading them', async () => {
+    const create = jest.spyOn(InferenceSession, 'create');
+    const config = tinyConfig('affine', argmaxModel());
+    expect(await codeOf(OnnxModel.load(config, affineModel()))).toBe('MODEL_DIGEST_MISMATCH');
+    expect(create).not.toHaveBeenCalled();
+  });
+
+  it('reports bytes that are not an ONNX model as MODEL_LOAD_FAILED', async () => {
+    const junk = new TextEncoder().encode('not a model');
+    expect(await codeOf(OnnxModel.load(tinyConfig('junk', junk), junk))).toBe('MODEL_LOAD_FAILED');
+  });
+});
+
+describe('model configuration', () => {
+  const base = { name: 'm', version: '1', kind: 'onnx', path: 'm.onnx', sha256: 'a'.repeat(64) };
+  it.each([
+    ['a name with a slash', { ...base, name: 'a/b' }],
+    ['an empty version', { ...base, version: '' }],
+    ['an unknown kind', { ...base, kind: 'tflite' }],
+    ['an upper-case digest', { ...base, sha256: 'A'.repeat(64) }],
+    ['a short digest', { ...base, sha256: 'a'.repeat(63) }],
+    ['an ocr-line model without dictionary', { ...base, kind: 'ocr-line' }],
+    ['a dictionary on an onnx model', { ...base, dictionary: { path: 'd', sha256: 'a'.repeat(64) } }],
+  ])('rejects %s with MODEL_LOAD_FAILED', (_label, value) => {
+    expect(codeOfSync(() => parseModelConfig(value))).toBe('MODEL_LOAD_FAILED');
+  });
+});
+
+describe('model registry', () => {
+  const files = new Map<string, Uint8Array>([
+    ['/memory/affine.onnx', affineModel()],
+    ['/memory/argmax.onnx', argmaxModel()],
+  ]);
+  const readFile = async (path: string): Promise<Uint8Array> => {
+    const bytes = files.get(path);
+    if (bytes === undefined) throw new Error(`ENOENT: ${path}`);
+    return bytes;
+  };
+  const affine = tinyConfig('affine', affineModel());
+  const affineV2 = { ...tinyConfig('argmax', argmaxModel()), name: 'affine', version: '2' };
+  let registry: ModelRegistry;
+  beforeAll(async () => {
+    registry = await ModelRegistry.load([affine, affineV2], { readFile });
+  });
+  afterAll(() => registry.close());
+
+  it('exposes OIP model metadata with every version', () => {
+    expect(registry.names()).toEqual(['affine']);
+    expect(registry.metadata('affine', '1')).toEqual({
+      name: 'affine',
+      versions: ['1', '2'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 4] }],
+    });
+    expect(registry.metadata('affine').outputs).toEqual([{ name: 'index', datatype: 'INT64', shape: [-1] }]);
+    expect(registry.identities()).toEqual([
+      { name: 'affine', version: '1', sha256: affine.sha256 },
+      { name: 'affine', version: '2', sha256: affineV2.sha256 },
+    ]);
+  });
+
+  it('runs the selected version and names the model that answered', async () => {
+    const result = await registry.infer('affine', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 1] }], '1');
+    expect(result).toEqual({
+      model: { name: 'affine', version: '1', sha256: affine.sha256 },
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 4], data: [1, 1, 1, 3] }],
+    });
+  });
+
+  it('answers MODEL_NOT_FOUND for an unknown name or version', async () => {
+    expect(await codeOf(registry.infer('nope', []))).toBe('MODEL_NOT_FOUND');
+    expect(codeOfSync(() => registry.metadata('affine', '3'))).toBe('MODEL_NOT_FOUND');
+  });
+
+  it('fails to load on a missing file, a bad config, a duplicate or a tampered model', async () => {
+    expect(await codeOf(ModelRegistry.load([{ ...affine, path: '/memory/none.onnx' }], { readFile }))).toBe('MODEL_LOAD_FAILED');
+    expect(await codeOf(ModelRegistry.load([], { readFile }))).toBe('MODEL_LOAD_FAILED');
+    expect(await codeOf(ModelRegistry.load([affine, affine], { readFile }))).toBe('MODEL_LOAD_FAILED');
+    const tampered = { ...affine, path: '/memory/argmax.onnx' };
+    expect(await codeOf(ModelRegistry.load([tampered], { readFile }))).toBe('MODEL_DIGEST_MISMATCH');
+  });
+});
+
+describe('PNG decoder', () => {
+  const demo = decodePng(DEMO_PNG);
+
+  it('decodes the demo image (8-bit gray) and re-encoded copies with every filter and colour type', () => {
+    expect({ width: demo.width, height: demo.height, channels: demo.channels }).toEqual({ width: 509, height: 55, channels: 1 });
+    expect(demo.pixels.length).toBe(509 * 55);
+    const rgba = toRgba(demo);
+    const rgb: DecodedImage = { ...demo, channels: 3, pixels: Uint8Array.from(Array.from(demo.pixels).flatMap((v) => [v, v, 255 - v])) };
+    const grayAlpha: DecodedImage = { ...demo, channels: 2, pixels: Uint8Array.from(Array.from(demo.pixels).flatMap((v) => [v, 200])) };
+    for (const image of [demo, grayAlpha, rgb, rgba]) {
+      for (let filter = 0; filter <= 4; filter++) {
+        expect(decodePng(encodePng(image, filter))).toEqual(image);
+      }
+    }
+  });
+
+  const withChunkData = (mutate: (ihdr: Buffer) => void): Buffer => {
+    const ihdr = Buffer.from(DEMO_PNG.subarray(16, 29));
+    mutate(ihdr);
+    return Buffer.concat([DEMO_PNG.subarray(0, 8), chunk('IHDR', ihdr), DEMO_PNG.subarray(33)]);
+  };
+  const flipped = (at: number): Buffer => {
+    const copy = Buffer.from(DEMO_PNG);
+    copy[at] = copy[at]! ^ 0x01;
+    return copy;
+  };
+  const tiny: DecodedImage = { width: 2, height: 1, channels: 1, pixels: Uint8Array.from([0, 255]) };
+  const corruptZlib = (): Buffer => {
+    const idat = Buffer.from(deflateSync(Buffer.from([0, 0, 255])));
+    idat[idat.length - 1] = idat[idat.length - 1]! ^ 0xff; // Adler-32 checksum no longer matches
+    const png = encodePng(tiny);
+    return Buffer.concat([png.subarray(0, 33), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+  };
+  const bomb = (): Buffer => {
+    const png = encodePng(tiny);
+    return Buffer.concat([png.subarray(0, 33), chunk('IDAT', deflateSync(Buffer.alloc(50_000_000))), chunk('IEND', new Uint8Array(0))]);
+  };
+  const cases: [string, () => Uint8Array][] = [
+    ['an empty file', () => new Uint8Array(0)],
+    ['a JPEG signature', () => Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0])],
+    ['a file truncated in the middle', () => DEMO_PNG.subarray(0, DEMO_PNG.length >> 1)],
+    ['a file without IEND', () => DEMO_PNG.subarray(0, DEMO_PNG.length - 12)],
+    ['a file cut after the signature', () => DEMO_PNG.subarray(0, 8)],
+    ['a flipped bit in the image data (CRC)', () => flipped(60)],
+    ['a flipped bit in the header (CRC)', () => flipped(20)],
+    ['corrupt compressed data (valid CRC)', corruptZlib],
+    ['a decompression bomb', bomb],
+    ['data after IEND', () => Buffer.concat([DEMO_PNG, Buffer.from([0])])],
+    ['16-bit samples', () => withChunkData((h) => (h[8] = 16))],
+    ['a palette image', () => withChunkData((h) => (h[9] = 3))],
+    ['an interlaced image', () => withChunkData((h) => (h[12] = 1))],
+    ['zero width', () => withChunkData((h) => h.writeUInt32BE(0, 0))],
+    ['an image too large', () => withChunkData((h) => h.writeUInt32BE(100_000, 0) && h.writeUInt32BE(100_000, 4))],
+    ['a width that does not match the data', () => withChunkData((h) => h.writeUInt32BE(510, 0))],
+    ['an unknown filter type', () => encodePng(tiny, 5)],
+  ];
+  it.each(cases)('rejects %s with INPUT_IMAGE_INVALID', (_label, file) => {
+    expect(codeOfSync(() => decodePng(file()))).toBe('INPUT_IMAGE_INVALID');
+  });
+});
+
+describe('PP-OCRv4 line recognition (shipped model)', () => {
+  let registry: ModelRegistry;
+  beforeAll(async () => {
+    registry = await ModelRegistry.load(defaultModelConfigs());
+  }, 60_000);
+  afterAll(() => registry.close());
+  afterEach(() => jest.restoreAllMocks());
+
+  it('publishes its OIP interface', () => {
+    expect(registry.metadata('ppocr-v4-rec')).toEqual({
+      name: 'ppocr-v4-rec',
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'image', datatype: 'BYTES', shape: [1] }],
+      outputs: [
+        { name: 'text', datatype: 'BYTES', shape: [1] },
+        { name: 'confidence', datatype: 'FP32', shape: [1] },
+      ],
+    });
+  });
+
+  it('reads the demo image exactly', async () => {
+    const { model, outputs } = await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
+    expect(model).toEqual({ name: 'ppocr-v4-rec', version: '1', sha256: defaultModelConfigs()[0]!.sha256 });
+    expect(outputs[0]).toEqual({ name: 'text', datatype: 'BYTES', shape: [1], data: [DEMO_TEXT] });
+    expect(outputs[1]).toMatchObject({ name: 'confidence', datatype: 'FP32', shape: [1] });
+    const confidence = outputs[1]!.data[0] as number;
+    expect(confidence).toBeGreaterThan(0.9);
+    expect(confidence).toBeLessThanOrEqual(1);
+  });
+
+  it('reads the same text from an RGBA copy with a transparent margin', async () => {
+    const { outputs } = await registry.infer('ppocr-v4-rec', imageRequest(encodePng(toRgba(decodePng(DEMO_PNG)), 4)));
+    expect(outputs[0]!.data).toEqual([DEMO_TEXT]);
+  });
+
+  it('returns empty text with confidence 0 for a blank image', async () => {
+    const blank: DecodedImage = { width: 100, height: 32, channels: 1, pixels: new Uint8Array(3200).fill(255) };
+    const { outputs } = await registry.infer('ppocr-v4-rec', imageRequest(encodePng(blank)));
+    expect(outputs).toEqual([
+      { name: 'text', datatype: 'BYTES', shape: [1], data: [''] },
+      { name: 'confidence', datatype: 'FP32', shape: [1], data: [0] },
+    ]);
+  });
+
+  const image = (over: object): unknown => [{ name: 'image', datatype: 'BYTES', shape: [1], data: [toBase64(DEMO_PNG)], ...over }];
+  const bad: [string, unknown, ErrorCode][] = [
+    ['a truncated PNG', imageRequest(DEMO_PNG.subarray(0, 1000)), 'INPUT_IMAGE_INVALID'],
+    ['a corrupt PNG', imageRequest(Buffer.concat([DEMO_PNG.subarray(0, 60), Buffer.from([DEMO_PNG[60]! ^ 1]), DEMO_PNG.subarray(61)])), 'INPUT_IMAGE_INVALID'],
+    ['text that is not base64', image({ data: ['not base64!'] }), 'INPUT_IMAGE_INVALID'],
+    ['base64 of something else', image({ data: [toBase64(new TextEncoder().encode('GIF89a...'))] }), 'INPUT_IMAGE_INVALID'],
+    ['a wrong input name', image({ name: 'png' }), 'TENSOR_NAME_UNKNOWN'],
+    ['two images', image({ shape: [2], data: ['a', 'b'] }), 'TENSOR_SHAPE_MISMATCH'],
+    ['a UINT8 image', image({ datatype: 'UINT8', data: [1] }), 'TENSOR_DATATYPE_MISMATCH'],
+    ['a number instead of a string', image({ data: [1] }), 'TENSOR_INVALID'],
+  ];
+  it.each(bad)('rejects %s before the model runs', async (_label, request, expected) => {
+    const run = spyOnRun();
+    expect(await codeOf(registry.infer('ppocr-v4-rec', request))).toBe(expected);
+    expect(run).not.toHaveBeenCalled();
+  });
+
+  it('refuses a dictionary whose digest differs from the configuration', async () => {
+    const [config] = defaultModelConfigs();
+    const tampered = { ...config!, dictionary: { ...config!.dictionary!, sha256: 'b'.repeat(64) } };
+    expect(await codeOf(ModelRegistry.load([tampered]))).toBe('MODEL_DIGEST_MISMATCH');
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Keys, their policies and aliases, persisted in `<dataDir>/dev-kms.json` (mode 0600, written
+ * atomically: temp file + fsync + rename + fsync of the folder). Without a data folder the store
+ * lives in memory only. Key material is stored in the file: this is a development KMS, the file
+ * is its HSM, and it must never hold production data.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface StoredKey {
+  readonly keyId: string;
+  readonly arn: string;
+  /** Seconds since the epoch, as KMS reports CreationDate. */
+  readonly creationDate: number;
+  readonly description: string;
+  readonly enabled: boolean;
+  readonly policy: string;
+  /** base64 of the 32-byte AES-256 key. */
+  readonly material: string;
+}
+
+interface StoreFile {
+  readonly format: 'teegate-dev-kms/1';
+  readonly keys: Record<string, StoredKey>;
+  readonly aliases: Record<string, string>;
+}
+
+export const STORE_FILE_NAME = 'dev-kms.json';
+
+export class KeyStore {
+  private readonly keys = new Map<string, StoredKey>();
+  private readonly aliases = new Map<string, string>();
+  private readonly file: string | undefined;
+
+  constructor(dataDir?: string) {
+    if (dataDir === undefined) return;
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.file = join(dataDir, STORE_FILE_NAME);
+    if (!existsSync(this.file)) return;
+    const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as StoreFile;
+    if (parsed.format !== 'teegate-dev-kms/1') throw new Error(`${this.file}: unknown dev KMS store format`);
+    for (const [id, key] of Object.entries(parsed.keys)) this.keys.set(id, key);
+    for (const [alias, id] of Object.entries(parsed.aliases)) this.aliases.set(alias, id);
+  }
+
+  get(keyId: string): StoredKey | undefined {
+    return this.keys.get(keyId);
+  }
+
+  /** Key id an alias (`alias/name`) points to. */
+  aliasTarget(alias: string): string | undefined {
+    return this.aliases.get(alias);
+  }
+
+  listAliases(): ReadonlyArray<readonly [string, string]> {
+    return [...this.aliases.entries()];
+  }
+
+  put(key: StoredKey): void {
+    this.keys.set(key.keyId, key);
+    this.persist();
+  }
+
+  putAlias(alias: string, keyId: string): void {
+    this.aliases.set(alias, keyId);
+    this.persist();
+  }
+
+  private persist(): void {
+    if (this.file === undefined) return;
+    const doc: StoreFile = {
+      format: 'teegate-dev-kms/1',
+      keys: Object.fromEntries(this.keys),
+      aliases: Object.fromEntries(this.aliases),
+    };
+    writeFileAtomic(this.file, JSON.stringify(doc, null, 2) + '\n');
+  }
+}
+
+/** Write a file so that a crash leaves either the old or the new content, never a mix. */
+export function writeFileAtomic(file: string, content: string): void {
+  const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(temp, 0o600);
+  renameSync(temp, file);
+  const dir = openSync(join(file, '..'), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}

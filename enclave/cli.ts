@@ -1,0 +1,48 @@
+/**
+ * The enclave as a process: `node bin/run-ts enclave/cli.ts [--port N] [--host H] [--data DIR]
+ * [--models FILE] [--debug]`. Prints one JSON line `{"event":"ready","url":...}` when serving and
+ * stops cleanly on SIGTERM or SIGINT.
+ */
+import { readFileSync } from 'node:fs';
+import { join, dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseModelConfigs, resolveModelPaths } from './models/model-config';
+import { startEnclave } from './main';
+
+async function run(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      data: { type: 'string' },
+      models: { type: 'string' },
+      debug: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const log = (e: Record<string, unknown>) => {
+    if (e.level !== 'debug') process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), component: 'enclave', ...e })}\n`);
+  };
+  const models = values.models
+    ? resolveModelPaths(parseModelConfigs(JSON.parse(readFileSync(values.models, 'utf8'))), dirname(resolve(values.models)))
+    : undefined;
+  const enclave = await startEnclave({
+    ...(values.port ? { port: Number(values.port) } : {}),
+    ...(values.host ? { host: values.host } : {}),
+    ...(models ? { models } : {}),
+    devCaFile: join(values.data ?? 'data', 'dev-ca.json'),
+    debug: values.debug ?? false,
+    log,
+  });
+  process.stdout.write(`${JSON.stringify({ event: 'ready', url: enclave.url, boot_id: enclave.manifest.boot_id, status: enclave.service.health().status })}\n`);
+  const stop = () => {
+    void enclave.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+run().catch((err) => {
+  process.stderr.write(`enclave: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,205 @@
+/**
+ * The enclave in process: boot (keys, manifest, boot attestation), fresh attestations, and
+ * inference with receipts, plain or sealed. The HTTP server (http-server.ts) is a thin layer over it.
+ */
+import { randomUUID } from 'node:crypto';
+import { fromHex, randomBytes, sha384, toHex } from '../attestation/bytes';
+import { TeegateError } from '../attestation/errors';
+import { manifestDigest, type EnclaveManifest } from '../attestation/manifest';
+import { parseInferTensors, tensorsDigest, type InferTensor } from '../attestation/tensors';
+import { generateEnclaveKeys, type EnclaveKeys } from './keys';
+import type { ModelMetadata, ModelRegistry } from './models/model-registry';
+import type { Nsm } from './nsm/nsm';
+import { ReceiptSigner } from './receipt-signer';
+import { SealedChannel } from './sealed-channel';
+
+export const SOFTWARE = { name: 'teegate-enclave', version: '0.1.0' } as const;
+const MAX_NONCE_BYTES = 64;
+
+/** An Open Inference Protocol inference response, with the receipt in its parameters. */
+export interface InferResponse {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  outputs: InferTensor[];
+  parameters: { receipt: string; salt: string; seq: number; sealed: boolean };
+}
+
+export interface InferOutcome {
+  readonly response: InferResponse;
+  readonly receipt: string;
+}
+
+export interface ModelStatus {
+  readonly name: string;
+  readonly version: string;
+  readonly ready: boolean;
+  readonly error?: string;
+}
+
+function requestInvalid(message: string): never {
+  throw new TeegateError('REQUEST_INVALID', message);
+}
+
+export class EnclaveService {
+  private constructor(
+    private readonly nsm: Nsm,
+    private readonly models: ModelRegistry | undefined,
+    private readonly keys: EnclaveKeys,
+    readonly manifest: EnclaveManifest,
+    readonly manifestSha256: Uint8Array,
+    readonly bootDocument: Uint8Array,
+    readonly bootDocumentSha384: string,
+    private readonly signer: ReceiptSigner,
+    private readonly sealed: SealedChannel,
+    /** Why the enclave serves nothing (a model could not be loaded or released), if it does not. */
+    readonly failure: string | undefined,
+    private readonly modelStatus: readonly ModelStatus[],
+  ) {}
+
+  /**
+   * Boots: generates the keys, builds the manifest (models that loaded), and asks the NSM for the
+   * boot document with public_key = receipt key SPKI and user_data = SHA-256(JCS(manifest)).
+   * With `failure` set (a model could not be released or loaded), the enclave still boots and
+   * attests, so its health can say why, but serves no inference.
+   */
+  static async boot(options: { nsm: Nsm; models?: ModelRegistry; failure?: string; modelStatus?: readonly ModelStatus[] }): Promise<EnclaveService> {
+    const keys = await generateEnclaveKeys();
+    const bootId = randomUUID();
+    const manifest: EnclaveManifest = {
+      version: 1,
+      boot_id: bootId,
+      issued_at: new Date().toISOString(),
+      software: { ...SOFTWARE },
+      keys: { receipt: keys.receipt.publicJwk, seal: keys.seal.publicJwk },
+      models: options.models?.identities() ?? [],
+    };
+    const digest = await manifestDigest(manifest);
+    const bootDocument = await options.nsm.attest({ publicKey: keys.receiptSpki, userData: digest });
+    const att = toHex(await sha384(bootDocument));
+    const status = options.modelStatus ?? manifest.models.map((m) => ({ name: m.name, version: m.version, ready: true }));
+    return new EnclaveService(
+      options.nsm,
+      options.failure ? undefined : options.models,
+      keys,
+      manifest,
+      digest,
+      bootDocument,
+      att,
+      new ReceiptSigner(keys.receipt.privateKey, keys.receipt.publicJwk.kid, bootId, att),
+      new SealedChannel(keys.seal.privateKey, keys.seal.publicJwk.kid),
+      options.failure,
+      status,
+    );
+  }
+
+  get ready(): boolean {
+    return this.failure === undefined && this.models !== undefined;
+  }
+
+  health(): { status: 'ready' | 'failed'; boot_id: string; models: readonly ModelStatus[]; receipts_issued: number; reason?: string } {
+    return {
+      status: this.ready ? 'ready' : 'failed',
+      boot_id: this.manifest.boot_id,
+      models: this.modelStatus,
+      receipts_issued: this.signer.issued,
+      ...(this.failure ? { reason: this.failure } : {}),
+    };
+  }
+
+  /** A fresh document with the caller's nonce and the same binding as the boot document. */
+  async attest(nonce: Uint8Array): Promise<Uint8Array> {
+    return this.nsm.attest({ publicKey: this.keys.receiptSpki, userData: this.manifestSha256, nonce });
+  }
+
+  private registry(): ModelRegistry {
+    if (!this.models) throw new TeegateError('ENCLAVE_NOT_READY', `enclave serves no models: ${this.failure ?? 'not booted'}`);
+    return this.models;
+  }
+
+  modelNames(): string[] {
+    return this.registry().names();
+  }
+
+  modelMetadata(name: string): ModelMetadata {
+    return this.registry().metadata(name);
+  }
+
+  /** Runs a plain (already JSON-parsed, untrusted) OIP request. */
+  async infer(modelName: string, request: unknown, sealed = false): Promise<InferOutcome> {
+    const models = this.registry();
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) requestInvalid('inference request must be a JSON object');
+    const body = request as Record<string, unknown>;
+    const id = body.id;
+    if (id !== undefined && (typeof id !== 'string' || id.length > 256)) requestInvalid('id must be a string of at most 256 characters');
+    const nonce = parseNonce(body.parameters);
+    const version = typeof body.model_version === 'string' ? body.model_version : undefined;
+    models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
+    const inputs = parseInferTensors(body.inputs, 'inputs');
+    const result = await models.infer(modelName, inputs, version);
+    const outputs = selectOutputs(result.outputs, body.outputs);
+
+    const salt = randomBytes(32);
+    const [input, output] = await Promise.all([tensorsDigest(salt, inputs), tensorsDigest(salt, outputs)]);
+    const { jws, claims } = await this.signer.sign({
+      jti: randomUUID(),
+      model: result.model,
+      input,
+      output,
+      ...(nonce !== undefined ? { nonce } : {}),
+      sealed,
+    });
+    return {
+      receipt: jws,
+      response: {
+        model_name: result.model.name,
+        model_version: result.model.version,
+        ...(typeof id === 'string' ? { id } : {}),
+        outputs,
+        parameters: { receipt: jws, salt: toHex(salt), seq: claims.seq, sealed },
+      },
+    };
+  }
+
+  /** Opens a sealed request, runs it, and seals the response to the client's key. */
+  async inferSealed(modelName: string, jwe: string): Promise<{ jwe: string; receipt: string }> {
+    this.registry();
+    const opened = await this.sealed.open(jwe);
+    const { response, receipt } = await this.infer(modelName, opened.request, true);
+    return { jwe: await this.sealed.seal(JSON.stringify(response), opened.responseKey), receipt };
+  }
+
+  async close(): Promise<void> {
+    await this.models?.close();
+    await this.nsm.close();
+  }
+}
+
+function parseNonce(parameters: unknown): string | undefined {
+  if (parameters === undefined) return undefined;
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) requestInvalid('parameters must be an object');
+  const nonce = (parameters as Record<string, unknown>).nonce;
+  if (nonce === undefined) return undefined;
+  if (typeof nonce !== 'string' || nonce.length === 0 || nonce.length > MAX_NONCE_BYTES * 2) {
+    throw new TeegateError('NONCE_INVALID', `nonce must be hex of 1..${MAX_NONCE_BYTES} bytes`);
+  }
+  try {
+    fromHex(nonce);
+  } catch {
+    throw new TeegateError('NONCE_INVALID', 'nonce must be hex');
+  }
+  return nonce.toLowerCase();
+}
+
+/** OIP `outputs` in a request names the outputs wanted; unknown names are an error. */
+function selectOutputs(outputs: InferTensor[], requested: unknown): InferTensor[] {
+  if (requested === undefined) return outputs;
+  if (!Array.isArray(requested)) requestInvalid('outputs must be an array');
+  return requested.map((r: unknown, i) => {
+    const name = typeof r === 'object' && r !== null ? (r as Record<string, unknown>).name : undefined;
+    if (typeof name !== 'string') requestInvalid(`outputs[${i}].name must be a string`);
+    const found = outputs.find((o) => o.name === name);
+    if (!found) throw new TeegateError('TENSOR_NAME_UNKNOWN', `the model has no output "${name}"`);
+    return found;
+  });
+}

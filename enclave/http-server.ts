@@ -1,0 +1,138 @@
+/**
+ * The enclave's HTTP server (docs/enclave-api.md). Plain node:http: it is on the inference hot
+ * path and needs no framework. Every error is JSON {code, message} with the registry's status.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fromHex, toBase64 } from '../attestation/bytes';
+import { TeegateError, isTeegateError } from '../attestation/errors';
+import type { EnclaveService } from './enclave-service';
+
+export interface EnclaveHttpOptions {
+  readonly port?: number;
+  readonly host?: string;
+  /** Request body limit in bytes (default 32 MiB: a 16 MiB tensor as JSON text). */
+  readonly maxBodyBytes?: number;
+  readonly log?: (event: Record<string, unknown>) => void;
+}
+
+const MODEL_ROUTE = /^\/v2\/models\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})(\/infer)?$/;
+
+function send(res: ServerResponse, status: number, body: string, type = 'application/json', headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const e = isTeegateError(err) ? err : new TeegateError('INTERNAL', 'internal error');
+  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()));
+  else res.destroy();
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      reject(new TeegateError('BODY_TOO_LARGE', `request body of ${declared} bytes exceeds ${limit}`));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new TeegateError('BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new TeegateError('REQUEST_INVALID', 'request body is not valid JSON');
+  }
+}
+
+export function createEnclaveHttpHandler(service: EnclaveService, options: EnclaveHttpOptions = {}) {
+  const limit = options.maxBodyBytes ?? 32 * 1024 * 1024;
+  const log = options.log ?? (() => undefined);
+
+  async function attestation(url: URL, res: ServerResponse): Promise<void> {
+    const nonceHex = url.searchParams.get('nonce');
+    let document = service.bootDocument;
+    if (nonceHex !== null) {
+      if (!/^[0-9a-fA-F]{64}$/.test(nonceHex)) throw new TeegateError('NONCE_INVALID', 'nonce must be exactly 64 hex characters');
+      document = await service.attest(fromHex(nonceHex));
+    }
+    send(res, 200, JSON.stringify({ document: toBase64(document), manifest: service.manifest }));
+  }
+
+  async function infer(model: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json' && type !== 'application/jose') {
+      req.resume();
+      throw new TeegateError('MEDIA_TYPE_UNSUPPORTED', 'Content-Type must be application/json (plain) or application/jose (sealed)');
+    }
+    const body = await readBody(req, limit);
+    if (type === 'application/jose') {
+      const { jwe, receipt } = await service.inferSealed(model, body.toString('latin1').trim());
+      send(res, 200, jwe, 'application/jose', { 'teegate-receipt': receipt });
+      return;
+    }
+    const { response, receipt } = await service.infer(model, parseJson(body));
+    send(res, 200, JSON.stringify(response), 'application/json', { 'teegate-receipt': receipt });
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    try {
+      const url = new URL(req.url ?? '/', 'http://enclave');
+      const path = url.pathname;
+      if (req.method === 'POST') {
+        const m = MODEL_ROUTE.exec(path);
+        if (m && m[2]) return await infer(m[1]!, req, res);
+        req.resume();
+        throw new TeegateError('ROUTE_NOT_FOUND', `no route POST ${path}`);
+      }
+      if (req.method !== 'GET') throw new TeegateError('ROUTE_NOT_FOUND', `no route ${req.method} ${path}`);
+      if (path === '/health') {
+        const health = service.health();
+        return send(res, health.status === 'ready' ? 200 : 503, JSON.stringify(health));
+      }
+      if (path === '/attestation') return await attestation(url, res);
+      if (path === '/manifest') return send(res, 200, JSON.stringify(service.manifest));
+      if (path === '/v2/models') return send(res, 200, JSON.stringify({ models: service.modelNames().map((name) => ({ name, versions: service.modelMetadata(name).versions })) }));
+      const m = MODEL_ROUTE.exec(path);
+      if (m && !m[2]) return send(res, 200, JSON.stringify(service.modelMetadata(m[1]!)));
+      throw new TeegateError('ROUTE_NOT_FOUND', `no route GET ${path}`);
+    } catch (err) {
+      if (!isTeegateError(err)) log({ level: 'error', msg: 'unexpected error', err: String(err) });
+      sendError(res, err);
+    } finally {
+      log({ level: 'debug', method: req.method, path: req.url, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100 });
+    }
+  };
+}
+
+export async function listenEnclaveHttp(service: EnclaveService, options: EnclaveHttpOptions = {}): Promise<{ server: Server; url: string }> {
+  const handler = createEnclaveHttpHandler(service, options);
+  const server = createServer((req, res) => void handler(req, res));
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 120_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return { server, url: `http://${host}:${port}` };
+}

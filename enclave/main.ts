@@ -1,0 +1,103 @@
+/**
+ * Starts an enclave: NSM (dev by default), models, boot, HTTP. Used in process by tests and
+ * `teegate up`, and as a process by enclave/cli.ts.
+ */
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Server } from 'node:http';
+import { createDevCa, exportDevCa, importDevCa, type DevCa, type DevCaJson } from '../attestation/dev/dev-ca';
+import { toHex } from '../attestation/bytes';
+import type { EnclaveManifest } from '../attestation/manifest';
+import { EnclaveService, type ModelStatus } from './enclave-service';
+import { listenEnclaveHttp } from './http-server';
+import { measureDevEnclave } from './measurement';
+import { defaultModelConfigs, type ModelConfig } from './models/model-config';
+import { ModelRegistry, type LoadOptions } from './models/model-registry';
+import { DevNsm } from './nsm/dev-nsm';
+import type { Nsm } from './nsm/nsm';
+
+export interface StartEnclaveOptions {
+  readonly port?: number;
+  readonly host?: string;
+  /** Models to serve (default: the shipped PP-OCRv4 text recognition model). */
+  readonly models?: readonly ModelConfig[];
+  /** How model files are read (key release passes a reader that decrypts). */
+  readonly readModelFile?: LoadOptions['readFile'];
+  /** A model-release step run before the models load; its failure is the enclave's failure. */
+  readonly prepareModels?: (nsm: Nsm) => Promise<LoadOptions['readFile']>;
+  /** The NSM; default a DevNsm under `devCa` (or the CA stored at `devCaFile`, created if missing). */
+  readonly nsm?: Nsm;
+  readonly devCa?: DevCa;
+  readonly devCaFile?: string;
+  /** Dev only: report PCR0-2 as zero, like `nitro-cli run-enclave --debug-mode`. */
+  readonly debug?: boolean;
+  readonly log?: (event: Record<string, unknown>) => void;
+}
+
+export interface RunningEnclave {
+  readonly url: string;
+  readonly service: EnclaveService;
+  readonly manifest: EnclaveManifest;
+  readonly bootDocument: Uint8Array;
+  /** PEM of the dev root when the NSM is the dev one. */
+  readonly devRootPem?: string;
+  /** PCRs the NSM measured (hex by index), for building a measurement policy. */
+  readonly pcrs: Readonly<Record<number, string>>;
+  close(): Promise<void>;
+}
+
+/** Loads the dev CA from `file`, or creates it there (0600, atomically). */
+export async function loadOrCreateDevCa(file: string): Promise<DevCa> {
+  try {
+    return await importDevCa(JSON.parse(await readFile(file, 'utf8')) as DevCaJson);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const ca = await createDevCa();
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(await exportDevCa(ca)), { mode: 0o600 });
+  await rename(tmp, file);
+  return ca;
+}
+
+export async function startEnclave(options: StartEnclaveOptions = {}): Promise<RunningEnclave> {
+  const log = options.log ?? (() => undefined);
+  const configs = options.models ?? defaultModelConfigs();
+  const ca = options.nsm ? undefined : (options.devCa ?? (options.devCaFile ? await loadOrCreateDevCa(options.devCaFile) : await createDevCa()));
+  const pcrs = await measureDevEnclave(configs.map((c) => c.path));
+  const nsm = options.nsm ?? (await DevNsm.create({ ca: ca!, pcrs, attester: { debug: options.debug ?? false } }));
+
+  let models: ModelRegistry | undefined;
+  let failure: string | undefined;
+  let modelStatus: ModelStatus[] = [];
+  try {
+    const readFile = options.prepareModels ? await options.prepareModels(nsm) : options.readModelFile;
+    models = await ModelRegistry.load(configs, readFile ? { readFile } : {});
+    modelStatus = configs.map((c) => ({ name: c.name, version: c.version, ready: true }));
+  } catch (err) {
+    failure = err instanceof Error ? err.message : String(err);
+    modelStatus = configs.map((c) => ({ name: c.name, version: c.version, ready: false, error: failure! }));
+    log({ level: 'error', msg: 'enclave serves no models', reason: failure });
+  }
+  const service = await EnclaveService.boot({ nsm, ...(models ? { models } : {}), ...(failure ? { failure } : {}), modelStatus });
+  const { server, url } = await listenEnclaveHttp(service, { ...(options.port !== undefined ? { port: options.port } : {}), ...(options.host ? { host: options.host } : {}), log });
+  log({ level: 'info', msg: 'enclave ready', url, boot_id: service.manifest.boot_id, status: service.health().status });
+  return {
+    url,
+    service,
+    manifest: service.manifest,
+    bootDocument: service.bootDocument,
+    ...(ca ? { devRootPem: ca.rootPem } : {}),
+    pcrs: Object.fromEntries([...pcrs].map(([i, v]) => [i, toHex(options.debug && i <= 2 ? new Uint8Array(48) : v)])),
+    close: () => closeAll(server, service),
+  };
+}
+
+async function closeAll(server: Server, service: EnclaveService): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+  await service.close();
+}

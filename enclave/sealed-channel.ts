@@ -1,0 +1,103 @@
+/**
+ * Sealed requests (docs/enclave-api.md, "Sealed inference"): a JWE (ECDH-ES+A256KW, A256GCM) to the
+ * seal key carrying `{id, iat, request, response_key}`; the answer is a JWE to `response_key`.
+ * Replays are refused by id within the freshness window (ids older than the window are refused by
+ * `iat` anyway, so the replay memory stays bounded).
+ */
+import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
+import { fromUtf8, utf8 } from '../attestation/bytes';
+import { TeegateError } from '../attestation/errors';
+
+export const SEAL_ALG = 'ECDH-ES+A256KW';
+export const SEAL_ENC = 'A256GCM';
+const MAX_JWE_CHARS = 24 * 1024 * 1024;
+
+export interface OpenedRequest {
+  readonly id: string;
+  readonly request: unknown;
+  readonly responseKey: JWK;
+}
+
+function invalid(message: string): never {
+  throw new TeegateError('JWE_INVALID', message);
+}
+
+function parseResponseKey(v: unknown): JWK {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) invalid('response_key must be a JWK object');
+  const k = v as Record<string, unknown>;
+  if (k.kty !== 'EC' || k.crv !== 'P-256' || typeof k.x !== 'string' || typeof k.y !== 'string') {
+    invalid('response_key must be a public EC P-256 JWK');
+  }
+  if ('d' in k) invalid('response_key must not contain a private key');
+  return { kty: 'EC', crv: 'P-256', x: k.x, y: k.y, ...(typeof k.kid === 'string' ? { kid: k.kid } : {}) };
+}
+
+export class SealedChannel {
+  /** id -> iat (seconds) of requests seen within the window. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly privateKey: CryptoKey,
+    private readonly kid: string,
+    private readonly maxAgeSeconds = 300,
+    private readonly now: () => number = () => Date.now() / 1000,
+  ) {}
+
+  async open(jwe: string): Promise<OpenedRequest> {
+    if (jwe.length > MAX_JWE_CHARS) throw new TeegateError('BODY_TOO_LARGE', 'sealed request too large');
+    let header;
+    try {
+      header = decodeProtectedHeader(jwe);
+    } catch {
+      invalid('not a JWE compact serialization');
+    }
+    if (header.alg !== SEAL_ALG || header.enc !== SEAL_ENC) invalid(`JWE must use alg ${SEAL_ALG} and enc ${SEAL_ENC}`);
+    if (header.kid !== undefined && header.kid !== this.kid) {
+      throw new TeegateError('JWE_KEY_MISMATCH', `JWE is for key ${String(header.kid)}, this enclave's seal key is ${this.kid}`);
+    }
+    let plaintext: Uint8Array;
+    try {
+      ({ plaintext } = await compactDecrypt(jwe, this.privateKey, {
+        keyManagementAlgorithms: [SEAL_ALG],
+        contentEncryptionAlgorithms: [SEAL_ENC],
+      }));
+    } catch {
+      invalid('JWE does not decrypt with the seal key (tampered, or encrypted to another key)');
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(fromUtf8(plaintext)) as Record<string, unknown>;
+    } catch {
+      invalid('sealed plaintext is not JSON');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) invalid('sealed plaintext must be an object');
+    const { id, iat, request } = body;
+    if (typeof id !== 'string' || id.length < 16 || id.length > 128) invalid('id must be a string of 16..128 characters');
+    if (typeof iat !== 'number' || !Number.isFinite(iat)) invalid('iat must be a number (seconds)');
+    const responseKey = parseResponseKey(body.response_key);
+    const now = this.now();
+    if (iat < now - this.maxAgeSeconds || iat > now + 60) {
+      throw new TeegateError('JWE_EXPIRED', `sealed request iat ${iat} is outside the ${this.maxAgeSeconds} s window`);
+    }
+    this.forgetOld(now);
+    if (this.seen.has(id)) throw new TeegateError('JWE_REPLAYED', `sealed request ${id} was already processed`);
+    this.seen.set(id, iat);
+    return { id, request, responseKey };
+  }
+
+  private forgetOld(now: number): void {
+    // Map iteration is insertion order, close to iat order; stop at the first fresh entry.
+    for (const [id, iat] of this.seen) {
+      if (iat >= now - this.maxAgeSeconds - 60) break;
+      this.seen.delete(id);
+    }
+  }
+
+  /** Encrypts the response to the client's key. */
+  async seal(plaintext: string, responseKey: JWK): Promise<string> {
+    const key = await importJWK(responseKey, SEAL_ALG);
+    return new CompactEncrypt(utf8(plaintext))
+      .setProtectedHeader({ alg: SEAL_ALG, enc: SEAL_ENC, ...(responseKey.kid ? { kid: responseKey.kid } : {}) })
+      .encrypt(key);
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Issue 3 acceptance: an enclave (dev NSM) on loopback with the shipped real model (PP-OCRv4 text
+ * recognition) and a tiny generated model; plain and sealed inference; every receipt verified with
+ * the attestation/ functions against the boot document, the manifest, and the test's own request,
+ * response and salt.
+ */
+import { CompactEncrypt, exportJWK, generateKeyPair, importJWK } from 'jose';
+import { fromBase64, randomBytes, toHex, utf8 } from '../../attestation/bytes';
+import { verifyManifestBinding, type EnclaveManifest } from '../../attestation/manifest';
+import { verifyAttestation, type VerifiedAttestation } from '../../attestation/nitro/verify';
+import { verifyReceipt, verifyReceiptReport } from '../../attestation/receipt';
+import { sealRequest } from '../../attestation/sealed-request';
+import type { InferTensor } from '../../attestation/tensors';
+import { defaultModelConfigs } from '../../enclave/models/model-config';
+import { startEnclave, type RunningEnclave } from '../../enclave/main';
+import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
+import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
+
+jest.setTimeout(120_000);
+
+let enclave: RunningEnclave;
+let attestation: VerifiedAttestation;
+let manifest: EnclaveManifest;
+
+async function post(path: string, body: string, type = 'application/json') {
+  const res = await fetch(`${enclave.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+beforeAll(async () => {
+  enclave = await startEnclave({ models: [...defaultModelConfigs(), ...tinyModelConfigs()] });
+  const res = await fetch(`${enclave.url}/attestation`);
+  const body = (await res.json()) as { document: string; manifest: unknown };
+  attestation = await verifyAttestation(fromBase64(body.document), { rootCertificates: [enclave.devRootPem!] });
+  manifest = await verifyManifestBinding(attestation, body.manifest);
+});
+
+afterAll(async () => {
+  await enclave?.close();
+});
+
+describe('boot attestation', () => {
+  it('binds the manifest (user_data) and the receipt key (public_key); PCRs are the measured ones', async () => {
+    expect(manifest.models.map((m) => m.name)).toEqual([DEMO_MODEL, 'affine']);
+    expect(toHex(attestation.pcrs.get(0)!)).toBe(enclave.pcrs[0]);
+    expect(attestation.debug).toBe(false);
+  });
+
+  it('is untrusted under the default AWS root', async () => {
+    await expect(verifyAttestation(enclave.bootDocument)).rejects.toMatchObject({ code: 'CHAIN_UNTRUSTED_ROOT' });
+  });
+
+  it('gives a fresh document for a nonce, with the same binding', async () => {
+    const nonce = randomBytes(32);
+    const res = await fetch(`${enclave.url}/attestation?nonce=${toHex(nonce)}`);
+    const body = (await res.json()) as { document: string; manifest: unknown };
+    const fresh = await verifyAttestation(fromBase64(body.document), { rootCertificates: [enclave.devRootPem!], nonce });
+    await expect(verifyManifestBinding(fresh, body.manifest)).resolves.toEqual(manifest);
+    expect(fresh.documentSha384).not.toBe(attestation.documentSha384);
+  });
+
+  it('rejects a nonce that is not 64 hex characters', async () => {
+    for (const nonce of ['ab', 'zz'.repeat(32), 'a'.repeat(66)]) {
+      const res = await fetch(`${enclave.url}/attestation?nonce=${nonce}`);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'NONCE_INVALID' });
+    }
+  });
+});
+
+describe('plain inference with the real model', () => {
+  it('reads the demo line and returns a receipt that verifies against the request, response and salt', async () => {
+    const request = { ...demoRequest(), parameters: { nonce: 'c0ffee' } };
+    const res = await post(`/v2/models/${DEMO_MODEL}/infer`, JSON.stringify(request));
+    expect(res.status).toBe(200);
+    const response = JSON.parse(res.text) as { outputs: InferTensor[]; parameters: { receipt: string; salt: string } };
+    expect(response.outputs.find((o) => o.name === 'text')!.data).toEqual([DEMO_TEXT]);
+    expect(res.headers.get('teegate-receipt')).toBe(response.parameters.receipt);
+
+    const claims = await verifyReceipt({
+      receipt: response.parameters.receipt,
+      attestation,
+      manifest,
+      inputs: request.inputs,
+      outputs: response.outputs,
+      salt: response.parameters.salt,
+      nonce: 'c0ffee',
+      sealed: false,
+    });
+    expect(claims.model).toEqual(manifest.models[0]);
+    expect(claims.att).toBe(attestation.documentSha384);
+  });
+
+  it('fails verification when one byte of the output was changed', async () => {
+    const request = demoRequest();
+    const response = JSON.parse((await post(`/v2/models/${DEMO_MODEL}/infer`, JSON.stringify(request))).text) as {
+      outputs: InferTensor[];
+      parameters: { receipt: string; salt: string };
+    };
+    const text = response.outputs.find((o) => o.name === 'text')!;
+    const changed = (text.data[0] as string).replace('verified', 'verifieD');
+    const outputs = response.outputs.map((o) => (o.name === 'text' ? { ...o, data: [changed] } : o));
+    const report = await verifyReceiptReport({ receipt: response.parameters.receipt, attestation, manifest, inputs: request.inputs, outputs, salt: response.parameters.salt });
+    expect(report.valid).toBe(false);
+    expect(report.error?.code).toBe('RECEIPT_MISMATCH');
+    expect(report.steps.find((s) => s.step === 'output')?.status).toBe('failed');
+    expect(report.steps.find((s) => s.step === 'input')?.status).toBe('passed');
+  });
+
+  it('answers bad tensors with typed errors before the model runs', async () => {
+    const cases: [unknown, string][] = [
+      [{ inputs: [{ name: 'nope', datatype: 'BYTES', shape: [1], data: ['x'] }] }, 'TENSOR_NAME_UNKNOWN'],
+      [{ inputs: [{ name: 'x', datatype: 'INT32', shape: [1, 4], data: [1, 2, 3, 4] }] }, 'TENSOR_DATATYPE_MISMATCH'],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }] }, 'TENSOR_SHAPE_MISMATCH'],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3] }] }, 'TENSOR_DATA_LENGTH_MISMATCH'],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4194305], data: [] }] }, 'TENSOR_TOO_LARGE'],
+    ];
+    for (const [body, code] of cases) {
+      const res = await post('/v2/models/affine/infer', JSON.stringify(body));
+      expect({ code: (JSON.parse(res.text) as { code: string }).code, status: res.status >= 400 }).toEqual({ code, status: true });
+    }
+    expect((await post('/v2/models/affine/infer', '{not json')).status).toBe(400);
+    expect((await post('/v2/models/affine/infer', '{}', 'text/plain')).status).toBe(415);
+    expect(JSON.parse((await post('/v2/models/missing/infer', '{}')).text)).toMatchObject({ code: 'MODEL_NOT_FOUND' });
+  });
+});
+
+describe('sealed inference', () => {
+  it('decrypts inside, answers sealed, and the receipt says sealed', async () => {
+    const request = demoRequest();
+    const sealed = await sealRequest(manifest, request);
+    const res = await post(`/v2/models/${DEMO_MODEL}/infer`, sealed.jwe, 'application/jose');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/jose');
+    expect(res.text).not.toContain(DEMO_TEXT);
+    const response = (await sealed.open(res.text)) as { outputs: InferTensor[]; parameters: { receipt: string; salt: string } };
+    expect(response.outputs.find((o) => o.name === 'text')!.data).toEqual([DEMO_TEXT]);
+    const claims = await verifyReceipt({ receipt: response.parameters.receipt, attestation, manifest, inputs: request.inputs, outputs: response.outputs, salt: response.parameters.salt, sealed: true });
+    expect(claims.sealed).toBe(true);
+    expect(res.headers.get('teegate-receipt')).toBe(response.parameters.receipt);
+  });
+
+  it('rejects a JWE for another key, a tampered JWE, a replay and a stale one with typed errors', async () => {
+    const request = affineRequest();
+    // Another enclave's seal key, named by its own kid.
+    const other = await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256', extractable: true });
+    const otherJwk = { ...(await exportJWK(other.publicKey)), kid: 'other-key' };
+    const forOther = await sealRequest({ keys: { ...manifest.keys, seal: { ...manifest.keys.seal, ...otherJwk, kty: 'EC', crv: 'P-256' } as EnclaveManifest['keys']['seal'] } }, request);
+    expect(JSON.parse((await post('/v2/models/affine/infer', forOther.jwe, 'application/jose')).text)).toMatchObject({ code: 'JWE_KEY_MISMATCH' });
+
+    // Encrypted to another key but claiming ours: does not decrypt.
+    const wrongKey = await new CompactEncrypt(utf8('{}'))
+      .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: manifest.keys.seal.kid })
+      .encrypt(await importJWK(await exportJWK(other.publicKey), 'ECDH-ES+A256KW'));
+    expect(JSON.parse((await post('/v2/models/affine/infer', wrongKey, 'application/jose')).text)).toMatchObject({ code: 'JWE_INVALID' });
+
+    const good = await sealRequest(manifest, request);
+    const parts = good.jwe.split('.');
+    const ct = parts[3]!;
+    parts[3] = (ct[0] === 'A' ? 'B' : 'A') + ct.slice(1);
+    const tampered = await post('/v2/models/affine/infer', parts.join('.'), 'application/jose');
+    expect({ status: tampered.status, body: JSON.parse(tampered.text) }).toMatchObject({ status: 400, body: { code: 'JWE_INVALID' } });
+
+    expect((await post('/v2/models/affine/infer', good.jwe, 'application/jose')).status).toBe(200);
+    const replay = await post('/v2/models/affine/infer', good.jwe, 'application/jose');
+    expect({ status: replay.status, body: JSON.parse(replay.text) }).toMatchObject({ status: 409, body: { code: 'JWE_REPLAYED' } });
+
+    const stale = await sealRequest(manifest, request, { iat: Math.floor(Date.now() / 1000) - 3600 });
+    expect(JSON.parse((await post('/v2/models/affine/infer', stale.jwe, 'application/jose')).text)).toMatchObject({ code: 'JWE_EXPIRED' });
+  });
+});
+
+describe('receipts under concurrency', () => {
+  it('numbers 1,000 concurrent inferences without gaps and never repeats a jti', async () => {
+    const before = (await (await fetch(`${enclave.url}/health`)).json()) as { receipts_issued: number };
+    const body = JSON.stringify(affineRequest());
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, async () => {
+        const res = await post('/v2/models/affine/infer', body);
+        expect(res.status).toBe(200);
+        const receipt = res.headers.get('teegate-receipt')!;
+        return JSON.parse(Buffer.from(receipt.split('.')[1]!, 'base64url').toString('utf8')) as { seq: number; jti: string };
+      }),
+    );
+    const seqs = results.map((r) => r.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 1000 }, (_, i) => before.receipts_issued + i));
+    expect(new Set(results.map((r) => r.jti)).size).toBe(1000);
+  });
+});

@@ -52,6 +52,16 @@ export const ERROR_REGISTRY = {
   LOG_INCONSISTENT: { status: 400, action: 'stop' },
   LOG_TILE_PATH_INVALID: { status: 400, action: 'fix' },
   LOG_RANGE_INVALID: { status: 400, action: 'fix' },
+  // Transparency log service and auditor (attestation/log/entry*.ts, gateway/log, attestation/audit)
+  LOG_ENTRY_MALFORMED: { status: 400, action: 'stop' },
+  LOG_ENTRY_TOO_LARGE: { status: 413, action: 'fix' },
+  LOG_NOT_FOUND: { status: 404, action: 'retry' },
+  LOG_STORAGE_FAILED: { status: 503, action: 'retry' },
+  AUDIT_FETCH_FAILED: { status: 502, action: 'retry' },
+  AUDIT_STATE_INVALID: { status: 400, action: 'fix' },
+  AUDIT_ENTRY_MISMATCH: { status: 400, action: 'stop' },
+  AUDIT_ATTESTATION_MISSING: { status: 400, action: 'stop' },
+  AUDIT_SEQUENCE_GAP: { status: 400, action: 'stop' },
   // Models and tensors (enclave/models, attestation/tensors.ts)
   TENSOR_INVALID: { status: 400, action: 'fix' },
   TENSOR_NAME_UNKNOWN: { status: 400, action: 'fix' },
@@ -69,6 +79,12 @@ export const ERROR_REGISTRY = {
   CMS_MALFORMED: { status: 400, action: 'stop' },
   CMS_UNSUPPORTED: { status: 400, action: 'stop' },
   CMS_DECRYPT_FAILED: { status: 400, action: 'stop' },
+  // KMS key release: sealed model files and the Decrypt call (enclave/kms/)
+  SEALED_MODEL_INVALID: { status: 400, action: 'stop' },
+  SEALED_MODEL_DECRYPT_FAILED: { status: 400, action: 'stop' },
+  SEALED_MODEL_DIGEST_MISMATCH: { status: 400, action: 'stop' },
+  KEY_RELEASE_REJECTED: { status: 502, action: 'fix' },
+  KEY_RELEASE_UNAVAILABLE: { status: 503, action: 'retry' },
   // NSM access (enclave/nsm): the Nitro Secure Module, real /dev/nsm or simulated
   NSM_REQUEST_INVALID: { status: 400, action: 'fix' },
   NSM_PCR_LOCKED: { status: 409, action: 'fix' },

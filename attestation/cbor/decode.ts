@@ -55,7 +55,8 @@ class Reader {
     options: CborDecodeOptions,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.maxDepth = options.maxDepth ?? DEFAULTS.maxDepth;
+    // The decoder recurses: cap the depth a caller may ask for far below any stack limit.
+    this.maxDepth = Math.min(options.maxDepth ?? DEFAULTS.maxDepth, 256);
     this.maxItems = options.maxItems ?? DEFAULTS.maxItems;
     this.maxString = options.maxStringLength ?? DEFAULTS.maxStringLength;
     this.tags = new Set(options.allowedTags ?? []);
@@ -134,6 +135,8 @@ class Reader {
       const clen = this.length(ib & 31, what);
       if (clen < 0) malformed(`nested indefinite ${what} chunk`);
       const chunk = this.stringBytes(clen, what);
+      // RFC 8949 §3.2.3: a UTF-8 character cannot be spread between text chunks.
+      if (major === 3) this.text(chunk);
       total += chunk.length;
       if (total > this.maxString) {
         throw new TeegateError('CBOR_LIMIT_EXCEEDED', `${what} exceeds the limit of ${this.maxString} bytes`);

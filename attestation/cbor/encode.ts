@@ -28,6 +28,8 @@ class Writer {
 
   head(major: number, arg: number | bigint): void {
     const m = major << 5;
+    // Preferred serialisation: a bigint that fits in 32 bits takes the short forms below.
+    if (typeof arg === 'bigint' && arg >= 0n && arg <= 0xffffffffn) arg = Number(arg);
     if (typeof arg === 'bigint' || arg > 0xffffffff) {
       const v = BigInt(arg);
       if (v < 0n || v > 0xffffffffffffffffn) throw new TeegateError('INTERNAL', 'CBOR integer out of range');

@@ -174,8 +174,9 @@ export async function verifyAttestationReport(document: Uint8Array, options: Ver
     return { valid: true, steps, attestation };
   } catch (err) {
     const e = err as TeegateError;
+    const failed = steps[steps.length - 1]?.step ?? 'parse';
     for (const step of VERIFICATION_STEPS.slice(steps.length)) {
-      steps.push({ step, status: 'skipped', reason: `not checked: step ${steps[steps.length - 1]?.step ?? 'parse'} failed` });
+      steps.push({ step, status: 'skipped', reason: `not checked: step ${failed} failed` });
     }
     return { valid: false, steps, error: e.toJSON() };
   }

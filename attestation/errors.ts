@@ -123,9 +123,15 @@ export const ERROR_REGISTRY = {
   ENCLAVE_IDENTITY_CHANGED: { status: 502, action: 'retry' },
   GATEWAY_SHUTTING_DOWN: { status: 503, action: 'retry' },
   CONFIG_INVALID: { status: 500, action: 'fix' },
+  // Client SDK and CLI (attestation/client, bin/commands/infer.ts, verify-receipt.ts)
+  CLIENT_FETCH_FAILED: { status: 502, action: 'retry' },
+  CLIENT_RESPONSE_INVALID: { status: 502, action: 'stop' },
+  CLIENT_ENCLAVE_UNKNOWN: { status: 502, action: 'retry' },
   // Enclave manifest binding
   MANIFEST_INVALID: { status: 400, action: 'stop' },
   MANIFEST_BINDING_MISMATCH: { status: 400, action: 'stop' },
+  // Deployment (infra/tools/kms-policy.ts, infra/nitro/measurements.ts): KMS key policy from measured PCRs
+  KEY_POLICY_INPUT_INVALID: { status: 400, action: 'fix' },
   // Generic
   INTERNAL: { status: 500, action: 'retry' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -24,9 +24,16 @@ export interface ModelConfig extends ModelFileConfig {
   kind: ModelKind;
   /** `ocr-line` only: the character dictionary, one character per line. */
   dictionary?: ModelFileConfig;
+  /**
+   * The model is stored sealed (enclave/kms/sealed-model.ts) at this path, and the enclave
+   * decrypts it in memory after KMS releases its data key; `sha256` is still the plaintext's.
+   */
+  sealed?: { path: string };
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Model names and versions. */
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const NAME = MODEL_NAME_PATTERN;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 function bad(message: string): TeegateError {
@@ -54,6 +61,12 @@ export function parseModelConfig(value: unknown): ModelConfig {
   const config: ModelConfig = { name, version, kind, ...parseFile(entry, name) };
   if (kind === 'ocr-line') config.dictionary = parseFile(entry['dictionary'], `${name}.dictionary`);
   else if (entry['dictionary'] !== undefined) throw bad(`${name}: only ocr-line models take a dictionary`);
+  const sealed = entry['sealed'];
+  if (sealed !== undefined) {
+    const sealedPath = typeof sealed === 'object' && sealed !== null ? (sealed as Record<string, unknown>)['path'] : undefined;
+    if (typeof sealedPath !== 'string' || sealedPath.length === 0) throw bad(`${name}.sealed.path must be a non-empty string`);
+    config.sealed = { path: sealedPath };
+  }
   return config;
 }
 
@@ -77,6 +90,7 @@ export function resolveModelPaths(configs: readonly ModelConfig[], baseDir: stri
     ...c,
     path: abs(c.path),
     ...(c.dictionary ? { dictionary: { ...c.dictionary, path: abs(c.dictionary.path) } } : {}),
+    ...(c.sealed ? { sealed: { path: abs(c.sealed.path) } } : {}),
   }));
 }
 

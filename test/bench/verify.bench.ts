@@ -11,7 +11,6 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignedAttestation } from '@0xsequence/tee-verifier';
 import { fromHex, toBase64 } from '../../attestation/bytes';
 import { verifyAttestation } from '../../attestation/nitro/verify';
 import { CertificateCache } from '../../attestation/x509/certificate-cache';
@@ -23,6 +22,8 @@ const FILE = join(__dirname, '../../../shared/vectors/nitro/base_nitro-validator
 const TIMESTAMP = 1732983768387;
 
 async function main(): Promise<void> {
+  // The peer is an ES module: loaded with import(), as a CommonJS file must.
+  const { SignedAttestation } = await import('@0xsequence/tee-verifier');
   const doc = fromHex(readFileSync(FILE, 'utf8').trim());
   const at = TIMESTAMP + 1000;
   const b64 = toBase64(doc);

@@ -4,6 +4,8 @@
  * (see its README for origins) with a frozen clock; (2) the injected-verifier hook with a fresh
  * RSA key, to check CiphertextForRecipient end to end with the enclave's CMS decryptor.
  */
+import { DevAttester } from '../../attestation/dev/dev-attester';
+import { createDevCa } from '../../attestation/dev/dev-ca';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -454,9 +456,6 @@ describe('dev KMS: Recipient checked by the real Nitro verifier on real AWS evid
 
 describe('dev KMS: Recipient end to end with the dev attester (simulated NSM) and the real verifier', () => {
   it('releases a data key to an enclave with the right PCR0 only, and rejects another root', async () => {
-    // Imported here so the suites above do not depend on the attester module.
-    const { createDevCa } = await import('../../attestation/dev/dev-ca');
-    const { DevAttester } = await import('../../attestation/dev/dev-attester');
     const ca = await createDevCa();
     const pcr0 = new Uint8Array(48).fill(0x5a);
     const attester = await DevAttester.create({ ca, pcrs: new Map([[0, pcr0], [1, new Uint8Array(48).fill(1)], [2, new Uint8Array(48).fill(2)]]) });

@@ -1,12 +1,16 @@
 /**
  * The enclave as a process: `node bin/run-ts enclave/cli.ts [--port N] [--host H] [--data DIR]
- * [--models FILE] [--debug]`. Prints one JSON line `{"event":"ready","url":...}` when serving and
+ * [--models FILE] [--kms-endpoint URL] [--kms-region R] [--debug]`. Sealed models (config `sealed`)
+ * are released through KMS (credentials from the AWS environment, or TEEGATE_DEV_KMS_* for the
+ * dev KMS). Prints one JSON line `{"event":"ready","url":...}` when serving and
  * stops cleanly on SIGTERM or SIGINT.
  */
 import { readFileSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseModelConfigs, resolveModelPaths } from './models/model-config';
+import { createKmsClient, kmsClientConfigFromEnv } from './kms/kms-client';
+import { prepareSealedModels } from './kms/key-release';
 import { startEnclave } from './main';
 
 async function run(): Promise<void> {
@@ -17,6 +21,8 @@ async function run(): Promise<void> {
       data: { type: 'string' },
       models: { type: 'string' },
       debug: { type: 'boolean' },
+      'kms-endpoint': { type: 'string' },
+      'kms-region': { type: 'string' },
     },
     strict: true,
   });
@@ -26,7 +32,12 @@ async function run(): Promise<void> {
   const models = values.models
     ? resolveModelPaths(parseModelConfigs(JSON.parse(readFileSync(values.models, 'utf8'))), dirname(resolve(values.models)))
     : undefined;
+  const sealed = models?.some((m) => m.sealed !== undefined) ?? false;
+  const kms = sealed
+    ? createKmsClient(kmsClientConfigFromEnv({ ...(values['kms-endpoint'] ? { endpoint: values['kms-endpoint'] } : {}), ...(values['kms-region'] ? { region: values['kms-region'] } : {}) }))
+    : undefined;
   const enclave = await startEnclave({
+    ...(kms && models ? { prepareModels: prepareSealedModels(kms, models, { log }) } : {}),
     ...(values.port ? { port: Number(values.port) } : {}),
     ...(values.host ? { host: values.host } : {}),
     ...(models ? { models } : {}),

@@ -65,7 +65,8 @@ export async function startEnclave(options: StartEnclaveOptions = {}): Promise<R
   const log = options.log ?? (() => undefined);
   const configs = options.models ?? defaultModelConfigs();
   const ca = options.nsm ? undefined : (options.devCa ?? (options.devCaFile ? await loadOrCreateDevCa(options.devCaFile) : await createDevCa()));
-  const pcrs = await measureDevEnclave(configs.map((c) => c.path));
+  // The image holds what ships: the sealed file where a model is sealed, else the model itself.
+  const pcrs = await measureDevEnclave(configs.map((c) => c.sealed?.path ?? c.path));
   const nsm = options.nsm ?? (await DevNsm.create({ ca: ca!, pcrs, attester: { debug: options.debug ?? false } }));
 
   let models: ModelRegistry | undefined;

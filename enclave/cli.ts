@@ -1,6 +1,6 @@
 /**
  * The enclave as a process: `node bin/run-ts enclave/cli.ts [--port N] [--host H] [--data DIR]
- * [--models FILE] [--kms-endpoint URL] [--kms-region R] [--debug]`. Sealed models (config `sealed`)
+ * [--models FILE] [--kms-endpoint URL] [--kms-region R] [--nsm dev|hardware] [--nsm-helper PATH] [--debug]`. Sealed models (config `sealed`)
  * are released through KMS (credentials from the AWS environment, or TEEGATE_DEV_KMS_* for the
  * dev KMS). Prints one JSON line `{"event":"ready","url":...}` when serving and
  * stops cleanly on SIGTERM or SIGINT.
@@ -12,6 +12,7 @@ import { parseModelConfigs, resolveModelPaths } from './models/model-config';
 import { createKmsClient, kmsClientConfigFromEnv } from './kms/kms-client';
 import { prepareSealedModels } from './kms/key-release';
 import { startEnclave } from './main';
+import { HardwareNsm } from './nsm/hardware-nsm';
 
 async function run(): Promise<void> {
   const { values } = parseArgs({
@@ -23,6 +24,8 @@ async function run(): Promise<void> {
       debug: { type: 'boolean' },
       'kms-endpoint': { type: 'string' },
       'kms-region': { type: 'string' },
+      nsm: { type: 'string' },
+      'nsm-helper': { type: 'string' },
     },
     strict: true,
   });
@@ -36,7 +39,10 @@ async function run(): Promise<void> {
   const kms = sealed
     ? createKmsClient(kmsClientConfigFromEnv({ ...(values['kms-endpoint'] ? { endpoint: values['kms-endpoint'] } : {}), ...(values['kms-region'] ? { region: values['kms-region'] } : {}) }))
     : undefined;
+  const nsmKind = values.nsm ?? 'dev';
+  if (nsmKind !== 'dev' && nsmKind !== 'hardware') throw new Error(`--nsm must be "dev" or "hardware", not ${JSON.stringify(nsmKind)}`);
   const enclave = await startEnclave({
+    ...(nsmKind === 'hardware' ? { nsm: new HardwareNsm(values['nsm-helper'] ? { helperPath: values['nsm-helper'] } : {}) } : {}),
     ...(kms && models ? { prepareModels: prepareSealedModels(kms, models, { log }) } : {}),
     ...(values.port ? { port: Number(values.port) } : {}),
     ...(values.host ? { host: values.host } : {}),

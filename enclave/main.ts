@@ -65,9 +65,17 @@ export async function startEnclave(options: StartEnclaveOptions = {}): Promise<R
   const log = options.log ?? (() => undefined);
   const configs = options.models ?? defaultModelConfigs();
   const ca = options.nsm ? undefined : (options.devCa ?? (options.devCaFile ? await loadOrCreateDevCa(options.devCaFile) : await createDevCa()));
-  // The image holds what ships: the sealed file where a model is sealed, else the model itself.
-  const pcrs = await measureDevEnclave(configs.map((c) => c.sealed?.path ?? c.path));
-  const nsm = options.nsm ?? (await DevNsm.create({ ca: ca!, pcrs, attester: { debug: options.debug ?? false } }));
+  let nsm: Nsm;
+  let pcrs: Map<number, Uint8Array>;
+  if (options.nsm) {
+    // A given (hardware) NSM measured the image at launch: read PCR0-2 from it.
+    nsm = options.nsm;
+    pcrs = new Map(await Promise.all([0, 1, 2].map(async (i) => [i, (await nsm.describePcr(i)).data] as [number, Uint8Array])));
+  } else {
+    // The dev image holds what ships: the sealed file where a model is sealed, else the model itself.
+    pcrs = await measureDevEnclave(configs.map((c) => c.sealed?.path ?? c.path));
+    nsm = await DevNsm.create({ ca: ca!, pcrs, attester: { debug: options.debug ?? false } });
+  }
 
   let models: ModelRegistry | undefined;
   let failure: string | undefined;

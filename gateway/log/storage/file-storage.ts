@@ -1,0 +1,284 @@
+/**
+ * The embedded log store: files under a data directory (default ./data/log).
+ *
+ *   entries.log        records [uint32 BE length][uint32 BE CRC-32][entry], appended and
+ *                      fdatasync'ed before an append is acknowledged (group commit: one fsync per batch)
+ *   tiles/<L>/<N>      the widest version of Merkle tile (L, N): width * 32 bytes
+ *   integrated         the integrated tree size (decimal), written after the tiles it covers
+ *   checkpoint         the latest signed checkpoint (signed note)
+ *   log-signing.key    the log's Ed25519 signer key (mode 0600), created on first start
+ *
+ * Every file but entries.log is replaced atomically (write to a temporary file, fsync, rename,
+ * fsync the directory). On open, entries.log is scanned; a torn tail (a record cut short or with a
+ * bad CRC, from a crash in the middle of an unacknowledged write) is truncated away.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { TeegateError } from '../../../attestation/errors';
+import { GroupCommit } from './group-commit';
+import { checkEntryRange, type IntegrationResult, type LogStorage } from './log-storage';
+
+const HEADER = 8;
+const SCAN_CHUNK = 16 * 1024 * 1024;
+
+function storageError(message: string, cause?: unknown): TeegateError {
+  return new TeegateError('LOG_STORAGE_FAILED', message, { cause });
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function writeAtomic(dir: string, name: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  const tmp = join(dir, `.${name.replace(/\//g, '_')}.${process.pid}.tmp`);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, name));
+}
+
+async function readOptional(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw storageError(`cannot read ${path}`, err);
+  }
+}
+
+export class FileLogStorage implements LogStorage {
+  readonly kind = 'file' as const;
+  /** offsets[i] = file offset of record i; offsets[size] = end of the valid records. */
+  private readonly offsets: number[];
+  private integrated: number;
+  private checkpoint: { note: string; size: number } | undefined;
+  private readonly commit: GroupCommit;
+  private integrating: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly fh: FileHandle,
+    offsets: number[],
+    integrated: number,
+    checkpoint: { note: string; size: number } | undefined,
+  ) {
+    this.offsets = offsets;
+    this.integrated = integrated;
+    this.checkpoint = checkpoint;
+    this.commit = new GroupCommit((batch) => this.writeBatch(batch));
+  }
+
+  static async open(dir: string): Promise<FileLogStorage> {
+    try {
+      mkdirSync(join(dir, 'tiles'), { recursive: true });
+      const path = join(dir, 'entries.log');
+      const fh = await open(path, 'a+');
+      const offsets = await scanEntries(fh);
+      const end = offsets[offsets.length - 1]!;
+      if ((await fh.stat()).size !== end) {
+        await fh.truncate(end);
+        await fh.sync();
+      }
+      const integratedText = await readOptional(join(dir, 'integrated'));
+      let integrated = integratedText ? Number(integratedText.toString('utf8')) : 0;
+      if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
+      // Never trust an integrated size beyond the durable entries (it is rebuilt from them).
+      integrated = Math.min(integrated, offsets.length - 1);
+      const cpText = await readOptional(join(dir, 'checkpoint'));
+      let checkpoint: { note: string; size: number } | undefined;
+      if (cpText) {
+        const note = cpText.toString('utf8');
+        const size = Number(note.split('\n')[1]);
+        if (Number.isSafeInteger(size)) checkpoint = { note, size };
+      }
+      return new FileLogStorage(dir, fh, offsets, integrated, checkpoint);
+    } catch (err) {
+      if (err instanceof TeegateError) throw err;
+      throw storageError(`cannot open the log store in ${dir}: ${(err as Error).message}`, err);
+    }
+  }
+
+  private get size(): number {
+    return this.offsets.length - 1;
+  }
+
+  sequence(entries: readonly Uint8Array[]): Promise<number> {
+    if (this.closed) return Promise.reject(storageError('the log store is closed'));
+    return this.commit.append(entries);
+  }
+
+  private async writeBatch(batch: readonly Uint8Array[]): Promise<number> {
+    let total = 0;
+    for (const e of batch) total += HEADER + e.length;
+    const buf = Buffer.allocUnsafe(total);
+    let off = 0;
+    for (const e of batch) {
+      buf.writeUInt32BE(e.length, off);
+      buf.writeUInt32BE(crc32(e), off + 4);
+      buf.set(e, off + HEADER);
+      off += HEADER + e.length;
+    }
+    const first = this.size;
+    const start = this.offsets[first]!;
+    try {
+      let written = 0;
+      while (written < total) {
+        const { bytesWritten } = await this.fh.write(buf, written, total - written, start + written);
+        written += bytesWritten;
+      }
+      await this.fh.datasync();
+    } catch (err) {
+      // Nothing of this batch is acknowledged; cut it off so the next batch starts clean.
+      await this.fh.truncate(start).catch(() => undefined);
+      throw storageError(`appending to ${this.dir}/entries.log failed: ${(err as Error).message}`, err);
+    }
+    let pos = start;
+    for (const e of batch) {
+      pos += HEADER + e.length;
+      this.offsets.push(pos);
+    }
+    return first;
+  }
+
+  async sequencedSize(): Promise<number> {
+    return this.size;
+  }
+
+  async readEntries(start: number, count: number): Promise<Uint8Array[]> {
+    checkEntryRange(start, count, this.size);
+    if (count === 0) return [];
+    const from = this.offsets[start]!;
+    const to = this.offsets[start + count]!;
+    const buf = Buffer.allocUnsafe(to - from);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, got, buf.length - got, from + got);
+      if (bytesRead === 0) throw storageError('entries.log is shorter than its index');
+      got += bytesRead;
+    }
+    const out: Uint8Array[] = [];
+    for (let i = start; i < start + count; i++) {
+      const off = this.offsets[i]! - from + HEADER;
+      out.push(new Uint8Array(buf.buffer, buf.byteOffset + off, this.offsets[i + 1]! - from - off).slice());
+    }
+    return out;
+  }
+
+  async readTile(level: number, index: number): Promise<Uint8Array | undefined> {
+    const data = await readOptional(join(this.dir, 'tiles', String(level), String(index)));
+    return data ? new Uint8Array(data.buffer, data.byteOffset, data.length) : undefined;
+  }
+
+  async integratedSize(): Promise<number> {
+    return this.integrated;
+  }
+
+  integrate(grow: (integratedSize: number) => Promise<IntegrationResult | undefined>): Promise<number> {
+    const run = this.integrating.then(async () => {
+      const result = await grow(this.integrated);
+      if (!result || result.size === this.integrated) return this.integrated;
+      if (result.size < this.integrated || result.size > this.size) throw storageError(`integration to size ${result.size} is out of range`);
+      try {
+        const dirs = new Set<string>();
+        for (const tile of result.tiles) {
+          const dir = join(this.dir, 'tiles', String(tile.level));
+          mkdirSync(dir, { recursive: true });
+          await writeAtomic(dir, String(tile.index), tile.hashes);
+          dirs.add(dir);
+        }
+        for (const dir of dirs) fsyncDir(dir);
+        await writeAtomic(this.dir, 'integrated', String(result.size));
+        fsyncDir(this.dir);
+      } catch (err) {
+        throw storageError(`storing tiles in ${this.dir} failed: ${(err as Error).message}`, err);
+      }
+      this.integrated = result.size;
+      return this.integrated;
+    });
+    this.integrating = run.catch(() => undefined);
+    return run;
+  }
+
+  async readCheckpoint(): Promise<{ note: string; size: number } | undefined> {
+    return this.checkpoint;
+  }
+
+  async writeCheckpoint(note: string, size: number): Promise<void> {
+    if (this.checkpoint && this.checkpoint.size > size) return;
+    try {
+      await writeAtomic(this.dir, 'checkpoint', note);
+      fsyncDir(this.dir);
+    } catch (err) {
+      throw storageError(`storing the checkpoint in ${this.dir} failed`, err);
+    }
+    if (!this.checkpoint || this.checkpoint.size <= size) this.checkpoint = { note, size };
+  }
+
+  async loadOrCreateSigningKey(create: () => Promise<string>): Promise<string> {
+    const path = join(this.dir, 'log-signing.key');
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageError(`cannot read ${path}`, err);
+    }
+    const key = await create();
+    try {
+      writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
+      fsyncDir(this.dir);
+      return key;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(path, 'utf8').trim();
+      throw storageError(`cannot create ${path}`, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.integrating;
+    await this.fh.close();
+  }
+}
+
+/** Offsets of the valid records, plus the end of the last one; stops at the first torn record. */
+async function scanEntries(fh: FileHandle): Promise<number[]> {
+  const size = (await fh.stat()).size;
+  const offsets = [0];
+  let pos = 0;
+  let buf = Buffer.alloc(0);
+  let bufStart = 0;
+  for (;;) {
+    // Make sure the header and then the whole record are in the buffer.
+    const need = async (n: number): Promise<boolean> => {
+      if (pos + n > size) return false;
+      if (pos - bufStart + n <= buf.length) return true;
+      const len = Math.max(n, SCAN_CHUNK);
+      const fresh = Buffer.allocUnsafe(Math.min(len, size - pos));
+      const { bytesRead } = await fh.read(fresh, 0, fresh.length, pos);
+      buf = fresh.subarray(0, bytesRead);
+      bufStart = pos;
+      return bytesRead >= n;
+    };
+    if (!(await need(HEADER))) break;
+    const len = buf.readUInt32BE(pos - bufStart);
+    const crc = buf.readUInt32BE(pos - bufStart + 4);
+    if (len > 0xffff || !(await need(HEADER + len))) break;
+    const o = pos - bufStart + HEADER;
+    if (crc32(buf.subarray(o, o + len)) !== crc) break;
+    pos += HEADER + len;
+    offsets.push(pos);
+  }
+  return offsets;
+}

@@ -1,0 +1,198 @@
+/**
+ * The transparency log service over both stores and its HTTP surface: sequencing, integration and
+ * publishing as separate steps, tiles and proofs that verify against signed checkpoints, restart
+ * from the store, torn-tail recovery, the typed errors of every route, and the `teegate audit` CLI.
+ */
+import { execFile } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { openCheckpoint } from '../../attestation/log/checkpoint';
+import { decodeEntry, encodeEntry } from '../../attestation/log/entry';
+import { parseEntryBundle } from '../../attestation/log/entry-bundle';
+import { decodeProof, leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../../attestation/log/merkle';
+import { parseVerifierKey } from '../../attestation/log/signed-note';
+import { FileLogStorage } from '../../gateway/log/storage/file-storage';
+import type { LogStorage } from '../../gateway/log/storage/log-storage';
+import { PostgresLogStorage } from '../../gateway/log/storage/postgres-storage';
+import { TransparencyLog } from '../../gateway/log/transparency-log';
+import { bootEnclave, devCa, openFileLog, serveLog, tempDir } from './log-fixtures';
+
+jest.setTimeout(60000);
+const run = promisify(execFile);
+
+const stores: [string, () => Promise<LogStorage>][] = [
+  ['file', () => FileLogStorage.open(tempDir())],
+  ['postgres', () => PostgresLogStorage.open({ schema: `teegate_log_svc_${process.pid}_${Math.floor(Math.random() * 1e6)}` })],
+];
+
+describe.each(stores)('%s store', (_name, openStorage) => {
+  let storage: LogStorage;
+  let log: TransparencyLog;
+  let url: string;
+  let close: () => Promise<void>;
+
+  beforeAll(async () => {
+    storage = await openStorage();
+    log = await TransparencyLog.open({ storage, origin: 'svc.teegate/log' });
+    const served = await serveLog(log);
+    url = `${served.url}/v1/log`;
+    close = served.close;
+  });
+  afterAll(async () => {
+    await close();
+    if (storage instanceof PostgresLogStorage) await storage.dropSchema();
+    await log.close();
+  });
+
+  test('sequencing, integration and publishing are separate steps', async () => {
+    const indexes = await Promise.all(Array.from({ length: 600 }, (_, i) => log.appendReceipt(`r.${i}.s`)));
+    expect(indexes.map((x) => x.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    expect(await storage.sequencedSize()).toBe(600);
+    expect(await storage.integratedSize()).toBe(0);
+    expect((await fetch(`${url}/checkpoint`)).status).toBe(404);
+    expect(await log.integrate()).toBe(600);
+    expect(await storage.readCheckpoint()).toBeUndefined();
+    const note = await log.publish();
+    expect((await fetch(`${url}/checkpoint`)).status).toBe(200);
+    expect(await (await fetch(`${url}/checkpoint`)).text()).toBe(note);
+  });
+
+  test('tiles, bundles and proofs served over HTTP verify against the signed checkpoint', async () => {
+    const key = await parseVerifierKey((await (await fetch(`${url}/key`)).text()).trim());
+    const { checkpoint } = await openCheckpoint(await (await fetch(`${url}/checkpoint`)).text(), key);
+    expect(checkpoint.size).toBe(600);
+    // Level-0 tiles 000, 001 (full) and 002.p/88; their hashes are the leaf hashes of the bundles.
+    const leaves: Uint8Array[] = [];
+    for (const [tile, bundle, width] of [['000', '000', 256], ['001', '001', 256], ['002.p/88', '002.p/88', 88]] as const) {
+      const t = new Uint8Array(await (await fetch(`${url}/tile/0/${tile}`)).arrayBuffer());
+      const entries = parseEntryBundle(new Uint8Array(await (await fetch(`${url}/tile/entries/${bundle}`)).arrayBuffer()), width);
+      expect(t.length).toBe(width * 32);
+      for (let i = 0; i < width; i++) {
+        expect(await leafHash(entries[i]!)).toEqual(t.subarray(i * 32, (i + 1) * 32));
+        leaves.push(t.slice(i * 32, (i + 1) * 32));
+      }
+    }
+    expect(await rootFromLeafHashes(leaves)).toEqual(checkpoint.rootHash);
+    // A level-1 partial tile holds the roots of the two full level-0 tiles.
+    const l1 = new Uint8Array(await (await fetch(`${url}/tile/1/000.p/2`)).arrayBuffer());
+    expect(l1.subarray(0, 32)).toEqual(await rootFromLeafHashes(leaves.slice(0, 256)));
+    // Inclusion and consistency proofs.
+    const inc = (await (await fetch(`${url}/proof/inclusion?index=300`)).json()) as { size: number; proof: string[] };
+    expect(inc.size).toBe(600);
+    await verifyInclusion(leaves[300]!, 300, 600, inc.proof.map((p) => Buffer.from(p, 'base64')), checkpoint.rootHash);
+    const old = await rootFromLeafHashes(leaves.slice(0, 77));
+    const cons = (await (await fetch(`${url}/proof/consistency?from=77&to=600`)).json()) as { proof: string[] };
+    await verifyConsistency(77, 600, cons.proof.map((p) => new Uint8Array(Buffer.from(p, 'base64'))), old, checkpoint.rootHash);
+    const entries = (await (await fetch(`${url}/entries?start=598&count=2`)).json()) as { start: number; entries: string[] };
+    expect(entries.entries.map((e) => decodeEntry(new Uint8Array(Buffer.from(e, 'base64'))))).toEqual([
+      { type: 'receipt', jws: 'r.598.s' },
+      { type: 'receipt', jws: 'r.599.s' },
+    ]);
+    // The in-process API gives the same proof bytes.
+    expect((await log.inclusionProof(300, 600)).map((p) => Buffer.from(p).toString('base64'))).toEqual(inc.proof);
+    expect(decodeProof(new Uint8Array(0))).toEqual([]);
+  });
+
+  test.each([
+    ['/tile/0/0001', 400, 'LOG_TILE_PATH_INVALID'],
+    ['/tile/0/x000/001', 400, 'LOG_TILE_PATH_INVALID'],
+    ['/tile/0/002.p/256', 400, 'LOG_TILE_PATH_INVALID'],
+    ['/tile/0/003', 404, 'LOG_NOT_FOUND'],
+    ['/tile/0/002', 404, 'LOG_NOT_FOUND'],
+    ['/tile/0/002.p/89', 404, 'LOG_NOT_FOUND'],
+    ['/tile/entries/002.p/89', 404, 'LOG_NOT_FOUND'],
+    ['/entries?start=600&count=1', 400, 'LOG_RANGE_INVALID'],
+    ['/entries?start=0&count=257', 400, 'LOG_RANGE_INVALID'],
+    ['/entries?start=-1', 400, 'LOG_RANGE_INVALID'],
+    ['/entries?start=01', 400, 'LOG_RANGE_INVALID'],
+    ['/proof/inclusion?index=600', 400, 'LOG_RANGE_INVALID'],
+    ['/proof/inclusion?index=1&size=601', 400, 'LOG_RANGE_INVALID'],
+    ['/proof/inclusion?index=abc', 400, 'LOG_RANGE_INVALID'],
+    ['/proof/consistency?from=601', 400, 'LOG_RANGE_INVALID'],
+    ['/proof/consistency?from=10&to=5', 400, 'LOG_RANGE_INVALID'],
+  ])('GET %s answers %d %s', async (path, status, code) => {
+    const res = await fetch(`${url}${path}`);
+    expect(res.status).toBe(status);
+    expect(((await res.json()) as { code: string }).code).toBe(code);
+  });
+
+  test('oversized entries are refused before sequencing (LOG_ENTRY_TOO_LARGE)', async () => {
+    const before = await storage.sequencedSize();
+    await expect(log.appendReceipt('x'.repeat(70000))).rejects.toMatchObject({ code: 'LOG_ENTRY_TOO_LARGE' });
+    expect(await storage.sequencedSize()).toBe(before);
+  });
+});
+
+test('file store: restart keeps entries, tiles, checkpoint and key; a torn tail is cut off', async () => {
+  const dir = tempDir();
+  const first = await openFileLog(dir);
+  await Promise.all(Array.from({ length: 300 }, (_, i) => first.appendReceipt(`a.${i}.b`)));
+  const note = await first.flush();
+  const key = first.verifierKey;
+  await first.close();
+  // A crash in the middle of an unacknowledged write: a record cut short.
+  appendFileSync(join(dir, 'entries.log'), Buffer.from([0x00, 0x00, 0x01, 0x00, 1, 2, 3, 4, 5]));
+  const second = await openFileLog(dir);
+  expect(second.verifierKey).toBe(key);
+  expect((await second.checkpoint()).note).toBe(note);
+  expect(await second.storage.sequencedSize()).toBe(300);
+  expect((await second.append({ type: 'receipt', jws: 'after.restart.x' })).index).toBe(300);
+  const note2 = await second.flush();
+  const pub = await parseVerifierKey(key);
+  const old = (await openCheckpoint(note, pub)).checkpoint;
+  const now = (await openCheckpoint(note2, pub)).checkpoint;
+  await verifyConsistency(old.size, now.size, await second.consistencyProof(old.size, now.size), old.rootHash, now.rootHash);
+  const proof = await second.inclusionProof(300, 301);
+  await verifyInclusion(await leafHash(encodeEntry({ type: 'receipt', jws: 'after.restart.x' })), 300, 301, proof, now.rootHash);
+  await second.close();
+  await expect(TransparencyLog.open({ storage: await FileLogStorage.open(dir), origin: 'other.origin/log' })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+});
+
+test('teegate audit: passes, keeps state, then fails with exit 1 naming the index', async () => {
+  const ca = await devCa();
+  const enclave = await bootEnclave(ca);
+  const dir = tempDir();
+  const log = await openFileLog(dir);
+  await log.appendAttestation(enclave.document, enclave.manifest);
+  for (let i = 0; i < 3; i++) await log.appendReceipt(await enclave.receipt());
+  await log.flush();
+  const served = await serveLog(log);
+  const root = join(dir, 'root.pem');
+  const state = join(dir, 'state.json');
+  const policy = join(dir, 'policy.json');
+  writeFileSync(root, ca.rootPem);
+  writeFileSync(policy, JSON.stringify({ pcrs: { 0: enclave.pcr0 } }));
+  const cli = join(__dirname, '..', '..', 'bin', 'teegate');
+  const args = ['audit', '--url', served.url, '--root', root, '--state', state, '--policy', policy];
+  try {
+    const ok = await run(process.execPath, [cli, ...args, '--json']);
+    const report = JSON.parse(ok.stdout.trim().split('\n').pop()!) as { ok: boolean; images: { pcr0: string; receipts: number }[] };
+    expect(report.ok).toBe(true);
+    expect(report.images).toEqual([expect.objectContaining({ pcr0: enclave.pcr0, boots: 1, receipts: 3, gaps: [] })]);
+    expect(JSON.parse(readFileSync(state, 'utf8')).checkpoint.size).toBe(4);
+
+    const text = await run(process.execPath, [cli, ...args]);
+    expect(text.stdout).toMatch(/PASSED/);
+
+    // A receipt of an enclave whose boot attestation is not logged.
+    const other = await bootEnclave(ca, 0x33);
+    await log.appendReceipt(await other.receipt());
+    await log.flush();
+    const failed = await run(process.execPath, [cli, ...args]).then(
+      () => ({ code: 0, stdout: '' }),
+      (err: { code: number; stdout: string }) => err,
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/FAILED AUDIT_ATTESTATION_MISSING at entry 4:/);
+    // Bad options are usage errors (exit 2).
+    const usage = await run(process.execPath, [cli, 'audit']).then(
+      () => 0,
+      (err: { code: number }) => err.code,
+    );
+    expect(usage).toBe(2);
+  } finally {
+    await served.close();
+    await log.close();
+  }
+});

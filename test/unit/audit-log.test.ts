@@ -1,0 +1,194 @@
+/**
+ * The auditor against a real log (file store, express router on loopback) holding real dev
+ * evidence: boot attestations under a throwaway dev CA and receipts signed by the enclave's
+ * receipt signer. Each tampering the issue names is detected with its own code and entry index.
+ */
+import { fromBase64, toBase64 } from '../../attestation/bytes';
+import { auditLog, type AuditOptions } from '../../attestation/audit/audit-log';
+import { LogClient, type FetchLike } from '../../attestation/audit/log-client';
+import { formatAuditState, parseAuditState } from '../../attestation/audit/audit-state';
+import { encodeEntry } from '../../attestation/log/entry';
+import { encodeEntryBundle, parseEntryBundle } from '../../attestation/log/entry-bundle';
+import type { DevCa } from '../../attestation/dev/dev-ca';
+import { generateNoteKey } from '../../attestation/log/signed-note';
+import type { TransparencyLog } from '../../gateway/log/transparency-log';
+import { bootEnclave, devCa, openFileLog, serveLog, tempDir, type BootedEnclave, type ServedLog } from '../integration/log-fixtures';
+
+jest.setTimeout(60000);
+
+type Item = { kind: 'att'; enclave: BootedEnclave } | { kind: 'receipt'; jws: string };
+
+let ca: DevCa;
+let a: BootedEnclave;
+let b: BootedEnclave;
+let items: Item[];
+let signerKey: string;
+const open: { log: TransparencyLog; served: ServedLog }[] = [];
+
+beforeAll(async () => {
+  ca = await devCa();
+  a = await bootEnclave(ca, 0x11);
+  b = await bootEnclave(ca, 0x22);
+  items = [{ kind: 'att', enclave: a }];
+  for (let i = 0; i < 5; i++) items.push({ kind: 'receipt', jws: await a.receipt() });
+  items.push({ kind: 'att', enclave: b });
+  for (let i = 0; i < 3; i++) items.push({ kind: 'receipt', jws: await b.receipt() });
+  for (let i = 0; i < 2; i++) items.push({ kind: 'receipt', jws: await a.receipt() });
+  signerKey = (await generateNoteKey('test.teegate/log')).signerKey;
+});
+
+afterAll(async () => {
+  for (const { log, served } of open) {
+    await served.close();
+    await log.close();
+  }
+});
+
+/** A log (same key each time: the same operator) holding `list`, published, served. */
+async function logOf(list: readonly Item[]): Promise<{ log: TransparencyLog; url: string }> {
+  const log = await openFileLog(tempDir(), 'test.teegate/log', signerKey);
+  for (const it of list) {
+    if (it.kind === 'att') await log.appendAttestation(it.enclave.document, it.enclave.manifest);
+    else await log.appendReceipt(it.jws);
+  }
+  await log.flush();
+  const served = await serveLog(log);
+  open.push({ log, served });
+  return { log, url: served.url };
+}
+
+const roots = () => [ca.rootPem];
+
+function audit(url: string, extra: Partial<AuditOptions> = {}, fetchFn?: FetchLike) {
+  return auditLog({ client: new LogClient(url, fetchFn), rootCertificates: roots(), ...extra });
+}
+
+test('a clean log passes, with per-image boots, receipts and no gaps', async () => {
+  const { url } = await logOf(items);
+  const progress: number[] = [];
+  const report = await audit(url, { policy: { pcrs: { 0: a.pcr0 } } }).catch((e) => e);
+  // PCR0 policy for image A rejects image B's boot, naming its index.
+  expect(report.ok).toBe(false);
+  expect(report.failures[0]).toMatchObject({ index: 6, code: 'PCR_MISMATCH' });
+
+  const ok = await audit(url, { onProgress: (d) => progress.push(d) });
+  expect(ok.failures).toEqual([]);
+  expect(ok.ok).toBe(true);
+  expect(ok.keySource).toBe('fetched');
+  expect(ok.entries).toBe(12);
+  expect(ok.attestations).toBe(2);
+  expect(ok.receipts).toBe(10);
+  expect(progress).toEqual([12]);
+  const byPcr = new Map(ok.images.map((i) => [i.pcr0, i]));
+  expect(byPcr.get(a.pcr0)).toMatchObject({ boots: 1, receipts: 7, gaps: [] });
+  expect(byPcr.get(b.pcr0)).toMatchObject({ boots: 1, receipts: 3, gaps: [] });
+  expect(byPcr.get(a.pcr0)!.firstSeen).toMatch(/^\d{4}-/);
+  // The state round-trips and a second run against it passes.
+  const state = parseAuditState(formatAuditState(ok.state!));
+  const again = await audit(url, { state });
+  expect(again.ok).toBe(true);
+  expect(again.keySource).toBe('state');
+});
+
+test('an entry rewritten in transit or in storage is named by index (AUDIT_ENTRY_MISMATCH)', async () => {
+  const { url } = await logOf(items);
+  const forged = encodeEntry({ type: 'receipt', jws: (items[3] as { jws: string }).jws });
+  const rewrite: FetchLike = async (u) => {
+    const res = await fetch(u);
+    if (!u.includes('/tile/entries/')) return res;
+    const entries = parseEntryBundle(new Uint8Array(await res.arrayBuffer()));
+    entries[2] = forged; // entry 2 replaced by a copy of entry 3
+    const body = encodeEntryBundle(entries);
+    return { ok: true, status: 200, arrayBuffer: async () => body.buffer.slice(body.byteOffset, body.byteOffset + body.length) as ArrayBuffer };
+  };
+  const report = await audit(url, {}, rewrite);
+  expect(report.ok).toBe(false);
+  expect(report.failures).toContainEqual(expect.objectContaining({ index: 2, code: 'AUDIT_ENTRY_MISMATCH' }));
+});
+
+test('an operator who rewrites an entry and rebuilds the tree forks from the checkpoint seen (LOG_INCONSISTENT)', async () => {
+  const first = await logOf(items);
+  const seen = await audit(first.url);
+  expect(seen.ok).toBe(true);
+  const rewritten = [...items];
+  rewritten[2] = { kind: 'receipt', jws: (items[3] as { jws: string }).jws };
+  const second = await logOf([...rewritten, { kind: 'receipt', jws: await a.receipt() }]);
+  const report = await audit(second.url, { state: seen.state! });
+  expect(report.ok).toBe(false);
+  expect(report.failures[0]!.code).toBe('LOG_INCONSISTENT');
+});
+
+test('an entry removed: a sequence gap names the next receipt, and a fork against the state', async () => {
+  const removed = items.filter((_, i) => i !== 3); // a's receipt seq 2
+  const { url } = await logOf(removed);
+  const report = await audit(url);
+  expect(report.ok).toBe(false);
+  expect(report.failures).toEqual([expect.objectContaining({ code: 'AUDIT_SEQUENCE_GAP', index: 3 })]);
+  expect(report.images.find((i) => i.pcr0 === a.pcr0)!.gaps).toEqual([{ bootId: a.manifest.boot_id, missing: [2] }]);
+
+  const original = await logOf(items.slice(0, 5));
+  const seen = await audit(original.url);
+  expect(seen.ok).toBe(true);
+  const forked = await audit(url, { state: seen.state! });
+  expect(forked.failures[0]!.code).toBe('LOG_INCONSISTENT');
+});
+
+test('a forked checkpoint (same size, different root) is rejected', async () => {
+  const one = await logOf(items.slice(0, 4));
+  const two = await logOf([items[0]!, items[1]!, items[3]!, items[2]!]);
+  const seen = await audit(one.url);
+  const report = await audit(two.url, { state: seen.state! });
+  expect(report.ok).toBe(false);
+  expect(report.failures[0]!.code).toBe('LOG_INCONSISTENT');
+  expect(report.failures[0]!.message).toMatch(/not consistent/);
+});
+
+test('a receipt whose enclave attestation is not logged (AUDIT_ATTESTATION_MISSING)', async () => {
+  const { url } = await logOf(items.filter((it) => !(it.kind === 'att' && it.enclave === b)));
+  const report = await audit(url);
+  expect(report.ok).toBe(false);
+  expect(report.failures.map((f) => [f.index, f.code])).toEqual([
+    [6, 'AUDIT_ATTESTATION_MISSING'],
+    [7, 'AUDIT_ATTESTATION_MISSING'],
+    [8, 'AUDIT_ATTESTATION_MISSING'],
+  ]);
+});
+
+test('a checkpoint signed by another key, a tampered checkpoint, and a wrong pinned key are rejected', async () => {
+  const { url } = await logOf(items.slice(0, 2));
+  const other = await generateNoteKey('test.teegate/log');
+  const wrongKey = await audit(url, { verifierKey: other.verifierKey });
+  expect(wrongKey.failures[0]!.code).toBe('LOG_SIGNATURE_INVALID');
+
+  const tamper: FetchLike = async (u) => {
+    const res = await fetch(u);
+    if (!u.endsWith('/checkpoint')) return res;
+    const text = (await res.text()).replace(/\n2\n/, '\n3\n');
+    const body = new TextEncoder().encode(text);
+    return { ok: true, status: 200, arrayBuffer: async () => body.buffer as ArrayBuffer };
+  };
+  const tampered = await audit(url, {}, tamper);
+  expect(tampered.failures[0]!.code).toBe('LOG_SIGNATURE_INVALID');
+
+  const seen = await audit(url);
+  await expect(audit(url, { state: seen.state!, verifierKey: other.verifierKey })).rejects.toMatchObject({ code: 'AUDIT_STATE_INVALID' });
+});
+
+test('a receipt with a broken signature is named (RECEIPT_SIGNATURE_INVALID); a log server that is down is AUDIT_FETCH_FAILED', async () => {
+  const jws = (items[1] as { jws: string }).jws;
+  const sig = fromBase64(jws.split('.')[2]!.replace(/-/g, '+').replace(/_/g, '/'));
+  sig[5] = sig[5]! ^ 1;
+  const bad = `${jws.split('.').slice(0, 2).join('.')}.${toBase64(sig).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
+  const { url } = await logOf([items[0]!, { kind: 'receipt', jws: bad }]);
+  const report = await audit(url);
+  expect(report.failures).toEqual([expect.objectContaining({ index: 1, code: 'RECEIPT_SIGNATURE_INVALID' })]);
+  await expect(audit('http://127.0.0.1:9')).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED' });
+});
+
+test('audit state files are checked strictly', () => {
+  expect(() => parseAuditState('{')).toThrow(expect.objectContaining({ code: 'AUDIT_STATE_INVALID' }));
+  expect(() => parseAuditState(JSON.stringify({ version: 1, origin: 'o', verifierKey: 'k', checkpoint: { size: 1, rootHash: 'AA==', note: '' } }))).toThrow(
+    expect.objectContaining({ code: 'AUDIT_STATE_INVALID' }),
+  );
+  expect(() => parseAuditState(JSON.stringify({ version: 2 }))).toThrow(expect.objectContaining({ code: 'AUDIT_STATE_INVALID' }));
+});

@@ -5,8 +5,7 @@ import type { AuditReport } from '../../attestation/audit/audit-report';
 import { formatAuditState, parseAuditState, type AuditState } from '../../attestation/audit/audit-state';
 import { LogClient } from '../../attestation/audit/log-client';
 import { isTeegateError } from '../../attestation/errors';
-import { compilePolicy, type MeasurementPolicy } from '../../attestation/nitro/policy';
-import { UsageError, parseCommandArgs, readInputFile } from './usage';
+import { UsageError, parseCommandArgs, readInputFile, readPolicyOption } from './usage';
 
 const HELP = `usage: teegate audit --url URL [options]
 
@@ -18,7 +17,7 @@ and reports per enclave image (PCR0): boots, receipts, time range, sequence gaps
 options:
   --url URL          the gateway (or its /v1/log)
   --state FILE       last checkpoint seen and the pinned log key; updated when the audit passes
-  --policy FILE      measurement policy JSON {"pcrs": {"0": "<hex>"}, "allowDebug": false}
+  --policy FILE      measurement policy file (docs/policy.md): PCRs, debug, max age, trusted roots
   --log-key VKEY     the log's verifier key <origin>+<id>+<base64> (default: pinned in the state,
                      else fetched from the log on first use)
   --root PEM         trust this root for attestation documents instead of AWS Nitro Root-G1 (repeatable)
@@ -26,21 +25,6 @@ options:
 exit: 0 passed, 1 failed (FAILED <CODE> at entry <index>: <reason>), 2 usage or I/O error
 `;
 
-function readPolicy(path: string): MeasurementPolicy {
-  let policy: unknown;
-  try {
-    policy = JSON.parse(readInputFile(path, 'policy').toString('utf8'));
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`policy ${path} is not JSON`);
-  }
-  try {
-    compilePolicy(policy as MeasurementPolicy);
-  } catch (err) {
-    throw new UsageError(`policy ${path}: ${(err as Error).message}`);
-  }
-  return policy as MeasurementPolicy;
-}
 
 function readState(path: string): AuditState | undefined {
   if (!existsSync(path)) return undefined;
@@ -95,9 +79,10 @@ export async function auditCommand(args: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}\n\n${HELP}`);
   if (!values.url) throw new UsageError(`--url is required\n\n${HELP}`);
   if (!/^https?:\/\//.test(values.url)) throw new UsageError('--url must be an http(s) URL');
-  const policy = values.policy ? readPolicy(values.policy) : undefined;
+  const loaded = values.policy ? readPolicyOption(values.policy) : undefined;
+  const policy = loaded?.policy;
   const state = values.state ? readState(values.state) : undefined;
-  const roots = (values.root ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8'));
+  const roots = [...(values.root ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8')), ...(loaded?.rootCertificates ?? [])];
   const onProgress = values.json ? undefined : progressBar();
 
   let report: AuditReport;

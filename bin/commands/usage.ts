@@ -1,6 +1,7 @@
 /** Usage and I/O errors of the CLI (exit code 2), as opposed to rejected evidence (exit code 1). */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parsePolicyFile, type LoadedPolicy } from '../../attestation/policy-file';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -34,4 +35,20 @@ export function parseTime(value: string, option: string): number {
     throw new UsageError(`${option}: ${JSON.stringify(value)} is not an ISO 8601 time or milliseconds since the epoch`);
   }
   return ms;
+}
+
+/** `--policy FILE`: the measurement policy file (docs/policy.md), read and checked once for every command. */
+export function readPolicyOption(path: string): LoadedPolicy {
+  let json: unknown;
+  try {
+    json = JSON.parse(readInputFile(path, 'policy file').toString('utf8'));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`policy file ${path} is not JSON`);
+  }
+  try {
+    return parsePolicyFile(json);
+  } catch (err) {
+    throw new UsageError(`policy file ${path}: ${(err as Error).message}`);
+  }
 }

@@ -1,0 +1,54 @@
+/**
+ * What every route group needs: configuration, the enclave pool, the log sink, auth and limits,
+ * logging and metrics. Built once by `createGatewayApp`.
+ */
+import type { RequestHandler } from 'express';
+import { ApiKeyStore } from './auth/api-keys';
+import type { ApiKeyScope, GatewayConfig } from './config';
+import { RateLimiter } from './limits/rate-limit';
+import type { ReceiptSink } from './log/receipt-sink';
+import type { GatewayLogger } from './observability/logger';
+import type { GatewayMetrics } from './observability/metrics';
+import type { EnclavePool } from './pool/enclave-pool';
+
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly pool: EnclavePool;
+  readonly sink: ReceiptSink;
+  readonly logger: GatewayLogger;
+  readonly metrics: GatewayMetrics;
+  /** True once graceful shutdown started: new requests get GATEWAY_SHUTTING_DOWN. */
+  readonly isShuttingDown?: () => boolean;
+  /** Routers mounted at their paths before the not-found handler (transparency log, web explorer). */
+  readonly routers?: readonly { readonly path: string; readonly router: import('express').RequestHandler }[];
+}
+
+export interface GatewayContext extends GatewayDeps {
+  /** Requires an API key with `scope` (unless auth is disabled) and takes a rate-limit token. */
+  readonly requireKey: (scope: ApiKeyScope) => RequestHandler;
+  /** Rate limit per client address, for routes that take no key. */
+  readonly limitAnonymous: RequestHandler;
+}
+
+export function createContext(deps: GatewayDeps): GatewayContext {
+  const keys = new ApiKeyStore(deps.config.auth.keys);
+  const limiter = new RateLimiter(deps.config.limits.rateLimit);
+  const anonymous = new RateLimiter(deps.config.limits.anonymousRateLimit);
+  const requireKey = (scope: ApiKeyScope): RequestHandler => (req, res, next) => {
+    if (deps.config.auth.disabled) {
+      res.locals.keyId = 'anonymous';
+      limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
+      return next();
+    }
+    const key = keys.authenticate(req.headers.authorization);
+    res.locals.keyId = key.id;
+    ApiKeyStore.requireScope(key, scope);
+    limiter.take(`key:${key.id}`, key.rateLimit);
+    next();
+  };
+  const limitAnonymous: RequestHandler = (req, _res, next) => {
+    anonymous.take(req.socket.remoteAddress ?? '');
+    next();
+  };
+  return { ...deps, requireKey, limitAnonymous };
+}

@@ -1,0 +1,34 @@
+/**
+ * Every error answer of the gateway: JSON {code, message} with the status of the code in the one
+ * registry (attestation/errors.ts). Unknown failures become INTERNAL without internal detail.
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import { TeegateError, isTeegateError } from '../../attestation/errors';
+import { RateLimitedError } from '../limits/rate-limit';
+
+export function sendError(res: Response, err: TeegateError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+  if (err.code === 'AUTH_REQUIRED' || err.code === 'AUTH_INVALID') res.setHeader('WWW-Authenticate', 'Bearer realm="teegate"');
+  // The unread rest of an oversized body is not worth draining: close the connection after this answer.
+  if (err.code === 'BODY_TOO_LARGE') res.setHeader('Connection', 'close');
+  if (err.action === 'retry' && err.status >= 500 && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', '1');
+  res.locals.errorCode = err.code;
+  res.status(err.status).type('application/json').send(JSON.stringify(err.toJSON()));
+}
+
+/** Express's final error handler: typed errors as they are, body-parser style errors mapped, the rest INTERNAL. */
+export function errorHandler(onInternal: (err: unknown) => void): ErrorRequestHandler {
+  return (err: unknown, _req, res, _next) => {
+    void _next;
+    if (isTeegateError(err)) return sendError(res, err);
+    const e = err as { type?: string; status?: number };
+    if (e.type === 'entity.too.large') return sendError(res, new TeegateError('BODY_TOO_LARGE', 'the request body is too large'));
+    if (e.status === 400 && e.type !== undefined) return sendError(res, new TeegateError('REQUEST_INVALID', 'the request could not be read'));
+    onInternal(err);
+    return sendError(res, new TeegateError('INTERNAL', 'the gateway failed to handle the request'));
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * Security headers on every answer, and CORS for the configured origins. The API serves JSON and
+ * opaque JOSE bodies only: nothing may be framed, sniffed or cached.
+ */
+import type { RequestHandler } from 'express';
+
+export const EXPOSED_HEADERS = ['teegate-receipt', 'teegate-log-index', 'teegate-enclave', 'x-request-id', 'retry-after'];
+
+export function securityHeaders(): RequestHandler {
+  return (_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  };
+}
+
+/** CORS: `origins` lists allowed origins (`*` allows any, without credentials). Preflights end here. */
+export function cors(origins: readonly string[]): RequestHandler {
+  const any = origins.includes('*');
+  const allowed = new Set(origins);
+  return (req, res, next) => {
+    const origin = req.headers.origin;
+    const ok = origin !== undefined && (any || allowed.has(origin));
+    if (ok) {
+      res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin);
+      if (!any) res.setHeader('Vary', 'Origin');
+      res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS.join(', '));
+    }
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      if (ok) {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, X-Request-Id');
+        res.setHeader('Access-Control-Max-Age', '600');
+      }
+      res.status(204).end();
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * HTTP/1.1 client to one enclave (docs/enclave-api.md) over a keep-alive agent. Bodies are relayed
+ * as raw bytes: nothing is parsed or re-serialised here. Every failure is classified by what the
+ * gateway may conclude from it:
+ *  - `not-sent`: the connection was never established, so the enclave cannot have run the request
+ *    (safe to try another enclave);
+ *  - `unknown`:  the connection broke after the request may have reached the enclave;
+ *  - `timeout`:  connected, but no complete answer in time (outcome unknown);
+ *  - `invalid`:  the answer is unusable (too large).
+ */
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+
+export type UpstreamFailureKind = 'not-sent' | 'unknown' | 'timeout' | 'invalid';
+
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  constructor(
+    readonly kind: UpstreamFailureKind,
+    message: string,
+    readonly errorCode?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+export interface EnclaveClientOptions {
+  readonly connectTimeoutMs: number;
+  /** Default time for a whole answer once connected. */
+  readonly timeoutMs: number;
+  /** Largest answer accepted (default 64 MiB). */
+  readonly maxResponseBytes?: number;
+  readonly maxSockets?: number;
+}
+
+export interface UpstreamRequest {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly body?: Buffer;
+  readonly contentType?: string;
+  readonly timeoutMs?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Socket errors that mean no connection was ever made. */
+const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ECONNABORTED']);
+
+export class EnclaveClient {
+  private readonly agent: Agent;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly maxResponseBytes: number;
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly options: EnclaveClientOptions,
+  ) {
+    const url = new URL(baseUrl);
+    this.host = url.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(url.port || 80);
+    this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024;
+    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256, scheduling: 'lifo' });
+  }
+
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    return new Promise<UpstreamResponse>((resolvePromise, rejectPromise) => {
+      let settled = false;
+      let connected = false;
+      const headers: Record<string, string | number> = { ...req.headers };
+      if (req.body !== undefined) {
+        headers['content-length'] = req.body.length;
+        if (req.contentType) headers['content-type'] = req.contentType;
+      }
+      const outgoing = httpRequest({ agent: this.agent, host: this.host, port: this.port, method: req.method, path: req.path, headers });
+      const finish = (err: UpstreamError | undefined, res?: UpstreamResponse): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(connectTimer);
+        clearTimeout(answerTimer);
+        if (err) {
+          outgoing.destroy();
+          rejectPromise(err);
+        } else resolvePromise(res!);
+      };
+      const connectTimer = setTimeout(() => {
+        if (!connected) finish(new UpstreamError('not-sent', `no connection to ${this.baseUrl} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
+      }, this.options.connectTimeoutMs);
+      const answerTimer = setTimeout(() => {
+        finish(
+          connected
+            ? new UpstreamError('timeout', `${this.baseUrl} did not answer within ${req.timeoutMs ?? this.options.timeoutMs} ms`)
+            : new UpstreamError('not-sent', `no connection to ${this.baseUrl}`, 'ECONNECTTIMEOUT'),
+        );
+      }, req.timeoutMs ?? this.options.timeoutMs);
+      outgoing.on('socket', (socket) => {
+        if (!socket.connecting) connected = true;
+        else socket.once('connect', () => (connected = true));
+      });
+      outgoing.on('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? 'UNKNOWN';
+        const kind: UpstreamFailureKind = !connected && NOT_CONNECTED_CODES.has(code) ? 'not-sent' : 'unknown';
+        finish(new UpstreamError(kind, `${this.baseUrl}: ${code} (${err.message})`, code));
+      });
+      outgoing.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > this.maxResponseBytes) {
+            finish(new UpstreamError('invalid', `${this.baseUrl} answered more than ${this.maxResponseBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
+        res.on('aborted', () => finish(new UpstreamError('unknown', `${this.baseUrl} closed the connection mid-answer`, 'ECONNRESET')));
+        res.on('error', (err: NodeJS.ErrnoException) => finish(new UpstreamError('unknown', `${this.baseUrl}: ${err.code ?? err.message}`, err.code)));
+      });
+      outgoing.end(req.body);
+    });
+  }
+
+  /** GET and parse a small JSON answer (health, attestation, metadata: not the inference hot path). */
+  async getJson(path: string, timeoutMs?: number): Promise<{ status: number; json: unknown }> {
+    const res = await this.request({ method: 'GET', path, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    let json: unknown;
+    try {
+      json = JSON.parse(res.body.toString('utf8')) as unknown;
+    } catch {
+      throw new UpstreamError('invalid', `${this.baseUrl}${path} answered ${res.status} with a body that is not JSON`);
+    }
+    return { status: res.status, json };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

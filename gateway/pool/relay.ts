@@ -1,0 +1,117 @@
+/**
+ * Sends one request to the pool with the retry rules:
+ *  - the enclave could not be reached (no connection) or answered 503 (not ready: it did not
+ *    run the request) → taken out of rotation, the request goes to another enclave;
+ *  - the connection broke after the request may have reached it → UPSTREAM_OUTCOME_UNKNOWN (502),
+ *    never retried (the inference may have run);
+ *  - no complete answer in time → UPSTREAM_TIMEOUT (504);
+ *  - an answer whose receipt is signed by a key other than the attested one → the enclave is
+ *    re-attested and the caller gets ENCLAVE_IDENTITY_CHANGED (502).
+ */
+import { TeegateError } from '../../attestation/errors';
+import type { GatewayMetrics } from '../observability/metrics';
+import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './enclave-client';
+import type { EnclaveMember, EnclavePool, ModelSelector } from './enclave-pool';
+
+export interface RelayOptions {
+  readonly maxAttempts: number;
+  readonly metrics: GatewayMetrics;
+  /**
+   * Error codes of a 4xx enclave answer that mean "not for this enclave, nothing ran" (a sealed
+   * request sent without `teegate-seal-kid` to an enclave holding another seal key): try the next.
+   */
+  readonly retryOnCodes?: readonly string[];
+  /** Send only to this member (a client asked for one enclave's attestation). */
+  readonly only?: EnclaveMember;
+}
+
+function errorCodeOf(response: UpstreamResponse): string | undefined {
+  if (response.status < 400 || response.status >= 500 || response.body.length > 4096) return undefined;
+  try {
+    const code = (JSON.parse(response.body.toString('utf8')) as { code?: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RelayResult {
+  readonly member: EnclaveMember;
+  readonly response: UpstreamResponse;
+}
+
+export const RECEIPT_HEADER = 'teegate-receipt';
+
+/** `kid` of a JWS compact protected header, without verifying anything (cheap identity check). */
+export function jwsKid(jws: string): string | undefined {
+  const dot = jws.indexOf('.');
+  if (dot <= 0 || dot > 2048) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(jws.slice(0, dot), 'base64url').toString('utf8')) as { kid?: unknown };
+    return typeof header.kid === 'string' ? header.kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function noEnclave(pool: EnclavePool, model: ModelSelector | undefined, lastReason: string | undefined): TeegateError {
+  if (model && pool.ready().length > 0 && pool.serving(model).length === 0 && lastReason === undefined) {
+    if (model.sealKid !== undefined && pool.serving({ name: model.name, ...(model.version !== undefined ? { version: model.version } : {}) }).length > 0) {
+      return new TeegateError('JWE_KEY_MISMATCH', `no attested enclave holds seal key ${model.sealKid}: fetch the current manifests from /v1/enclaves`);
+    }
+    const what = model.version === undefined ? model.name : `${model.name} version ${model.version}`;
+    return new TeegateError('MODEL_NOT_FOUND', `no attested enclave serves model ${what}`);
+  }
+  const states = pool.members.map((m) => `${m.id} ${m.state}`).join(', ') || 'no enclaves configured';
+  return new TeegateError('NO_ENCLAVE_AVAILABLE', `no attested enclave could take the request (${lastReason ?? states})`);
+}
+
+export async function relay(pool: EnclavePool, req: UpstreamRequest, model: ModelSelector | undefined, options: RelayOptions): Promise<RelayResult> {
+  const tried = new Set<EnclaveMember>();
+  let lastReason: string | undefined;
+  for (let attempt = 0; attempt < options.maxAttempts; attempt++) {
+    const member = options.only ? (tried.has(options.only) || options.only.state !== 'ready' ? undefined : options.only) : pool.pick(model, tried);
+    if (!member) break;
+    tried.add(member);
+    const identity = member.identity;
+    let response: UpstreamResponse;
+    member.inFlight++;
+    try {
+      response = await member.client.request(req);
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      if (err.kind === 'not-sent') {
+        pool.reportDown(member, err.errorCode ?? 'ECONNREFUSED', err.message);
+        options.metrics.upstreamRetries.inc({ reason: 'unreachable' });
+        lastReason = `${member.id}: ${err.message}`;
+        continue;
+      }
+      if (err.kind === 'timeout') throw new TeegateError('UPSTREAM_TIMEOUT', `enclave ${member.id} did not answer in time; the outcome is unknown`);
+      if (err.kind === 'invalid') throw new TeegateError('UPSTREAM_INVALID', `enclave ${member.id}: ${err.message}`);
+      pool.reportDown(member, err.errorCode ?? 'ECONNRESET', err.message);
+      throw new TeegateError('UPSTREAM_OUTCOME_UNKNOWN', `the connection to enclave ${member.id} broke after the request was sent (${err.errorCode ?? 'reset'}); it may or may not have run`);
+    } finally {
+      member.inFlight--;
+    }
+    if (response.status === 503) {
+      pool.reportDown(member, 'ENCLAVE_NOT_READY', `answered 503`);
+      options.metrics.upstreamRetries.inc({ reason: 'not_ready' });
+      lastReason = `${member.id} answered 503 (not ready)`;
+      continue;
+    }
+    if (options.retryOnCodes && response.status >= 400 && response.status < 500) {
+      const code = errorCodeOf(response);
+      if (code !== undefined && options.retryOnCodes.includes(code) && attempt + 1 < options.maxAttempts && pool.pick(model, tried)) {
+        options.metrics.upstreamRetries.inc({ reason: code.toLowerCase() });
+        continue;
+      }
+    }
+    const receipt = response.headers[RECEIPT_HEADER];
+    if (typeof receipt === 'string' && identity && jwsKid(receipt) !== identity.receiptKid) {
+      pool.reportIdentityChanged(member, `enclave ${member.id} signed with a receipt key it was not attested with`);
+      throw new TeegateError('ENCLAVE_IDENTITY_CHANGED', `enclave ${member.id} answered with a receipt key other than its attested one; it is being attested again`);
+    }
+    return { member, response };
+  }
+  throw noEnclave(pool, model, lastReason);
+}

@@ -1,0 +1,111 @@
+/**
+ * Open Inference Protocol (KServe v2) routes: server metadata and health, model list, metadata and
+ * readiness, and inference. Inference bodies, plain (application/json) or sealed
+ * (application/jose), are relayed as raw bytes; the gateway logs the enclave's receipt (from the
+ * `teegate-receipt` header) and returns its log index in `teegate-log-index` and, for plain
+ * JSON, in `parameters.log_index`.
+ */
+import type { Express, Request, Response } from 'express';
+import { TeegateError } from '../../attestation/errors';
+import type { GatewayContext } from '../context';
+import { readRawBody } from '../http/read-body';
+import { spliceLogIndex } from '../http/splice-log-index';
+import type { ModelSelector } from '../pool/enclave-pool';
+import { RECEIPT_HEADER, relay } from '../pool/relay';
+
+export const SERVER_NAME = 'teegate';
+export const SERVER_VERSION = '0.1.0';
+export const SERVER_EXTENSIONS = ['teegate-receipts', 'teegate-sealed', 'teegate-transparency-log'];
+export const SEAL_KID_HEADER = 'teegate-seal-kid';
+export const LOG_INDEX_HEADER = 'teegate-log-index';
+
+function selector(req: Request): ModelSelector {
+  const { model, version } = req.params as { model: string; version?: string };
+  return { name: model, ...(version !== undefined ? { version } : {}) };
+}
+
+function send(res: Response, status: number, contentType: string | undefined, body: Buffer): void {
+  res.status(status);
+  res.setHeader('Content-Type', contentType ?? 'application/json');
+  res.end(body);
+}
+
+export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
+  const { pool, config, metrics, sink } = ctx;
+  const relayOptions = { maxAttempts: config.limits.maxAttempts, metrics };
+
+  app.get('/v2', (_req, res) => {
+    res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS });
+  });
+  app.get('/v2/health/live', (_req, res) => {
+    res.json({ live: true });
+  });
+  app.get('/v2/health/ready', (_req, res) => {
+    if (pool.ready().length > 0) return void res.json({ ready: true });
+    res.status(503).json({ code: 'NO_ENCLAVE_AVAILABLE', message: 'no attested enclave is ready', ready: false });
+  });
+  app.get('/v2/models', (_req, res) => {
+    const versions = new Map<string, Set<string>>();
+    for (const m of pool.ready()) {
+      for (const model of m.identity!.manifest.models) {
+        if (!versions.has(model.name)) versions.set(model.name, new Set());
+        versions.get(model.name)!.add(model.version);
+      }
+    }
+    res.json({ models: [...versions].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, v]) => ({ name, versions: [...v].sort() })) });
+  });
+
+  const metadata = async (req: Request, res: Response) => {
+    const model = selector(req);
+    res.locals.model = model.name;
+    const { member, response } = await relay(pool, { method: 'GET', path: `/v2/models/${encodeURIComponent(model.name)}` }, model, relayOptions);
+    res.setHeader('teegate-enclave', member.id);
+    send(res, response.status, response.headers['content-type'], response.body);
+  };
+  app.get('/v2/models/:model', metadata);
+  app.get('/v2/models/:model/versions/:version', metadata);
+
+  const ready = (req: Request, res: Response) => {
+    const model = selector(req);
+    res.locals.model = model.name;
+    const known = pool.members.some((m) => m.identity?.manifest.models.some((x) => x.name === model.name && (model.version === undefined || x.version === model.version)));
+    if (!known) throw new TeegateError('MODEL_NOT_FOUND', `no enclave serves model ${model.name}${model.version ? ` version ${model.version}` : ''}`);
+    const isReady = pool.serving(model).length > 0;
+    if (isReady) return void res.json({ name: model.name, ready: true });
+    res.status(503).json({ code: 'NO_ENCLAVE_AVAILABLE', message: `no attested enclave serving ${model.name} is ready`, name: model.name, ready: false });
+  };
+  app.get('/v2/models/:model/ready', ready);
+  app.get('/v2/models/:model/versions/:version/ready', ready);
+
+  const infer = async (req: Request, res: Response) => {
+    const base = selector(req);
+    res.locals.model = base.name;
+    const body = await readRawBody(req, config.limits.bodyBytes);
+    res.locals.mode = body.mode;
+    const sealKid = req.headers[SEAL_KID_HEADER];
+    const model: ModelSelector = body.mode === 'sealed' && typeof sealKid === 'string' ? { ...base, sealKid } : base;
+    const { member, response } = await relay(
+      pool,
+      { method: 'POST', path: `/v2/models/${encodeURIComponent(base.name)}/infer`, body: body.bytes, contentType: body.contentType },
+      model,
+      body.mode === 'sealed' && model.sealKid === undefined ? { ...relayOptions, retryOnCodes: ['JWE_KEY_MISMATCH'] } : relayOptions,
+    );
+    res.locals.enclave = member.id;
+    res.setHeader('teegate-enclave', member.id);
+    let out = response.body;
+    if (response.status === 200) {
+      const receipt = response.headers[RECEIPT_HEADER];
+      if (typeof receipt !== 'string' || receipt.length === 0) {
+        throw new TeegateError('UPSTREAM_INVALID', `enclave ${member.id} answered an inference without a ${RECEIPT_HEADER} header`);
+      }
+      const { index } = await sink.appendReceipt(receipt);
+      res.setHeader(RECEIPT_HEADER, receipt);
+      res.setHeader(LOG_INDEX_HEADER, String(index));
+      if (body.mode === 'plain') out = spliceLogIndex(out, index) ?? out;
+    }
+    send(res, response.status, response.headers['content-type'], out);
+  };
+  const auth = ctx.requireKey('infer');
+  app.post('/v2/models/:model/infer', auth, infer);
+  app.post('/v2/models/:model/versions/:version/infer', auth, infer);
+}

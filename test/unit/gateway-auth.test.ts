@@ -1,0 +1,90 @@
+import { ApiKeyStore, generateApiKey, hashApiKey } from '../../gateway/auth/api-keys';
+import { RateLimiter, RateLimitedError } from '../../gateway/limits/rate-limit';
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe('API keys', () => {
+  const inferKey = generateApiKey();
+  const adminKey = generateApiKey();
+  const store = new ApiKeyStore([
+    { id: 'app', sha256: hashApiKey(inferKey), scopes: ['infer'] },
+    { id: 'ops', sha256: hashApiKey(adminKey), scopes: ['infer', 'admin'], rateLimit: { requestsPerSecond: 1, burst: 1 } },
+  ]);
+
+  it('generates distinct keys and stores only their SHA-256', () => {
+    expect(inferKey).toMatch(/^tg_[A-Za-z0-9_-]{43}$/);
+    expect(inferKey).not.toBe(adminKey);
+    expect(hashApiKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+
+  it('authenticates a Bearer key and reports its id and scopes', () => {
+    const key = store.authenticate(`Bearer ${adminKey}`);
+    expect(key.id).toBe('ops');
+    expect([...key.scopes]).toEqual(['infer', 'admin']);
+    expect(key.rateLimit).toEqual({ requestsPerSecond: 1, burst: 1 });
+    expect(store.authenticate(`bearer ${inferKey}`).id).toBe('app');
+  });
+
+  it('answers AUTH_REQUIRED without a usable header and AUTH_INVALID for an unknown key', () => {
+    expect(code(() => store.authenticate(undefined))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(''))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`Basic ${inferKey}`))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate('Bearer '))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`Bearer ${'x'.repeat(300)}`))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`Bearer ${inferKey}x`))).toBe('AUTH_INVALID');
+    expect(code(() => store.authenticate(`Bearer ${hashApiKey(inferKey)}`))).toBe('AUTH_INVALID');
+  });
+
+  it('answers AUTH_FORBIDDEN when the scope is missing', () => {
+    const key = store.authenticate(`Bearer ${inferKey}`);
+    expect(code(() => ApiKeyStore.requireScope(key, 'admin'))).toBe('AUTH_FORBIDDEN');
+    expect(code(() => ApiKeyStore.requireScope(key, 'infer'))).toBeUndefined();
+  });
+});
+
+describe('token bucket rate limit', () => {
+  it('allows a burst, refuses with Retry-After, refills at the rate, per subject', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ requestsPerSecond: 2, burst: 3 }, () => now);
+    for (let i = 0; i < 3; i++) limiter.take('a');
+    let refused: unknown;
+    try {
+      limiter.take('a');
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(RateLimitedError);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', status: 429, retryAfterSeconds: 1 });
+    limiter.take('b'); // another subject has its own bucket
+    now += 500; // one token back at 2/s
+    limiter.take('a');
+    expect(code(() => limiter.take('a'))).toBe('RATE_LIMITED');
+    now += 10_000; // never more than the burst
+    for (let i = 0; i < 3; i++) limiter.take('a');
+    expect(code(() => limiter.take('a'))).toBe('RATE_LIMITED');
+  });
+
+  it('uses a per-subject limit when given and bounds its memory', () => {
+    const limiter = new RateLimiter({ requestsPerSecond: 100, burst: 100 }, () => 0, 2);
+    const strict = { requestsPerSecond: 0.1, burst: 1 };
+    limiter.take('k', strict);
+    expect(code(() => limiter.take('k', strict))).toBe('RATE_LIMITED');
+    let err: unknown;
+    try {
+      limiter.take('k', strict);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as RateLimitedError).retryAfterSeconds).toBe(10);
+    limiter.take('x');
+    limiter.take('y'); // evicts the oldest bucket ('k'), which starts full again
+    limiter.take('k', strict);
+  });
+});

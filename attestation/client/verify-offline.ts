@@ -1,0 +1,96 @@
+/**
+ * Verifies a receipt from files, with no gateway: the enclave's boot attestation document (the one
+ * the receipt names by `att`), its manifest, and optionally the caller's request tensors, the
+ * response tensors and the salt. The boot document is checked at its own timestamp (it may be older
+ * than its certificates' lifetime) under the policy without a maximum age: freshness is what an
+ * online `connect` adds. Same report shape as `infer()`; the log step is skipped.
+ */
+import { parseCoseSign1 } from '../cose/sign1';
+import { isTeegateError } from '../errors';
+import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
+import { parseNitroPayload } from '../nitro/document';
+import type { MeasurementPolicy } from '../nitro/policy';
+import { verifyAttestationReport, type VerifiedAttestation } from '../nitro/verify';
+import type { LoadedPolicy } from '../policy-file';
+import { verifyReceiptReport, type ReceiptClaims } from '../receipt';
+import type { InferTensor } from '../tensors';
+import { finishReport, inferenceReport, manifestReason, REPORT_STEPS, type ReportStepOutcome, type VerificationReport } from './report';
+
+export interface OfflineReceiptEvidence {
+  readonly receipt: string;
+  /** The boot attestation document (COSE_Sign1 bytes). */
+  readonly document: Uint8Array;
+  /** The manifest as published (untrusted JSON). */
+  readonly manifest: unknown;
+  readonly policy?: MeasurementPolicy | LoadedPolicy;
+  readonly rootCertificates?: readonly (Uint8Array | string)[];
+  readonly inputs?: readonly InferTensor[];
+  readonly outputs?: readonly InferTensor[];
+  readonly salt?: string;
+  readonly nonce?: string;
+  readonly sealed?: boolean;
+}
+
+export interface OfflineReceiptResult {
+  readonly report: VerificationReport;
+  readonly claims?: ReceiptClaims;
+  readonly attestation?: VerifiedAttestation;
+  readonly manifest?: EnclaveManifest;
+}
+
+function documentTime(document: Uint8Array): number | undefined {
+  try {
+    return parseNitroPayload(parseCoseSign1(document).payload).timestamp;
+  } catch {
+    return undefined; // the verification's parse step reports it
+  }
+}
+
+function stopAt(failed: ReportStepOutcome): VerificationReport {
+  const steps: ReportStepOutcome[] = failed.step === 'manifest' ? [{ step: 'attestation', status: 'passed', reason: 'boot document verified' }, failed] : [failed];
+  for (const s of REPORT_STEPS) if (!steps.some((o) => o.step === s)) steps.push({ step: s, status: 'skipped', reason: `not checked: step ${failed.step} failed` });
+  return finishReport(steps);
+}
+
+export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<OfflineReceiptResult> {
+  const loaded = e.policy && 'file' in e.policy && 'policy' in e.policy ? e.policy : undefined;
+  const policy: MeasurementPolicy = loaded ? loaded.policy : ((e.policy as MeasurementPolicy | undefined) ?? {});
+  const { maxAgeMs: _age, ...bootPolicy } = policy;
+  void _age;
+  const roots = e.rootCertificates ?? loaded?.rootCertificates;
+  const at = documentTime(e.document);
+  const att = await verifyAttestationReport(e.document, { ...(roots ? { rootCertificates: roots } : {}), policy: bootPolicy, ...(at !== undefined ? { at } : {}) });
+  if (!att.valid || !att.attestation) {
+    const error = att.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
+    const failed = att.steps.find((s) => s.status === 'failed');
+    return { report: stopAt({ step: 'attestation', status: 'failed', reason: `${failed ? `${failed.step}: ` : ''}${error.message}`, code: error.code }) };
+  }
+  const attestation = att.attestation;
+  let manifest: EnclaveManifest;
+  try {
+    manifest = await verifyManifestBinding(attestation, e.manifest);
+  } catch (err) {
+    if (!isTeegateError(err)) throw err;
+    return { report: stopAt({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }), attestation };
+  }
+  const receipt = await verifyReceiptReport({
+    receipt: e.receipt,
+    attestation,
+    manifest,
+    ...(e.inputs ? { inputs: e.inputs } : {}),
+    ...(e.outputs ? { outputs: e.outputs } : {}),
+    ...(e.salt !== undefined ? { salt: e.salt } : {}),
+    ...(e.nonce !== undefined ? { nonce: e.nonce } : {}),
+    ...(e.sealed !== undefined ? { sealed: e.sealed } : {}),
+  });
+  const pinned = Object.keys(policy.pcrs ?? {}).length;
+  const reason =
+    `boot document of module ${attestation.moduleId} at ${new Date(attestation.timestamp).toISOString()} (checked at its own time), ` +
+    `chain to root ${attestation.rootFingerprint.slice(0, 16)}…, ${pinned} PCR(s) pinned by the policy${attestation.debug ? ', DEBUG MODE' : ''}, sha384 ${attestation.documentSha384.slice(0, 16)}…`;
+  const report = inferenceReport({ attestation: reason, manifest: manifestReason(manifest), bootId: manifest.boot_id }, receipt, {
+    step: 'log',
+    status: 'skipped',
+    reason: 'offline: inclusion not checked',
+  });
+  return { report, ...(receipt.claims ? { claims: receipt.claims } : {}), attestation, manifest };
+}

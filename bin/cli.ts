@@ -6,9 +6,29 @@ type Command = (args: string[]) => Promise<number>;
 // Commands load lazily (require, not import(): the tsx CommonJS loader resolves it) so that
 // `verify-attestation` never loads onnxruntime or express.
 const COMMANDS: Record<string, { summary: string; load: () => Command }> = {
+  up: {
+    summary: 'start the dev stack (dev KMS, enclaves, gateway) on embedded defaults',
+    load: () => (require('./commands/up') as typeof import('./commands/up')).upCommand,
+  },
   'verify-attestation': {
     summary: 'verify an AWS Nitro attestation document (raw CBOR, base64 or hex)',
     load: () => (require('./commands/verify-attestation') as typeof import('./commands/verify-attestation')).verifyAttestationCommand,
+  },
+  infer: {
+    summary: 'attest the gateway, run one inference (sealed by default) and verify its receipt',
+    load: () => (require('./commands/infer') as typeof import('./commands/infer')).inferCommand,
+  },
+  'verify-receipt': {
+    summary: 'verify an inference receipt offline against an attestation document and manifest',
+    load: () => (require('./commands/verify-receipt') as typeof import('./commands/verify-receipt')).verifyReceiptCommand,
+  },
+  audit: {
+    summary: 'audit a transparency log: checkpoints, consistency, every entry, receipt sequences',
+    load: () => (require('./commands/audit') as typeof import('./commands/audit')).auditCommand,
+  },
+  model: {
+    summary: 'model tools: `model seal MODEL.onnx --key-id ID` encrypts a model under a KMS data key',
+    load: () => (require('./commands/model-seal') as typeof import('./commands/model-seal')).modelCommand,
   },
 };
 

@@ -76,8 +76,21 @@ interface Boot {
   healthStatus: number;
 }
 
-async function boot(options: { config?: ModelConfig; credentials?: typeof ENCLAVE; ca?: DevCa; kmsUrl?: string } = {}): Promise<Boot> {
+/** PCR0 of the dev enclave image that ships `config`: the sources, the lock file and the sealed model file. */
+async function imagePcr0(config: ModelConfig): Promise<string> {
+  return toHex((await measureDevEnclave([config.sealed?.path ?? config.path])).get(0)!);
+}
+
+/**
+ * Boots an enclave. Unless `pinPolicy` is false, the key policy is first pinned to the PCR0 of the
+ * image being booted (each sealed file is another image), as an operator rolls out an image, so
+ * the checks after key release are reached.
+ */
+async function boot(options: { config?: ModelConfig; credentials?: typeof ENCLAVE; ca?: DevCa; kmsUrl?: string; pinPolicy?: boolean } = {}): Promise<Boot> {
   const config = options.config ?? sealedConfig();
+  if (options.pinPolicy !== false && options.kmsUrl === undefined) {
+    await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy(await imagePcr0(config)) }));
+  }
   const events: Record<string, unknown>[] = [];
   const client = createKmsClient({ endpoint: options.kmsUrl ?? kms.url, credentials: options.credentials ?? ENCLAVE, maxAttempts: 1 });
   const enclave = await startEnclave({
@@ -134,9 +147,8 @@ beforeAll(async () => {
   devCa = await createDevCa();
   kms = await startDevKms({ credentials: [SEALER, ENCLAVE], accountId: ACCOUNT, attestationRoots: [devCa.rootPem] });
   sealer = createKmsClient({ endpoint: kms.url, credentials: SEALER, maxAttempts: 1 });
-  // The image measurement the dev NSM will report: sources, lock file and the model file.
-  pcr0 = toHex((await measureDevEnclave(defaultModelConfigs().map((c) => c.path))).get(0)!);
-  keyId = (await sealer.send(new CreateKeyCommand({ Description: 'teegate models', Policy: keyPolicy(pcr0) }))).KeyMetadata!.KeyId!;
+  // The policy is pinned to the image's PCR0 once the sealed model (part of the image) exists.
+  keyId = (await sealer.send(new CreateKeyCommand({ Description: 'teegate models', Policy: keyPolicy('00'.repeat(48)) }))).KeyMetadata!.KeyId!;
 
   // Seal the shipped model with the real CLI, as an operator would.
   sealedPath = join(dir, 'ppocr-v4-rec.onnx.sealed');
@@ -154,6 +166,9 @@ beforeAll(async () => {
     size: readFileSync(modelPath).length,
     keyId: `arn:aws:kms:us-east-1:${ACCOUNT}:key/${keyId}`,
   });
+  // The image measurement the dev NSM will report: sources, lock file and the sealed model file.
+  pcr0 = await imagePcr0(sealedConfig());
+  await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy(pcr0) }));
 });
 
 afterAll(async () => {
@@ -222,7 +237,7 @@ describe('boot with key release', () => {
   it('a key policy that demands another PCR0: AccessDeniedException, no model loaded', async () => {
     await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy('ab'.repeat(48)) }));
     try {
-      const b = await boot();
+      const b = await boot({ pinPolicy: false });
       await expectRefusal(b, 'KEY_RELEASE_REJECTED', 'AccessDeniedException: User: arn:aws:iam::111122223333:user/AKIDENCLAVE is not authorized to perform: kms:Decrypt');
     } finally {
       await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy(pcr0) }));
@@ -267,6 +282,13 @@ describe('boot with key release', () => {
     await expectRefusal(await boot({ config: sealedConfig(path) }), 'SEALED_MODEL_DECRYPT_FAILED', 'AES-256-GCM authentication failed');
   });
 
+  it('a tampered model in an image the policy was pinned for: the image measures differently, KMS refuses', async () => {
+    const path = writeVariant('tampered-model-unpinned.sealed', { flipAt: (file) => file.length - 100_000 });
+    expect(await imagePcr0(sealedConfig(path))).not.toBe(pcr0);
+    const b = await boot({ config: sealedConfig(path), pinPolicy: false });
+    await expectRefusal(b, 'KEY_RELEASE_REJECTED', 'AccessDeniedException');
+  });
+
   it('a file sealed for another model digest than configured: SEALED_MODEL_DIGEST_MISMATCH before any key release', async () => {
     const b = await boot({ config: sealedConfig(sealedPath, { sha256: 'cd'.repeat(32) }) });
     await expectRefusal(b, 'SEALED_MODEL_DIGEST_MISMATCH', `header SHA-256 is ${PP_OCRV4_REC_CONFIG.sha256}, configured ${'cd'.repeat(32)}`);
@@ -290,6 +312,7 @@ describe('a misbehaving or unreachable KMS', () => {
       const generated = await client.send(new GenerateDataKeyCommand({ KeyId: id, KeySpec: 'AES_256', EncryptionContext: { ...header.kms.encryptionContext } }));
       const path = join(dir, `under-${id}.sealed`);
       writeFileSync(path, sealModel({ plaintext: readFileSync(defaultModelConfigs()[0]!.path), name: DEMO_MODEL, version: '1', dataKey: generated.Plaintext!, encryptedDataKey: generated.CiphertextBlob!, keyId: generated.KeyId! }));
+      await client.send(new PutKeyPolicyCommand({ KeyId: id, PolicyName: 'default', Policy: keyPolicy(await imagePcr0(sealedConfig(path))) }));
       return { other, config: sealedConfig(path) };
     } finally {
       client.destroy();

@@ -3,6 +3,7 @@
  * publishing as separate steps, tiles and proofs that verify against signed checkpoints, restart
  * from the store, torn-tail recovery, the typed errors of every route, and the `teegate audit` CLI.
  */
+import { makePolicyFile } from '../../attestation/policy-file';
 import { execFile } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -162,7 +163,7 @@ test('teegate audit: passes, keeps state, then fails with exit 1 naming the inde
   const state = join(dir, 'state.json');
   const policy = join(dir, 'policy.json');
   writeFileSync(root, ca.rootPem);
-  writeFileSync(policy, JSON.stringify({ pcrs: { 0: enclave.pcr0 } }));
+  writeFileSync(policy, JSON.stringify(makePolicyFile({ 0: enclave.pcr0 })));
   const cli = join(__dirname, '..', '..', 'bin', 'teegate');
   const args = ['audit', '--url', served.url, '--root', root, '--state', state, '--policy', policy];
   try {

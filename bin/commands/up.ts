@@ -1,0 +1,79 @@
+/** `teegate up [--port N] [--data DIR] [--enclaves N] [--host H]`: the whole dev stack on embedded defaults. */
+import { startDevStack } from '../../infra/dev-stack/stack';
+import { UsageError, parseCommandArgs } from './usage';
+
+const HELP = `usage: teegate up [options]
+
+Starts the dev KMS, enclaves (simulated Nitro Secure Module, the shipped PP-OCRv4 model sealed
+under KMS on first start and released only to the measured enclave image) and the gateway, then
+prints the URL. Ctrl-C or SIGTERM stops them all.
+
+options:
+  --port N        gateway port (default 8080)
+  --host H        gateway address (default 127.0.0.1)
+  --data DIR      where keys, the dev root, the sealed model and the log live (default ./data)
+  --enclaves N    number of enclaves (default 1)
+  --verbose       print every service's log lines
+`;
+
+export async function upCommand(args: string[]): Promise<number> {
+  const parsed = parseCommandArgs(
+    args,
+    { port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, enclaves: { type: 'string' }, verbose: { type: 'boolean' } },
+    HELP,
+  );
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}\n\n${HELP}`);
+  const int = (v: string | undefined, name: string, min: number, max: number, dflt: number): number => {
+    if (v === undefined) return dflt;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
+    return Number(v);
+  };
+  const port = int(values.port, 'port', 0, 65535, 8080);
+  const enclaves = int(values.enclaves, 'enclaves', 1, 16, 1);
+  const verbose = values.verbose ?? false;
+  const log = (line: string) => {
+    if (verbose || /"level":"?(error|fatal|warn|40|50|60)/.test(line)) process.stderr.write(`${line}\n`);
+  };
+
+  // Signals are handled from the first moment, so no child is ever left behind.
+  let signalled: string | undefined;
+  let wake: () => void = () => undefined;
+  const signal = new Promise<void>((resolve) => (wake = resolve));
+  const onSignal = (name: string) => () => {
+    if (signalled) return;
+    signalled = name;
+    process.stderr.write(`teegate: ${name}, stopping ...\n`);
+    wake();
+  };
+  process.on('SIGINT', onSignal('SIGINT'));
+  process.on('SIGTERM', onSignal('SIGTERM'));
+
+  process.stderr.write(`teegate: starting the dev stack (${enclaves} enclave${enclaves > 1 ? 's' : ''}) ...\n`);
+  const starting = startDevStack({ port, enclaves, ...(values.host ? { host: values.host } : {}), ...(values.data ? { dataDir: values.data } : {}), log });
+  const stack = await Promise.race([starting, signal.then(() => undefined)]);
+  if (!stack) {
+    // Stopped while starting: let the start finish (or fail), then stop what it started.
+    await (await starting.catch(() => undefined))?.stop();
+    process.stderr.write('teegate: stopped\n');
+    return 130;
+  }
+  const keyFile = `${stack.dataDir}/api-key`;
+  process.stdout.write(
+    [
+      `teegate is up: ${stack.url}`,
+      `  web explorer   ${stack.url}/ui/`,
+      `  API key        ${stack.apiKey}   (saved in ${keyFile})`,
+      `  policy         ${stack.dataDir}/measurement-policy.json   (dev root + measured PCRs)`,
+      `  log key        ${stack.dataDir}/log-key`,
+      `  try            TEEGATE_API_KEY=$(cat ${keyFile}) npx teegate infer --url ${stack.url} --demo --policy ${stack.dataDir}/measurement-policy.json --log-key "$(cat ${stack.dataDir}/log-key)"`,
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+  await signal;
+  await stack.stop();
+  process.stderr.write('teegate: stopped\n');
+  return 0;
+}

@@ -1,0 +1,63 @@
+/**
+ * A service of the dev stack run as a child process. It prints one JSON line
+ * `{"event":"ready","url":...}` on stdout when serving; its stderr (JSON log lines) is passed on.
+ * Stopping sends SIGTERM and, after a grace period, SIGKILL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface ChildService {
+  readonly name: string;
+  readonly url: string;
+  readonly pid: number;
+  readonly process: ChildProcess;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function startChildService(
+  name: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; readyTimeoutMs?: number; onLog?: (line: string) => void } = {},
+): Promise<ChildService> {
+  const child = spawn(process.execPath, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const onLog = options.onLog ?? ((line: string) => process.stderr.write(`${line}\n`));
+  createInterface({ input: child.stderr! }).on('line', onLog);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not become ready within ${options.readyTimeoutMs ?? 60_000} ms`));
+    }, options.readyTimeoutMs ?? 60_000);
+    const exitedEarly = (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`));
+    };
+    child.once('exit', exitedEarly);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let event: { event?: string; url?: string };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        onLog(line);
+        return;
+      }
+      if (event.event === 'ready' && typeof event.url === 'string') {
+        clearTimeout(timer);
+        child.off('exit', exitedEarly);
+        resolve({
+          name,
+          url: event.url,
+          pid: child.pid!,
+          process: child,
+          async stop(graceMs = 10_000) {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            child.kill('SIGTERM');
+            const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+            await exited;
+            clearTimeout(killer);
+          },
+        });
+      }
+    });
+  });
+}

@@ -1,0 +1,41 @@
+/**
+ * Dev KMS credentials of the two principals of a dev stack, made once and kept under the data
+ * folder (0600): the operator (creates the key, seals models, pins the key policy) and the enclave
+ * (may only Decrypt, and only with an attested Recipient; see model-key.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export interface DevCredential {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
+export interface DevCredentials {
+  readonly operator: DevCredential;
+  readonly enclave: DevCredential;
+}
+
+function credential(prefix: string): DevCredential {
+  return { accessKeyId: `${prefix}${randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
+}
+
+/** Writes a file atomically (temp + rename) with the given mode. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, data, { mode });
+  await rename(tmp, path);
+}
+
+export async function loadOrCreateDevCredentials(file: string): Promise<DevCredentials> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as DevCredentials;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const created: DevCredentials = { operator: credential('AKIDOPERATOR'), enclave: credential('AKIDENCLAVE') };
+  await writeFileAtomic(file, JSON.stringify(created, null, 2));
+  return created;
+}

@@ -9,6 +9,7 @@
  * - text strings must be valid UTF-8; trailing bytes after the top-level item are rejected.
  * Every byte here is attacker-controlled.
  */
+import { concatBytes } from '../bytes';
 import { TeegateError } from '../errors';
 import { CborTag, type CborKey, type CborMap, type CborValue } from './types';
 
@@ -143,13 +144,7 @@ class Reader {
       }
       chunks.push(chunk);
     }
-    const out = new Uint8Array(total);
-    let off = 0;
-    for (const c of chunks) {
-      out.set(c, off);
-      off += c.length;
-    }
-    return out;
+    return concatBytes(...chunks);
   }
 
   private text(bytes: Uint8Array): string {

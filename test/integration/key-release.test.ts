@@ -283,7 +283,9 @@ describe('boot with key release', () => {
   });
 
   it('a tampered model in an image the policy was pinned for: the image measures differently, KMS refuses', async () => {
-    const path = writeVariant('tampered-model-unpinned.sealed', { flipAt: (file) => file.length - 100_000 });
+    // The operator pinned the policy to the good image; the image at hand carries a changed model.
+    await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy(pcr0) }));
+    const path = writeVariant('tampered-model-unpinned.sealed', { flipAt: (file) => file.length - 200_000 });
     expect(await imagePcr0(sealedConfig(path))).not.toBe(pcr0);
     const b = await boot({ config: sealedConfig(path), pinPolicy: false });
     await expectRefusal(b, 'KEY_RELEASE_REJECTED', 'AccessDeniedException');

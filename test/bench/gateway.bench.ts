@@ -1,0 +1,147 @@
+/**
+ * bench:gateway — the same model through the enclave directly and through the gateway, in one run,
+ * on loopback, with autocannon (64 connections, 20 s each; BENCH_SECONDS overrides). The enclave and
+ * the gateway run as their own processes, as deployed; the gateway verifies the enclave's
+ * attestation, checks API keys and rate limits, relays, and appends every receipt to the
+ * transparency log (file store) before answering.
+ * Primary case: the shipped real model (PP-OCRv4 text recognition) on the shipped demo line.
+ * Also reported: one connection at a time (the gateway's own latency per request, free of queueing),
+ * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
+ * Last line of stdout: one JSON object.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { fromBase64, toHex } from '../../attestation/bytes';
+import { importDevCa, type DevCaJson } from '../../attestation/dev/dev-ca';
+import { verifyAttestation } from '../../attestation/nitro/verify';
+import { REPO_ROOT } from '../../enclave/measurement';
+import { defaultModelConfigs } from '../../enclave/models/model-config';
+import { startChildService } from '../../infra/dev-stack/child-service';
+import { DEMO_MODEL, demoRequest } from '../support/demo';
+import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
+import { log, report } from './measure';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const CONNECTIONS = 64;
+const RUN_TS = join(REPO_ROOT, 'bin', 'run-ts');
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  requests: number;
+}
+
+async function load(url: string, body: string, headers: Record<string, string>, connections: number, seconds: number): Promise<Load> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    connections,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+    timeout: 60,
+  });
+  return {
+    rps: Math.round(result.requests.average * 10) / 10,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    requests: result.requests.total,
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'teegate-bench-gateway-'));
+  const models = [...defaultModelConfigs(), ...tinyModelConfigs(dir)];
+  const modelsFile = join(dir, 'models.json');
+  writeFileSync(modelsFile, JSON.stringify(models));
+  const quiet = () => undefined;
+
+  const enclave = await startChildService('enclave', [RUN_TS, join(REPO_ROOT, 'enclave', 'cli.ts'), '--port', '0', '--data', dir, '--models', modelsFile], { onLog: quiet, readyTimeoutMs: 120_000 });
+  try {
+    // Pin what the enclave really is: its dev root and its measured PCRs, verified.
+    const ca = await importDevCa(JSON.parse(readFileSync(join(dir, 'dev-ca.json'), 'utf8')) as DevCaJson);
+    const att = (await (await fetch(`${enclave.url}/attestation`)).json()) as { document: string };
+    const verified = await verifyAttestation(fromBase64(att.document), { rootCertificates: [ca.rootPem] });
+    const pcrs = Object.fromEntries([0, 1, 2].map((i) => [i, toHex(verified.pcrs.get(i)!)]));
+    const apiKey = 'tg_bench_' + createHash('sha256').update(dir).digest('hex').slice(0, 24);
+    const config = {
+      port: 0,
+      enclaves: [enclave.url],
+      attestation: { rootCertificates: [ca.rootPem], policy: { pcrs } },
+      auth: { keys: [{ id: 'bench', sha256: createHash('sha256').update(apiKey).digest('hex'), scopes: ['infer'] }] },
+      limits: { rateLimit: { requestsPerSecond: 1_000_000, burst: 1_000_000 } },
+      log: { store: 'file', dataDir: dir },
+      logLevel: 'warn',
+    };
+    const configFile = join(dir, 'gateway.json');
+    writeFileSync(configFile, JSON.stringify(config));
+    const gateway = await startChildService('gateway', [RUN_TS, join(REPO_ROOT, 'gateway', 'main.ts'), '--config', configFile], { onLog: quiet, readyTimeoutMs: 60_000 });
+    try {
+      const auth = { authorization: `Bearer ${apiKey}` };
+      const cases = [
+        { name: DEMO_MODEL, body: JSON.stringify(demoRequest()) },
+        { name: 'affine', body: JSON.stringify(affineRequest()) },
+      ];
+      const results: Record<string, { direct: Load; gateway: Load; directSeq: Load; gatewaySeq: Load }> = {};
+      for (const c of cases) {
+        const path = `/v2/models/${c.name}/infer`;
+        log(`${c.name}: warm-up ...`);
+        await load(`${enclave.url}${path}`, c.body, {}, 4, 2);
+        await load(`${gateway.url}${path}`, c.body, auth, 4, 2);
+        log(`${c.name}: direct, ${CONNECTIONS} connections, ${SECONDS} s ...`);
+        const direct = await load(`${enclave.url}${path}`, c.body, {}, CONNECTIONS, SECONDS);
+        log(`${c.name}: gateway, ${CONNECTIONS} connections, ${SECONDS} s ...`);
+        const through = await load(`${gateway.url}${path}`, c.body, auth, CONNECTIONS, SECONDS);
+        const seqSeconds = Math.max(3, Math.round(SECONDS / 4));
+        log(`${c.name}: one connection, ${seqSeconds} s each ...`);
+        const directSeq = await load(`${enclave.url}${path}`, c.body, {}, 1, seqSeconds);
+        const gatewaySeq = await load(`${gateway.url}${path}`, c.body, auth, 1, seqSeconds);
+        results[c.name] = { direct, gateway: through, directSeq, gatewaySeq };
+      }
+      const real = results[DEMO_MODEL]!;
+      const tiny = results.affine!;
+      const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+      report({
+        model: DEMO_MODEL,
+        connections: CONNECTIONS,
+        seconds: SECONDS,
+        direct_rps: real.direct.rps,
+        gateway_rps: real.gateway.rps,
+        direct_p50_ms: real.direct.p50,
+        gateway_p50_ms: real.gateway.p50,
+        gateway_p99_ms: real.gateway.p99,
+        errors: real.direct.errors + real.gateway.errors,
+        gateway_vs_direct: ratio(real.gateway.rps, real.direct.rps),
+        p50_overhead_ms: real.gateway.p50 - real.direct.p50,
+        one_connection: { direct_p50_ms: real.directSeq.p50, gateway_p50_ms: real.gatewaySeq.p50, p50_overhead_ms: real.gatewaySeq.p50 - real.directSeq.p50 },
+        tiny_model: {
+          model: 'affine',
+          direct_rps: tiny.direct.rps,
+          gateway_rps: tiny.gateway.rps,
+          gateway_vs_direct: ratio(tiny.gateway.rps, tiny.direct.rps),
+          direct_p50_ms: tiny.direct.p50,
+          gateway_p50_ms: tiny.gateway.p50,
+          gateway_p99_ms: tiny.gateway.p99,
+          errors: tiny.direct.errors + tiny.gateway.errors,
+          one_connection: { direct_p50_ms: tiny.directSeq.p50, gateway_p50_ms: tiny.gatewaySeq.p50, p50_overhead_ms: tiny.gatewaySeq.p50 - tiny.directSeq.p50 },
+        },
+        goals: { gateway_vs_direct: '>= 0.9', p50_overhead_ms: '<= 1', errors: 0 },
+      });
+    } finally {
+      await gateway.stop();
+    }
+  } finally {
+    await enclave.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:gateway failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -41,7 +41,7 @@ export class CertificateCache {
   key(cert: Certificate): Promise<CryptoKey> {
     const e = this.entry(cert.der);
     if (!e.key) {
-      e.key = importP384PublicKey(cert.spki);
+      e.key = importP384PublicKey(cert.publicKeyPoint);
       e.key.catch(() => (e.key = undefined));
     }
     return e.key;

@@ -48,6 +48,8 @@ export interface Certificate {
   readonly notAfter: number;
   /** The SubjectPublicKeyInfo DER (a P-384 key). */
   readonly spki: Uint8Array;
+  /** The key as an uncompressed P-384 point (0x04 || x || y, 97 bytes). */
+  readonly publicKeyPoint: Uint8Array;
   readonly basicConstraints?: { readonly ca: boolean; readonly pathLen?: number };
   /** First byte of the keyUsage bits (digitalSignature 0x80 ... cRLSign 0x02), if present. */
   readonly keyUsage?: number;
@@ -203,6 +205,12 @@ export function parseCertificate(der: Uint8Array): Certificate {
     throw new TeegateError('CERT_ALG_UNSUPPORTED', 'certificate key is not an EC P-384 key');
   }
 
+  const keyBitsContent = content(der, keyBits);
+  if (keyBitsContent.length !== 98 || keyBitsContent[0] !== 0 || keyBitsContent[1] !== 0x04) {
+    throw new TeegateError('CERT_ALG_UNSUPPORTED', 'certificate key is not an uncompressed P-384 point');
+  }
+  const publicKeyPoint = keyBitsContent.subarray(1);
+
   let extensions: Pick<Certificate, 'basicConstraints' | 'keyUsage'> = {};
   for (; i < f.length; i++) {
     const node = f[i]!;
@@ -223,6 +231,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     notBefore,
     notAfter,
     spki: raw(der, spki),
+    publicKeyPoint,
     ...extensions,
   };
 }

@@ -9,7 +9,23 @@ import { bytesEqual, sha256, toHex } from '../bytes';
 import { TeegateError } from '../errors';
 import { verifyP384 } from '../crypto/ecdsa-p384';
 import { KEY_USAGE, type Certificate } from './certificate';
-import type { CertificateCache } from './certificate-cache';
+import { CertificateCache } from './certificate-cache';
+
+/** Roots whose fingerprint matched a trusted one (a handful per process). */
+const TRUSTED_ROOTS = new CertificateCache(16);
+
+/** SHA-256 fingerprints of root DERs already hashed, found by their tail and confirmed byte for byte. */
+const FINGERPRINTS = new Map<string, { der: Uint8Array; fingerprint: string }>();
+
+async function fingerprintOf(der: Uint8Array): Promise<string> {
+  const id = toHex(der.subarray(Math.max(0, der.length - 104)));
+  const hit = FINGERPRINTS.get(id);
+  if (hit && bytesEqual(hit.der, der)) return hit.fingerprint;
+  const fingerprint = toHex(await sha256(der));
+  if (FINGERPRINTS.size >= 64) FINGERPRINTS.clear();
+  FINGERPRINTS.set(id, { der: der.slice(), fingerprint });
+  return fingerprint;
+}
 
 export interface CertificatePath {
   /** Root first, leaf last. */
@@ -31,11 +47,12 @@ export async function validatePath(
   cache: CertificateCache,
 ): Promise<CertificatePath> {
   if (cabundle.length === 0) throw new TeegateError('CHAIN_BROKEN', 'cabundle is empty');
-  const rootFingerprint = toHex(await sha256(cabundle[0]!));
+  const rootFingerprint = await fingerprintOf(cabundle[0]!);
   if (!trustedRootFingerprints.has(rootFingerprint)) {
     throw new TeegateError('CHAIN_UNTRUSTED_ROOT', `cabundle root (SHA-256 ${rootFingerprint}) is not a trusted root`);
   }
-  const chain = [...cabundle, leafDer].map((der) => cache.parse(der));
+  // The pinned root is configuration, not evidence: parsed and imported once per process.
+  const chain = [TRUSTED_ROOTS.parse(cabundle[0]!), ...[...cabundle.slice(1), leafDer].map((der) => cache.parse(der))];
   const leaf = chain[chain.length - 1]!;
 
   for (let i = 0; i < chain.length; i++) {
@@ -70,7 +87,7 @@ export async function validatePath(
     const issuer = chain[i - 1]!;
     if (cache.wasVerified(cert, issuer)) continue;
     checks.push(
-      cache.key(issuer).then(async (key) => {
+      (i === 1 ? TRUSTED_ROOTS : cache).key(issuer).then(async (key) => {
         if (!(await verifyP384(key, cert.signature, cert.tbs))) {
           throw new TeegateError('CERT_SIGNATURE_INVALID', `signature on "${cert.subject}" does not verify with "${issuer.subject}"`);
         }

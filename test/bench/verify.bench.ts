@@ -17,7 +17,7 @@ import { CertificateCache } from '../../attestation/x509/certificate-cache';
 import { sigStructure, parseCoseSign1 } from '../../attestation/cose/sign1';
 import { log, opsPerSecond, report } from './measure';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const FILE = join(__dirname, '../../../shared/vectors/nitro/base_nitro-validator_2024-11-30.hex');
 const TIMESTAMP = 1732983768387;
 

@@ -4,7 +4,8 @@
  * BYTES [1] and `confidence` FP32 [1]. Pipeline: base64 → strict PNG decode → resize/normalise
  * (ocr-preprocess.ts) → onnxruntime → CTC greedy decode (ctc-decode.ts).
  */
-import { Tensor, type InferenceSession } from 'onnxruntime-node';
+import { Tensor } from 'onnxruntime-node';
+import type { ModelSession } from './model-session';
 import { fromBase64 } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
@@ -33,7 +34,7 @@ export class OcrLineModel implements ServedModel {
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly session: InferenceSession,
+    private readonly session: ModelSession,
     private readonly charset: readonly string[],
   ) {}
 

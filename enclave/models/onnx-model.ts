@@ -4,7 +4,8 @@
  * the configuration, because the manifest commits to that digest.
  */
 import { createHash } from 'node:crypto';
-import { InferenceSession, type Tensor } from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { ModelSession } from './model-session';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
 import { checkInputs } from './input-check';
@@ -23,10 +24,10 @@ export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: 
 }
 
 /** Checks the digest, then creates an onnxruntime session from the bytes (MODEL_LOAD_FAILED). */
-export async function createOnnxSession(config: ModelConfig, bytes: Uint8Array): Promise<InferenceSession> {
+export async function createOnnxSession(config: ModelConfig, bytes: Uint8Array): Promise<ModelSession> {
   checkFileDigest(config, bytes, `model ${config.name}@${config.version}`);
   try {
-    return await InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+    return await ModelSession.create(bytes, { graphOptimizationLevel: 'all' });
   } catch (err) {
     throw new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: onnxruntime could not load it: ${String(err)}`, { cause: err });
   }
@@ -45,9 +46,9 @@ export function tensorSpecs(config: ModelConfig, metadata: readonly InferenceSes
 
 /** Runs a session; onnxruntime's own refusals become MODEL_RUN_FAILED. */
 export async function runSession(
-  session: InferenceSession,
+  session: ModelSession,
   feeds: Record<string, Tensor>,
-): Promise<InferenceSession.OnnxValueMapType> {
+): Promise<Record<string, Tensor>> {
   try {
     return await session.run(feeds);
   } catch (err) {
@@ -60,7 +61,7 @@ export class OnnxModel implements ServedModel {
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly session: InferenceSession,
+    private readonly session: ModelSession,
     readonly inputs: readonly TensorSpec[],
     readonly outputs: readonly TensorSpec[],
   ) {}

@@ -41,7 +41,11 @@ export function startChildService(
         onLog(line);
         return;
       }
-      if (event.event === 'ready' && typeof event.url === 'string') {
+      if (event.event !== 'ready' || typeof event.url !== 'string') {
+        onLog(line); // JSON log lines on stdout (pino) are passed on like stderr's
+        return;
+      }
+      {
         clearTimeout(timer);
         child.off('exit', exitedEarly);
         resolve({

@@ -10,8 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { Tensor } from 'onnxruntime-node';
-import { createOnnxSession } from '../../enclave/models/onnx-model';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { startEnclave } from '../../enclave/main';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from '../../enclave/models/ocr-preprocess';
@@ -20,6 +19,8 @@ import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
 import { log, opsPerSecond, report } from './measure';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+/** The session options of enclave/models/onnx-model.ts createOnnxSession. */
+const RAW_SESSION_OPTIONS: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
 
 function post(agent: Agent, url: URL, body: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   for (let round = 0; round < 2; round++) {
     log(`round ${round + 1}: raw session.run ...`);
     // The same model bytes and session options as the enclave, the same input, pre-processed once.
-    const session = await createOnnxSession(config, readFileSync(config.path));
+    const session = await InferenceSession.create(readFileSync(config.path), RAW_SESSION_OPTIONS);
     const feeds = { [session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
     best.raw = Math.max(best.raw, await opsPerSecond(() => session.run(feeds), SECONDS / 2));
     await session.release();

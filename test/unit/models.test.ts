@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
-import { InferenceSession } from 'onnxruntime-node';
+import { ModelSession } from '../../enclave/models/model-session';
 import { toBase64 } from '../../attestation/bytes';
 import { isTeegateError, type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
@@ -18,7 +18,7 @@ const DEMO_PNG = readFileSync(join(__dirname, '../../enclave/models/demo/line.pn
 const DEMO_TEXT = 'Confidential inference verified';
 
 /** onnxruntime's session class: its `run` is spied on to prove that rejected requests never reach it. */
-const SESSION_PROTOTYPE = (InferenceSession as unknown as { prototype: Pick<InferenceSession, 'run'> }).prototype;
+const SESSION_PROTOTYPE = ModelSession.prototype;
 const spyOnRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'run');
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -194,7 +194,7 @@ describe('tiny ONNX models', () => {
   });
 
   it('refuses model bytes whose SHA-256 differs from the configuration, before loading them', async () => {
-    const create = jest.spyOn(InferenceSession, 'create');
+    const create = jest.spyOn(ModelSession, 'create');
     const config = tinyConfig('affine', argmaxModel());
     expect(await codeOf(OnnxModel.load(config, affineModel()))).toBe('MODEL_DIGEST_MISMATCH');
     expect(create).not.toHaveBeenCalled();

@@ -1,0 +1,88 @@
+/**
+ * An onnxruntime session owned by a worker thread (ort-worker.js), so inference never blocks the
+ * enclave's event loop: health, attestation, receipts and other requests stay responsive under
+ * load. Runs are queued in order; each model has its own thread.
+ */
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Tensor, type InferenceSession } from 'onnxruntime-node';
+
+type Metadata = InferenceSession.ValueMetadata;
+type WorkerMessage =
+  | { type: 'ready'; inputNames: string[]; outputNames: string[]; inputMetadata: Metadata[]; outputMetadata: Metadata[] }
+  | { type: 'result'; id: number; outputs: Record<string, { type: Tensor.Type; data: Tensor.DataType; dims: number[] }> }
+  | { type: 'error'; id: number; message: string }
+  | { type: 'fatal'; message: string }
+  | { type: 'released' };
+
+const WORKER = join(__dirname, 'ort-worker.js');
+
+export class ModelSession {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: Record<string, Tensor>) => void; reject: (e: Error) => void }>();
+  private closed = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+    readonly inputMetadata: readonly Metadata[],
+    readonly outputMetadata: readonly Metadata[],
+  ) {
+    worker.on('message', (msg: WorkerMessage) => this.onMessage(msg));
+    worker.on('error', (err) => this.failAll(err));
+    worker.on('exit', () => this.failAll(new Error('the model worker exited')));
+  }
+
+  /** Starts a worker with a session of the model bytes (rejects with onnxruntime's message). */
+  static create(model: Uint8Array, options: InferenceSession.SessionOptions): Promise<ModelSession> {
+    const worker = new Worker(WORKER, { workerData: { model, options } });
+    return new Promise((resolve, reject) => {
+      const onMessage = (msg: WorkerMessage) => {
+        worker.off('error', onError);
+        worker.off('message', onMessage);
+        if (msg.type === 'ready') resolve(new ModelSession(worker, msg.inputNames, msg.outputNames, msg.inputMetadata, msg.outputMetadata));
+        else {
+          void worker.terminate();
+          reject(new Error(msg.type === 'fatal' ? msg.message : `unexpected message ${msg.type} from the model worker`));
+        }
+      };
+      const onError = (err: Error) => {
+        worker.off('message', onMessage);
+        reject(err);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+    });
+  }
+
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    if (this.closed) return Promise.reject(new Error('the model session is closed'));
+    const id = this.nextId++;
+    const plain = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { type: t.type, data: t.data, dims: [...t.dims] }]));
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ type: 'run', id, feeds: plain });
+    });
+  }
+
+  async release(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
+  }
+
+  private onMessage(msg: WorkerMessage): void {
+    if (msg.type !== 'result' && msg.type !== 'error') return;
+    const waiter = this.pending.get(msg.id);
+    if (!waiter) return;
+    this.pending.delete(msg.id);
+    if (msg.type === 'error') waiter.reject(new Error(msg.message));
+    else waiter.resolve(Object.fromEntries(Object.entries(msg.outputs).map(([name, t]) => [name, new Tensor(t.type, t.data, t.dims)])));
+  }
+
+  private failAll(err: Error): void {
+    for (const { reject } of this.pending.values()) reject(err);
+    this.pending.clear();
+  }
+}

@@ -20,3 +20,24 @@ export function report(result: Record<string, unknown>): void {
 export function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
+
+/** Completed operations per second with `concurrency` operations kept in flight (a server's view). */
+export async function opsPerSecondConcurrent(op: () => Promise<unknown>, concurrency: number, seconds = 3, warmupSeconds = 0.5): Promise<number> {
+  const runFor = async (s: number): Promise<number> => {
+    const end = performance.now() + s * 1000;
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < end) {
+          await op();
+          n++;
+        }
+      }),
+    );
+    return n;
+  };
+  await runFor(warmupSeconds);
+  const start = performance.now();
+  const n = await runFor(seconds);
+  return n / ((performance.now() - start) / 1000);
+}

@@ -34,10 +34,16 @@ const ADVICE: Record<ErrorAction | 'unknown', string> = {
   unknown: 'This is not one of the documented errors. Reload the page; if it persists, report it with the technical detail below.',
 };
 
+/** Where the generic advice for an action is not enough. */
+const CODE_ADVICE: Readonly<Record<string, string>> = {
+  AUTH_REQUIRED: "This gateway needs an API key for inference: enter it under Trust settings (teegate up prints it and keeps it in data/api-key).",
+  AUTH_INVALID: 'The API key under Trust settings is not one this gateway knows: check it (teegate up keeps it in data/api-key).',
+};
+
 export function explainCode(code: string, detail: string): Explanation {
   const known = isErrorCode(code) ? __TEEGATE_ERROR_MEANINGS__[code] : undefined;
   const action = known?.action ?? 'unknown';
-  return { code, title: TITLES[action], meaning: known?.meaning ?? '', advice: ADVICE[action], detail, action };
+  return { code, title: TITLES[action], meaning: known?.meaning ?? '', advice: CODE_ADVICE[code] ?? ADVICE[action], detail, action };
 }
 
 export function explain(err: unknown): Explanation {

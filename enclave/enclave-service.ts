@@ -97,12 +97,16 @@ export class EnclaveService {
     return this.failure === undefined && this.models !== undefined;
   }
 
-  health(): { status: 'ready' | 'failed'; boot_id: string; models: readonly ModelStatus[]; receipts_issued: number; reason?: string } {
+  /** Inferences started and not yet answered. */
+  private inFlight = 0;
+
+  health(): { status: 'ready' | 'failed'; boot_id: string; models: readonly ModelStatus[]; receipts_issued: number; in_flight: number; reason?: string } {
     return {
       status: this.ready ? 'ready' : 'failed',
       boot_id: this.manifest.boot_id,
       models: this.modelStatus,
       receipts_issued: this.signer.issued,
+      in_flight: this.inFlight,
       ...(this.failure ? { reason: this.failure } : {}),
     };
   }
@@ -127,6 +131,15 @@ export class EnclaveService {
 
   /** Runs a plain (already JSON-parsed, untrusted) OIP request. */
   async infer(modelName: string, request: unknown, sealed = false): Promise<InferOutcome> {
+    this.inFlight++;
+    try {
+      return await this.inferCounted(modelName, request, sealed);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async inferCounted(modelName: string, request: unknown, sealed: boolean): Promise<InferOutcome> {
     const models = this.registry();
     if (typeof request !== 'object' || request === null || Array.isArray(request)) requestInvalid('inference request must be a JSON object');
     const body = request as Record<string, unknown>;

@@ -70,6 +70,21 @@ function combine(runs: Load[], seconds: number): Load {
   };
 }
 
+/** Samples the enclave's in-flight inferences every 100 ms until the returned function is called (mean). */
+function sampleInFlight(enclaveUrl: string): () => number {
+  const xs: number[] = [];
+  const timer = setInterval(() => {
+    fetch(`${enclaveUrl}/health`)
+      .then((r) => r.json())
+      .then((h) => xs.push((h as { in_flight: number }).in_flight))
+      .catch(() => undefined);
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  };
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'teegate-bench-gateway-'));
   const models = [...defaultModelConfigs(), ...tinyModelConfigs(dir)];
@@ -103,7 +118,7 @@ async function main(): Promise<void> {
         { name: DEMO_MODEL, body: JSON.stringify(demoRequest()) },
         { name: 'affine', body: JSON.stringify(affineRequest()) },
       ];
-      const results: Record<string, { direct: Load; gateway: Load; directSeq: Load; gatewaySeq: Load }> = {};
+      const results: Record<string, { direct: Load; gateway: Load; directSeq: Load; gatewaySeq: Load; inFlightDirect: number; inFlightGateway: number }> = {};
       for (const c of cases) {
         const path = `/v2/models/${c.name}/infer`;
         log(`${c.name}: warm-up ...`);
@@ -114,10 +129,15 @@ async function main(): Promise<void> {
         const rounds = 2;
         const directRuns: Load[] = [];
         const gatewayRuns: Load[] = [];
+        const inFlight = { direct: [] as number[], gateway: [] as number[] };
         for (let r = 0; r < rounds; r++) {
           log(`${c.name}: round ${r + 1}/${rounds}, ${CONNECTIONS} connections, ${SECONDS} s per side ...`);
+          let sampled = sampleInFlight(enclave.url);
           directRuns.push(await load(`${enclave.url}${path}`, c.body, {}, CONNECTIONS, SECONDS));
+          inFlight.direct.push(sampled());
+          sampled = sampleInFlight(enclave.url);
           gatewayRuns.push(await load(`${gateway.url}${path}`, c.body, auth, CONNECTIONS, SECONDS));
+          inFlight.gateway.push(sampled());
         }
         const direct = combine(directRuns, SECONDS * rounds);
         const through = combine(gatewayRuns, SECONDS * rounds);
@@ -125,7 +145,8 @@ async function main(): Promise<void> {
         log(`${c.name}: one connection, ${seqSeconds} s each ...`);
         const directSeq = await load(`${enclave.url}${path}`, c.body, {}, 1, seqSeconds);
         const gatewaySeq = await load(`${gateway.url}${path}`, c.body, auth, 1, seqSeconds);
-        results[c.name] = { direct, gateway: through, directSeq, gatewaySeq };
+        const mean = (xs: number[]) => Math.round((xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 10) / 10;
+        results[c.name] = { direct, gateway: through, directSeq, gatewaySeq, inFlightDirect: mean(inFlight.direct), inFlightGateway: mean(inFlight.gateway) };
       }
       const real = results[DEMO_MODEL]!;
       const tiny = results.affine!;
@@ -143,6 +164,9 @@ async function main(): Promise<void> {
         gateway_vs_direct: ratio(real.gateway.rps, real.direct.rps),
         p50_overhead_ms: real.gateway.p50 - real.direct.p50,
         one_connection: { direct_p50_ms: real.directSeq.p50, gateway_p50_ms: real.gatewaySeq.p50, p50_overhead_ms: real.gatewaySeq.p50 - real.directSeq.p50 },
+        // Mean inferences in flight at the enclave (its /health, every 100 ms): equal means the
+        // gateway keeps the enclave as busy as direct clients do.
+        enclave_in_flight: { direct: real.inFlightDirect, gateway: real.inFlightGateway },
         tiny_model: {
           model: 'affine',
           direct_rps: tiny.direct.rps,

@@ -3,8 +3,8 @@
  * checked with the project's verifier against the dev root; PCR arithmetic is checked against
  * node:crypto's SHA-384, independently of the code under test.
  */
+import { errorCodeOfAsync as codeOf } from '../support/error-code';
 import { createHash } from 'node:crypto';
-import { TeegateError, type ErrorCode } from '../../attestation/errors';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyAttestation } from '../../attestation/nitro/verify';
 import { DEV_NSM_LAUNCH_LOCKED_PCRS, DEV_NSM_RANDOM_BYTES, DevNsm } from '../../enclave/nsm/dev-nsm';
@@ -14,15 +14,6 @@ import { decodeNsmResponse, encodeNsmRequest } from '../../enclave/nsm/nsm-proto
 const sha384 = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(createHash('sha384').update(Buffer.concat(parts)).digest());
 const filled = (n: number, v: number): Uint8Array => new Uint8Array(n).fill(v);
 
-async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'no error'> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof TeegateError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 let ca: DevCa;
 const launch = new Map<number, Uint8Array>([

@@ -1,6 +1,7 @@
 /**
  * @jest-environment ./test/helpers/onnx-jest-environment.js
  */
+import { errorCodeOf as codeOfSync } from '../support/error-code';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,15 +38,6 @@ async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | 'no error'
   return 'no error';
 }
 
-function codeOfSync(fn: () => unknown): ErrorCode | 'no error' {
-  try {
-    fn();
-  } catch (err) {
-    if (isTeegateError(err)) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 // --- a small PNG encoder for the tests: any colour type, one chosen filter type for every row ---
 

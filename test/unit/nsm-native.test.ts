@@ -5,11 +5,11 @@
  * the helper's contract (framing, exit codes, messages), the ioctl number and layout it sends
  * (through strace where strace exists), and HardwareNsm's mapping of its failures to typed errors.
  */
+import { errorCodeOfAsync as codeOf } from '../support/error-code';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { TeegateError, type ErrorCode } from '../../attestation/errors';
 import { HardwareNsm } from '../../enclave/nsm/hardware-nsm';
 import { encodeNsmRequest } from '../../enclave/nsm/nsm-protocol';
 
@@ -29,15 +29,6 @@ function frame(body: Uint8Array, declared = body.length): Buffer {
   return Buffer.concat([head, Buffer.from(body)]);
 }
 
-async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'no error'> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof TeegateError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 describeWithCc('nsm-ioctl native helper', () => {
   let dir: string;

@@ -3,11 +3,11 @@
  * header bound as GCM additional data, and every malformed case rejected with a typed error.
  * Data keys here are random local bytes; the KMS side is in test/integration/key-release.test.ts.
  */
+import { errorCodeOf as codeOf } from '../support/error-code';
 import { createHash, randomBytes as nodeRandomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import canonicalize from 'canonicalize';
 import { concatBytes, fromUtf8, randomBytes, toBase64, utf8 } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
 import {
   GCM_TAG_BYTES,
   SEALED_MODEL_MAX_HEADER_BYTES,
@@ -30,15 +30,6 @@ function seal(bytes: Uint8Array = plaintext, name = 'ocr', version = '3'): Uint8
   return sealModel({ plaintext: bytes, name, version, dataKey, encryptedDataKey, keyId: KEY_ARN });
 }
 
-function codeOf(fn: () => unknown): ErrorCode | 'no error' {
-  try {
-    fn();
-  } catch (err) {
-    if (isTeegateError(err)) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 /** A file with this header text and body (ciphertext || tag), framed like the real thing. */
 function frame(headerText: string, body: Uint8Array, version = 1, declaredLength?: number): Uint8Array {

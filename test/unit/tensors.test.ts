@@ -1,6 +1,7 @@
+import { errorCodeOf as code } from '../support/error-code';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+import { type ErrorCode } from '../../attestation/errors';
 import {
   canonicalTensorBytes,
   float16Bits,
@@ -11,15 +12,6 @@ import {
   type InferTensor,
 } from '../../attestation/tensors';
 
-function code(fn: () => unknown): ErrorCode | 'no error' {
-  try {
-    fn();
-  } catch (err) {
-    if (isTeegateError(err)) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const salt = Uint8Array.from({ length: 32 }, (_, i) => i);

@@ -1,0 +1,22 @@
+/** The TeegateError code a call fails with ('no error' if it succeeds); any other error is rethrown. */
+import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+
+export function errorCodeOf(fn: () => unknown): ErrorCode | 'no error' {
+  try {
+    fn();
+  } catch (err) {
+    if (isTeegateError(err)) return err.code;
+    throw err;
+  }
+  return 'no error';
+}
+
+export async function errorCodeOfAsync(p: Promise<unknown>): Promise<ErrorCode | 'no error'> {
+  try {
+    await p;
+  } catch (err) {
+    if (isTeegateError(err)) return err.code;
+    throw err;
+  }
+  return 'no error';
+}

@@ -3,19 +3,11 @@
  * the public repository, path and commit it was taken from). Every expectation here is read from
  * MANIFEST.json, which was produced independently of this verifier.
  */
+import { errorCodeOrKindAsync as codeOf } from '../support/error-code';
 import { fromHex, toHex } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
 import { attestationToJSON, verifyAttestation, verifyAttestationReport } from '../../attestation/nitro/verify';
 import { flipBit, isDebugVector, loadNitroVectors, nitroVector, parsedNitroVector, validNitroVectors, type ParsedNitroVector } from '../support/nitro-vectors';
 
-async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'no error' | 'not a TeegateError'> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isTeegateError(err) ? err.code : 'not a TeegateError';
-  }
-}
 
 const positives = validNitroVectors().map((v) => [v.file, v] as const);
 const optionsFor = (v: ParsedNitroVector) => ({ at: v.timestamp_ms + 1000, policy: { allowDebug: isDebugVector(v) } });

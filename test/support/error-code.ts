@@ -20,3 +20,22 @@ export async function errorCodeOfAsync(p: Promise<unknown>): Promise<ErrorCode |
   }
   return 'no error';
 }
+
+/** Like errorCodeOf, but any other error is reported as 'not a TeegateError' instead of rethrown. */
+export function errorCodeOrKind(fn: () => unknown): ErrorCode | 'no error' | 'not a TeegateError' {
+  try {
+    fn();
+    return 'no error';
+  } catch (err) {
+    return isTeegateError(err) ? err.code : 'not a TeegateError';
+  }
+}
+
+export async function errorCodeOrKindAsync(p: Promise<unknown>): Promise<ErrorCode | 'no error' | 'not a TeegateError'> {
+  try {
+    await p;
+    return 'no error';
+  } catch (err) {
+    return isTeegateError(err) ? err.code : 'not a TeegateError';
+  }
+}

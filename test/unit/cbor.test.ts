@@ -2,22 +2,15 @@
  * Strict CBOR (RFC 8949) decoder and preferred-form encoder. Hand-written byte vectors (several from
  * RFC 8949 Appendix A) plus the payloads of the real AWS Nitro documents in shared/vectors/nitro.
  */
+import { errorCodeOrKind as codeOf } from '../support/error-code';
 import { decodeCbor, encodeCbor, CborIndefinite, CborTag, type CborDecodeOptions, type CborEncodable, type CborMap, type CborValue } from '../../attestation/cbor';
 import { fromHex, toHex, utf8 } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+import { type ErrorCode } from '../../attestation/errors';
 import { parseCoseSign1 } from '../../attestation/cose/sign1';
 import { validNitroVectors } from '../support/nitro-vectors';
 
 const h = (hex: string): Uint8Array => fromHex(hex.replace(/\s+/g, ''));
 
-function codeOf(fn: () => unknown): ErrorCode | 'no error' | 'not a TeegateError' {
-  try {
-    fn();
-    return 'no error';
-  } catch (err) {
-    return isTeegateError(err) ? err.code : 'not a TeegateError';
-  }
-}
 
 const decodeHex = (hex: string, options?: CborDecodeOptions): CborValue => decodeCbor(h(hex), options);
 

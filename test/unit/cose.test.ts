@@ -2,24 +2,16 @@
  * COSE_Sign1 (RFC 9052 §4.2) as AWS Nitro uses it, on the real documents in shared/vectors/nitro and
  * on COSE structures rebuilt around their real payloads and signatures.
  */
+import { errorCodeOrKind as codeOf } from '../support/error-code';
 import { X509Certificate, verify as nodeVerify } from 'node:crypto';
 import { parseCoseSign1, sigStructure, verifyCoseSign1, MAX_COSE_BYTES } from '../../attestation/cose/sign1';
 import { encodeCbor, type CborEncodable } from '../../attestation/cbor';
 import { concatBytes, fromHex, toHex, utf8 } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
 import { importP384PublicKey } from '../../attestation/crypto/ecdsa-p384';
 import { parseNitroPayload } from '../../attestation/nitro/document';
 import { verifyAttestation } from '../../attestation/nitro/verify';
 import { buildCoseSign1, documentLayout, flipBit, parsedNitroVector, parsedNitroVectors, validNitroVectors } from '../support/nitro-vectors';
 
-function codeOf(fn: () => unknown): ErrorCode | 'no error' | 'not a TeegateError' {
-  try {
-    fn();
-    return 'no error';
-  } catch (err) {
-    return isTeegateError(err) ? err.code : 'not a TeegateError';
-  }
-}
 
 const real = parsedNitroVector('anchorage');
 const layout = documentLayout(real.bytes);

@@ -1,14 +1,14 @@
 /**
  * @jest-environment ./test/helpers/onnx-jest-environment.js
  */
-import { errorCodeOf as codeOfSync } from '../support/error-code';
+import { errorCodeOf as codeOfSync, errorCodeOfAsync as codeOf } from '../support/error-code';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { ModelSession } from '../../enclave/models/model-session';
 import { toBase64 } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+import { type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
 import { ModelRegistry } from '../../enclave/models/model-registry';
 import { OnnxModel } from '../../enclave/models/onnx-model';
@@ -28,15 +28,6 @@ function tinyConfig(name: string, bytes: Uint8Array): ModelConfig {
   return { name, version: '1', kind: 'onnx', path: `/memory/${name}.onnx`, sha256: sha256(bytes) };
 }
 
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | 'no error'> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isTeegateError(err)) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 
 // --- a small PNG encoder for the tests: any colour type, one chosen filter type for every row ---

@@ -2,21 +2,14 @@
  * Measurement policy (PCRs, debug mode, maximum age), time and binding checks, and the step report,
  * on the real AWS Nitro documents in shared/vectors/nitro (each verified at its own time + 1 s).
  */
+import { errorCodeOrKindAsync as codeOf } from '../support/error-code';
 import { fromHex, toHex, utf8 } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+import { type ErrorCode } from '../../attestation/errors';
 import { compilePolicy, type MeasurementPolicy } from '../../attestation/nitro/policy';
 import { VERIFICATION_STEPS } from '../../attestation/nitro/report';
 import { verifyAttestation, verifyAttestationReport, type VerifyOptions } from '../../attestation/nitro/verify';
 import { isDebugVector, parsedNitroVector, type ParsedNitroVector } from '../support/nitro-vectors';
 
-async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'no error' | 'not a TeegateError'> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isTeegateError(err) ? err.code : 'not a TeegateError';
-  }
-}
 
 const anchorage = parsedNitroVector('anchorage'); // nonce + user_data, no public_key
 const base2024 = parsedNitroVector('base_nitro-validator_2024'); // public_key only

@@ -6,9 +6,10 @@
  * that structural code) or at the signature check (CERT_SIGNATURE_INVALID); the comment at each case
  * says which and why.
  */
+import { errorCodeOrKind as codeOf, errorCodeOrKindAsync as asyncCodeOf } from '../support/error-code';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { concatBytes, fromHex, sha256, toHex } from '../../attestation/bytes';
-import { isTeegateError, type ErrorCode } from '../../attestation/errors';
+import { type ErrorCode } from '../../attestation/errors';
 import { parseCoseSign1 } from '../../attestation/cose/sign1';
 import { parseNitroPayload, type NitroDocument } from '../../attestation/nitro/document';
 import { verifyAttestation, verifyAttestationReport } from '../../attestation/nitro/verify';
@@ -20,23 +21,7 @@ import { derToPem, pemToDerList } from '../../attestation/x509/pem';
 import { encodeCbor, decodeCbor, type CborEncodable } from '../../attestation/cbor';
 import { awsRootPemFromVectors, buildCoseSign1, flipBit, indexOfBytes, parsedNitroVectors, validNitroVectors, type ParsedNitroVector } from '../support/nitro-vectors';
 
-function codeOf(fn: () => unknown): ErrorCode | 'no error' | 'not a TeegateError' {
-  try {
-    fn();
-    return 'no error';
-  } catch (err) {
-    return isTeegateError(err) ? err.code : 'not a TeegateError';
-  }
-}
 
-async function asyncCodeOf(p: Promise<unknown>): Promise<ErrorCode | 'no error' | 'not a TeegateError'> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isTeegateError(err) ? err.code : 'not a TeegateError';
-  }
-}
 
 // ---- a minimal DER walker and writer, for building mutated certificates ----
 interface Tlv {

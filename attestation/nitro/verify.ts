@@ -6,11 +6,11 @@
  * `verifyAttestation` throws a TeegateError at the first failed step; `verifyAttestationReport`
  * never throws for bad evidence and returns every step's outcome.
  */
-import { sha256, sha384, toHex } from '../bytes';
+import { sha384, toHex } from '../bytes';
 import { TeegateError, isTeegateError, type ErrorCode } from '../errors';
 import { parseCoseSign1, verifyCoseSign1 } from '../cose/sign1';
 import { CertificateCache, oneShotCache } from '../x509/certificate-cache';
-import { checkValidity, validatePath } from '../x509/path';
+import { checkValidity, fingerprintOf, validatePath } from '../x509/path';
 import { pemToDerList } from '../x509/pem';
 import { AWS_NITRO_ROOT_G1_PEM } from './aws-root';
 import { parseNitroPayload, type NitroDocument } from './document';
@@ -62,19 +62,12 @@ export interface AttestationReport {
   readonly attestation?: VerifiedAttestation;
 }
 
-const DEFAULT_ROOT_FINGERPRINTS = new Map<string, Promise<ReadonlySet<string>>>();
-
+/** SHA-256 fingerprints of the trusted roots (default: AWS Nitro Enclaves Root-G1). */
 async function rootFingerprints(roots: readonly (Uint8Array | string)[] | undefined): Promise<ReadonlySet<string>> {
   const list = roots ?? [AWS_NITRO_ROOT_G1_PEM];
   if (list.length === 0) throw new TeegateError('POLICY_INVALID', 'no trusted root given');
-  const memoKey = roots === undefined ? 'aws' : undefined;
-  if (memoKey && DEFAULT_ROOT_FINGERPRINTS.has(memoKey)) return DEFAULT_ROOT_FINGERPRINTS.get(memoKey)!;
-  const compute = (async () => {
-    const ders = list.flatMap((r) => (typeof r === 'string' ? pemToDerList(r) : [r]));
-    return new Set(await Promise.all(ders.map(async (d) => toHex(await sha256(d)))));
-  })();
-  if (memoKey) DEFAULT_ROOT_FINGERPRINTS.set(memoKey, compute);
-  return compute;
+  const ders = list.flatMap((r) => (typeof r === 'string' ? pemToDerList(r) : [r]));
+  return new Set(await Promise.all(ders.map(fingerprintOf)));
 }
 
 function toMillis(at: Date | number | undefined): number {

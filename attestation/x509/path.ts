@@ -17,7 +17,8 @@ const TRUSTED_ROOTS = new CertificateCache(16);
 /** SHA-256 fingerprints of root DERs already hashed, found by their tail and confirmed byte for byte. */
 const FINGERPRINTS = new Map<string, { der: Uint8Array; fingerprint: string }>();
 
-async function fingerprintOf(der: Uint8Array): Promise<string> {
+/** Hex SHA-256 of a certificate's DER, the form roots are pinned in (memoised). */
+export async function fingerprintOf(der: Uint8Array): Promise<string> {
   const id = toHex(der.subarray(Math.max(0, der.length - 104)));
   const hit = FINGERPRINTS.get(id);
   if (hit && bytesEqual(hit.der, der)) return hit.fingerprint;

@@ -105,15 +105,27 @@ function imageConditions(loaded: LoadedPolicy, index: number): Record<string, st
   return out;
 }
 
-/** Builds the key policy for the given measured images (parsed policy files). */
-export function buildKmsKeyPolicy(images: readonly LoadedPolicy[], options: KmsKeyPolicyOptions): KmsKeyPolicy {
+/**
+ * Checks the account and ARNs and returns the statements both policies share: key administration
+ * (never Decrypt) and sealing (GenerateDataKey).
+ */
+function operatorStatements(options: KmsKeyPolicyOptions): KmsPolicyStatement[] {
   if (!/^\d{12}$/.test(options.accountId)) refuse(`account ${JSON.stringify(options.accountId)} must be twelve digits`);
-  if (images.length === 0) refuse('give at least one measurement policy');
   const partition = checkArn(options.enclaveRoleArn, 'role ARN', options.accountId, true);
   const adminArn = options.adminArn ?? `arn:${partition}:iam::${options.accountId}:root`;
   checkArn(adminArn, 'admin ARN', options.accountId, false);
   const sealerArn = options.sealerArn ?? adminArn;
   checkArn(sealerArn, 'sealer ARN', options.accountId, false);
+  return [
+    { Sid: 'KeyAdministration', Effect: 'Allow', Principal: { AWS: adminArn }, Action: KEY_ADMIN_ACTIONS, Resource: '*' },
+    { Sid: 'SealModels', Effect: 'Allow', Principal: { AWS: sealerArn }, Action: 'kms:GenerateDataKey', Resource: '*' },
+  ];
+}
+
+/** Builds the key policy for the given measured images (parsed policy files). */
+export function buildKmsKeyPolicy(images: readonly LoadedPolicy[], options: KmsKeyPolicyOptions): KmsKeyPolicy {
+  const principals = operatorStatements(options);
+  if (images.length === 0) refuse('give at least one measurement policy');
 
   const conditions = images.map(imageConditions);
   const pcr0s = [...new Set(conditions.map((c) => c[IMAGE_SHA384]!))];
@@ -131,8 +143,7 @@ export function buildKmsKeyPolicy(images: readonly LoadedPolicy[], options: KmsK
     Version: '2012-10-17',
     Id: 'teegate-enclave-model-key',
     Statement: [
-      { Sid: 'KeyAdministration', Effect: 'Allow', Principal: { AWS: adminArn }, Action: KEY_ADMIN_ACTIONS, Resource: '*' },
-      { Sid: 'SealModels', Effect: 'Allow', Principal: { AWS: sealerArn }, Action: 'kms:GenerateDataKey', Resource: '*' },
+      ...principals,
       ...allow,
       {
         Sid: 'DenyDecryptOutsideMeasuredImages',
@@ -152,18 +163,12 @@ export function buildKmsKeyPolicy(images: readonly LoadedPolicy[], options: KmsK
  * built and measured): administration and sealing only; Decrypt is denied to everyone.
  */
 export function buildBootstrapKeyPolicy(options: KmsKeyPolicyOptions): KmsKeyPolicy {
-  if (!/^\d{12}$/.test(options.accountId)) refuse(`account ${JSON.stringify(options.accountId)} must be twelve digits`);
-  const partition = checkArn(options.enclaveRoleArn, 'role ARN', options.accountId, true);
-  const adminArn = options.adminArn ?? `arn:${partition}:iam::${options.accountId}:root`;
-  checkArn(adminArn, 'admin ARN', options.accountId, false);
-  const sealerArn = options.sealerArn ?? adminArn;
-  checkArn(sealerArn, 'sealer ARN', options.accountId, false);
+  const principals = operatorStatements(options);
   return {
     Version: '2012-10-17',
     Id: 'teegate-enclave-model-key',
     Statement: [
-      { Sid: 'KeyAdministration', Effect: 'Allow', Principal: { AWS: adminArn }, Action: KEY_ADMIN_ACTIONS, Resource: '*' },
-      { Sid: 'SealModels', Effect: 'Allow', Principal: { AWS: sealerArn }, Action: 'kms:GenerateDataKey', Resource: '*' },
+      ...principals,
       { Sid: 'NoImageMeasuredYet', Effect: 'Deny', Principal: '*', Action: 'kms:Decrypt', Resource: '*' },
       // Names the role, as the final policy does (infra/aws checks the policy names its role).
       { Sid: 'EnclaveRoleHasNothingYet', Effect: 'Deny', Principal: { AWS: options.enclaveRoleArn }, Action: 'kms:Decrypt', Resource: '*' },

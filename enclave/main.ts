@@ -2,8 +2,7 @@
  * Starts an enclave: NSM (dev by default), models, boot, HTTP. Used in process by tests and
  * `teegate up`, and as a process by enclave/cli.ts.
  */
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createDevCa, exportDevCa, importDevCa, type DevCa, type DevCaJson } from '../attestation/dev/dev-ca';
 import { toHex } from '../attestation/bytes';
@@ -14,6 +13,7 @@ import { measureDevEnclave } from './measurement';
 import { defaultModelConfigs, type ModelConfig } from './models/model-config';
 import { ModelRegistry, type LoadOptions } from './models/model-registry';
 import { DevNsm } from './nsm/dev-nsm';
+import { writeFileAtomic } from './write-file-atomic';
 import type { Nsm } from './nsm/nsm';
 
 export interface StartEnclaveOptions {
@@ -54,10 +54,7 @@ export async function loadOrCreateDevCa(file: string): Promise<DevCa> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const ca = await createDevCa();
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(await exportDevCa(ca)), { mode: 0o600 });
-  await rename(tmp, file);
+  await writeFileAtomic(file, JSON.stringify(await exportDevCa(ca)));
   return ca;
 }
 

@@ -1,5 +1,6 @@
 /** `teegate audit --url URL [--state FILE] [--policy FILE] [--log-key VKEY] [--root PEM]... [--json]` */
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { writeFileAtomic } from '../../enclave/write-file-atomic';
 import { auditLog } from '../../attestation/audit/audit-log';
 import type { AuditReport } from '../../attestation/audit/audit-report';
 import { formatAuditState, parseAuditState, type AuditState } from '../../attestation/audit/audit-state';
@@ -102,9 +103,7 @@ export async function auditCommand(args: string[]): Promise<number> {
     return err.code === 'AUDIT_STATE_INVALID' ? 2 : 1;
   }
   if (report.ok && values.state && report.state) {
-    const tmp = `${values.state}.tmp`;
-    writeFileSync(tmp, formatAuditState(report.state));
-    renameSync(tmp, values.state);
+    await writeFileAtomic(values.state, formatAuditState(report.state), 0o644);
   }
   if (values.json) {
     const { state: _state, ...rest } = report;

@@ -1,5 +1,5 @@
 /** `teegate model seal MODEL.onnx --key-id ID [--name N] [--version V] [--out FILE] [--kms-endpoint URL] [--region R]` */
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../enclave/write-file-atomic';
 import { basename, extname } from 'node:path';
 import { GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { isTeegateError } from '../../attestation/errors';
@@ -110,10 +110,8 @@ export async function modelSealCommand(args: string[]): Promise<number> {
       return 1;
     }
     const { model } = parseSealedModel(sealed).header;
-    const tmp = `${out}.${process.pid}.tmp`;
     try {
-      await writeFile(tmp, sealed, { mode: 0o644 });
-      await rename(tmp, out);
+      await writeFileAtomic(out, sealed, 0o644);
     } catch (err) {
       throw new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }

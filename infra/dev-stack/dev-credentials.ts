@@ -4,8 +4,8 @@
  * (may only Decrypt, and only with an attested Recipient; see model-key.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../enclave/write-file-atomic';
 
 export interface DevCredential {
   readonly accessKeyId: string;
@@ -21,13 +21,6 @@ function credential(prefix: string): DevCredential {
   return { accessKeyId: `${prefix}${randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
 }
 
-/** Writes a file atomically (temp + rename) with the given mode. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, path);
-}
 
 export async function loadOrCreateDevCredentials(file: string): Promise<DevCredentials> {
   try {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { modelEncryptionContext, parseSealedModel, sealModel } from '../../enclave/kms/sealed-model';
 import type { ModelConfig } from '../../enclave/models/model-config';
 import type { DevCredentials } from './dev-credentials';
-import { writeFileAtomic } from './dev-credentials';
+import { writeFileAtomic } from '../../enclave/write-file-atomic';
 
 export const DEV_ACCOUNT = '111122223333';
 const arnOf = (accessKeyId: string) => `arn:aws:iam::${DEV_ACCOUNT}:user/${accessKeyId}`;

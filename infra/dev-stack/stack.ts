@@ -15,7 +15,8 @@ import { toHex } from '../../attestation/bytes';
 import { makePolicyFile } from '../../attestation/policy-file';
 import { startDevKms } from '../dev-kms/main';
 import { startChildService, type ChildService } from './child-service';
-import { loadOrCreateDevCredentials, writeFileAtomic } from './dev-credentials';
+import { writeFileAtomic } from '../../enclave/write-file-atomic';
+import { loadOrCreateDevCredentials } from './dev-credentials';
 import { DEV_ACCOUNT, ensureModelKey, ensureSealedModels, pinKeyPolicy } from './model-key';
 
 export interface DevStackOptions {

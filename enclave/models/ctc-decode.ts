@@ -7,6 +7,7 @@
  */
 import { TeegateError } from '../../attestation/errors';
 import { fromUtf8 } from '../../attestation/bytes';
+import type { LastAxisArgmax } from './model-session';
 
 export interface Recognition {
   text: string;
@@ -29,28 +30,27 @@ export function parseOcrDictionary(bytes: Uint8Array): string[] {
   return [...lines, ' '];
 }
 
-/** `probs` is [steps, classes] row-major (the model's softmax output for one image). */
-export function ctcGreedyDecode(probs: Float32Array, steps: number, classes: number, charset: readonly string[]): Recognition {
-  if (classes !== charset.length + 1 || probs.length !== steps * classes) {
-    throw new TeegateError('INTERNAL', `CTC output [${steps}, ${classes}] does not fit a dictionary of ${charset.length}`);
+/**
+ * Decodes the model's output reduced to each time step's best class and its probability
+ * (ModelSession.runArgmax of the [1, steps, classes] softmax output).
+ */
+export function ctcGreedyDecode(best: LastAxisArgmax, charset: readonly string[]): Recognition {
+  const { dims, indices, values } = best;
+  const classes = dims[dims.length - 1];
+  const steps = indices.length;
+  if (dims.length !== 3 || dims[0] !== 1 || dims[1] !== steps || classes !== charset.length + 1 || values.length !== steps) {
+    throw new TeegateError('INTERNAL', `CTC output [${dims.join(', ')}] does not fit a dictionary of ${charset.length}`);
   }
   const chars: string[] = [];
   const probabilities: number[] = [];
   let previous = -1;
   for (let t = 0; t < steps; t++) {
-    let best = 0;
-    let bestP = -Infinity;
-    for (let k = 0, at = t * classes; k < classes; k++, at++) {
-      if (probs[at]! > bestP) {
-        bestP = probs[at]!;
-        best = k;
-      }
+    const k = indices[t]!;
+    if (k !== 0 && k !== previous) {
+      chars.push(charset[k - 1]!);
+      probabilities.push(values[t]!);
     }
-    if (best !== 0 && best !== previous) {
-      chars.push(charset[best - 1]!);
-      probabilities.push(bestP);
-    }
-    previous = best;
+    previous = k;
   }
   let start = 0;
   let end = chars.length;

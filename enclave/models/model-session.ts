@@ -8,18 +8,29 @@ import { Worker } from 'node:worker_threads';
 import { Tensor, type InferenceSession } from 'onnxruntime-node';
 
 type Metadata = InferenceSession.ValueMetadata;
+type PlainTensor = { type: Tensor.Type; data: Tensor.DataType; dims: number[] };
+
+/** A float32 output reduced over its last axis: per row, the (first) largest element and its index. */
+export interface LastAxisArgmax {
+  /** The output's full dimensions; `indices` and `values` have one entry per row (all but the last axis). */
+  readonly dims: readonly number[];
+  readonly indices: Int32Array;
+  readonly values: Float32Array;
+}
+
 type WorkerMessage =
   | { type: 'ready'; inputNames: string[]; outputNames: string[]; inputMetadata: Metadata[]; outputMetadata: Metadata[] }
-  | { type: 'result'; id: number; outputs: Record<string, { type: Tensor.Type; data: Tensor.DataType; dims: number[] }> }
+  | { type: 'result'; id: number; outputs: Record<string, PlainTensor | LastAxisArgmax> }
   | { type: 'error'; id: number; message: string }
   | { type: 'fatal'; message: string }
   | { type: 'released' };
 
 const WORKER = join(__dirname, 'ort-worker.js');
+type WorkerOutputs = Record<string, PlainTensor | LastAxisArgmax>;
 
 export class ModelSession {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (v: Record<string, Tensor>) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: WorkerOutputs) => void; reject: (e: Error) => void }>();
   private closed = false;
 
   private constructor(
@@ -56,13 +67,43 @@ export class ModelSession {
     });
   }
 
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  /**
+   * Runs the model on `feeds`. Takes ownership of the feeds' typed arrays: each one that covers its
+   * whole ArrayBuffer is moved to the worker without a copy and is detached (empty) afterwards;
+   * callers pass arrays made for this run (toOrtTensor and the OCR pre-processing do).
+   */
+  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    const outputs = await this.post(feeds, false);
+    return Object.fromEntries(Object.entries(outputs).map(([name, t]) => {
+      const { type, data, dims } = t as PlainTensor;
+      return [name, new Tensor(type, data, dims)];
+    }));
+  }
+
+  /**
+   * Runs the model and reduces every output (float32) over its last axis in the worker thread, so
+   * only the per-row winners cross threads. Same ownership of `feeds` as run().
+   */
+  async runArgmax(feeds: Record<string, Tensor>): Promise<Record<string, LastAxisArgmax>> {
+    return (await this.post(feeds, true)) as Record<string, LastAxisArgmax>;
+  }
+
+  private post(feeds: Record<string, Tensor>, argmax: boolean): Promise<WorkerOutputs> {
     if (this.closed) return Promise.reject(new Error('the model session is closed'));
     const id = this.nextId++;
-    const plain = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { type: t.type, data: t.data, dims: [...t.dims] }]));
+    const transfer: ArrayBuffer[] = [];
+    const plain = Object.fromEntries(
+      Object.entries(feeds).map(([name, t]) => {
+        const data = t.data;
+        if (ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !transfer.includes(data.buffer)) {
+          transfer.push(data.buffer);
+        }
+        return [name, { type: t.type, data, dims: [...t.dims] }];
+      }),
+    );
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'run', id, feeds: plain });
+      this.worker.postMessage({ type: 'run', id, feeds: plain, argmax }, transfer);
     });
   }
 
@@ -78,7 +119,7 @@ export class ModelSession {
     if (!waiter) return;
     this.pending.delete(msg.id);
     if (msg.type === 'error') waiter.reject(new Error(msg.message));
-    else waiter.resolve(Object.fromEntries(Object.entries(msg.outputs).map(([name, t]) => [name, new Tensor(t.type, t.data, t.dims)])));
+    else waiter.resolve(msg.outputs);
   }
 
   private failAll(err: Error): void {

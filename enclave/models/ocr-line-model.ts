@@ -77,10 +77,10 @@ export class OcrLineModel implements ServedModel {
   async recognize(png: Uint8Array): Promise<Recognition> {
     const input = preprocessLineImage(decodePng(png));
     const feeds = { [this.session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
-    const results = await runSession(this.session, feeds);
-    const output = results[this.session.outputNames[0]!] as Tensor;
-    const [, steps, classes] = output.dims;
-    return ctcGreedyDecode(output.data as Float32Array, steps!, classes!, this.charset);
+    // Greedy CTC needs only each step's best class: the worker reduces the [1, steps, classes]
+    // scores to that, so they never cross threads.
+    const results = await runSession(this.session.runArgmax(feeds));
+    return ctcGreedyDecode(results[this.session.outputNames[0]!]!, this.charset);
   }
 
   async close(): Promise<void> {

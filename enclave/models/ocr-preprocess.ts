@@ -20,14 +20,28 @@ export interface OcrInput {
   resizedWidth: number;
 }
 
-/** Sample (0..255) of channel `bgr` (0 B, 1 G, 2 R) at (x, y), alpha composited over white. */
-function sample(image: DecodedImage, x: number, y: number, bgr: number): number {
+/**
+ * Where channel `bgr` (0 B, 1 G, 2 R) of pixel i is: `samples[i * stride + offset]`, 0..255. Images
+ * without alpha are read in place; with alpha, the channel is first composited over white into a
+ * Float64 plane, so the resize below computes exactly what a per-sample formula would.
+ */
+interface Channel {
+  samples: Uint8Array | Float64Array;
+  stride: number;
+  offset: number;
+}
+
+function channelOf(image: DecodedImage, bgr: number): Channel {
   const { channels, pixels } = image;
-  const at = (y * image.width + x) * channels;
-  const colour = channels >= 3 ? pixels[at + 2 - bgr]! : pixels[at]!;
-  if (channels === 1 || channels === 3) return colour;
-  const alpha = pixels[at + channels - 1]! / 255;
-  return colour * alpha + 255 * (1 - alpha);
+  const offset = channels >= 3 ? 2 - bgr : 0; // B is the third byte of RGB(A)
+  if (channels === 1 || channels === 3) return { samples: pixels, stride: channels, offset };
+  const n = image.width * image.height;
+  const plane = new Float64Array(n);
+  for (let i = 0, at = offset; i < n; i++, at += channels) {
+    const a = pixels[at - offset + channels - 1]! / 255;
+    plane[i] = pixels[at]! * a + 255 * (1 - a);
+  }
+  return { samples: plane, stride: 1, offset: 0 };
 }
 
 export function preprocessLineImage(image: DecodedImage): OcrInput {
@@ -37,22 +51,41 @@ export function preprocessLineImage(image: DecodedImage): OcrInput {
   const data = new Float32Array(3 * h * width);
   const scaleX = image.width / resizedWidth;
   const scaleY = image.height / h;
-  for (let y = 0; y < h; y++) {
-    // Half-pixel centres, clamped at the borders (OpenCV's INTER_LINEAR).
-    const sy = Math.min(Math.max((y + 0.5) * scaleY - 0.5, 0), image.height - 1);
-    const y0 = Math.floor(sy);
-    const y1 = Math.min(y0 + 1, image.height - 1);
-    const fy = sy - y0;
-    for (let x = 0; x < resizedWidth; x++) {
-      const sx = Math.min(Math.max((x + 0.5) * scaleX - 0.5, 0), image.width - 1);
-      const x0 = Math.floor(sx);
-      const x1 = Math.min(x0 + 1, image.width - 1);
-      const fx = sx - x0;
-      for (let c = 0; c < 3; c++) {
-        const top = sample(image, x0, y0, c) * (1 - fx) + sample(image, x1, y0, c) * fx;
-        const bottom = sample(image, x0, y1, c) * (1 - fx) + sample(image, x1, y1, c) * fx;
+  // Half-pixel centres, clamped at the borders (OpenCV's INTER_LINEAR); the columns' source
+  // positions and weights are the same for every row, so they are computed once.
+  const x0s = new Int32Array(resizedWidth);
+  const x1s = new Int32Array(resizedWidth);
+  const fxs = new Float64Array(resizedWidth);
+  for (let x = 0; x < resizedWidth; x++) {
+    const sx = Math.min(Math.max((x + 0.5) * scaleX - 0.5, 0), image.width - 1);
+    const x0 = Math.floor(sx);
+    x0s[x] = x0;
+    x1s[x] = Math.min(x0 + 1, image.width - 1);
+    fxs[x] = sx - x0;
+  }
+  const gray = image.channels <= 2;
+  for (let c = 0; c < 3; c++) {
+    if (gray && c > 0) {
+      // B, G and R are the same plane: copy it.
+      data.copyWithin(c * h * width, 0, h * width);
+      continue;
+    }
+    const { samples, stride, offset } = channelOf(image, c);
+    for (let y = 0; y < h; y++) {
+      const at = (c * h + y) * width;
+      const sy = Math.min(Math.max((y + 0.5) * scaleY - 0.5, 0), image.height - 1);
+      const y0 = Math.floor(sy);
+      const row0 = y0 * image.width;
+      const row1 = Math.min(y0 + 1, image.height - 1) * image.width;
+      const fy = sy - y0;
+      for (let x = 0; x < resizedWidth; x++) {
+        const x0 = x0s[x]!;
+        const x1 = x1s[x]!;
+        const fx = fxs[x]!;
+        const top = samples[(row0 + x0) * stride + offset]! * (1 - fx) + samples[(row0 + x1) * stride + offset]! * fx;
+        const bottom = samples[(row1 + x0) * stride + offset]! * (1 - fx) + samples[(row1 + x1) * stride + offset]! * fx;
         const v = top * (1 - fy) + bottom * fy;
-        data[(c * h + y) * width + x] = (v / 255 - 0.5) / 0.5;
+        data[at + x] = (v / 255 - 0.5) / 0.5;
       }
     }
   }

@@ -44,13 +44,10 @@ export function tensorSpecs(config: ModelConfig, metadata: readonly InferenceSes
   });
 }
 
-/** Runs a session; onnxruntime's own refusals become MODEL_RUN_FAILED. */
-export async function runSession(
-  session: ModelSession,
-  feeds: Record<string, Tensor>,
-): Promise<Record<string, Tensor>> {
+/** Awaits a session run; onnxruntime's own refusals become MODEL_RUN_FAILED. */
+export async function runSession<T>(run: Promise<T>): Promise<T> {
   try {
-    return await session.run(feeds);
+    return await run;
   } catch (err) {
     throw new TeegateError('MODEL_RUN_FAILED', `onnxruntime: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
@@ -80,7 +77,7 @@ export class OnnxModel implements ServedModel {
     const tensors = checkInputs(this.inputs, inputs);
     const feeds: Record<string, Tensor> = {};
     for (const t of tensors) feeds[t.name] = toOrtTensor(t);
-    const results = await runSession(this.session, feeds);
+    const results = await runSession(this.session.run(feeds));
     return this.outputs.map((spec) => {
       const value = results[spec.name];
       if (value === undefined) throw new TeegateError('INTERNAL', `model output "${spec.name}" is missing`);

@@ -3,15 +3,55 @@
  * One onnxruntime session in its own thread. onnxruntime-node's session.run executes on the calling
  * thread (about 20 ms for the OCR model), so in the enclave's main thread it would stall HTTP,
  * attestation and receipt signing. Plain JavaScript: workers load it without a TypeScript loader.
- * Messages: {type:'run', id, feeds:{name:{type,data,dims}}} → {type:'result', id, outputs} | {type:'error', id, message};
- * {type:'release'} → {type:'released'}.
+ * Messages: {type:'run', id, feeds:{name:{type,data,dims}}, argmax?} → {type:'result', id, outputs} |
+ * {type:'error', id, message}; {type:'release'} → {type:'released'}. With `argmax` set, each output
+ * comes back reduced over its last axis instead ({dims, indices, values}: see lastAxisArgmax).
  */
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require('onnxruntime-node');
 
+/**
+ * A tensor as a message, and the buffer to transfer with it (no copy). onnxruntime-node gives each
+ * output its own ArrayBuffer; a view that does not cover its whole buffer is copied instead, so a
+ * transfer never detaches memory something else still uses.
+ */
 function plainTensor(t) {
-  const data = ArrayBuffer.isView(t.data) ? new t.data.constructor(t.data) : Array.from(t.data);
-  return { type: t.type, data, dims: Array.from(t.dims) };
+  const view = ArrayBuffer.isView(t.data) ? t.data : undefined;
+  if (view === undefined) return { tensor: { type: t.type, data: Array.from(t.data), dims: Array.from(t.dims) } };
+  const whole = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && !(view.buffer instanceof SharedArrayBuffer);
+  const data = whole ? view : new view.constructor(view);
+  return { tensor: { type: t.type, data, dims: Array.from(t.dims) }, buffer: data.buffer };
+}
+
+/**
+ * The index and value of the largest element of every row along the last axis of a float32 tensor
+ * (the first one on ties). Classifiers' post-processing (CTC decoding, top-1) needs only these, so
+ * the full scores (1.5 MB per line for the OCR model) never leave this thread.
+ */
+function lastAxisArgmax(t) {
+  if (t.type !== 'float32') throw new Error(`argmax needs a float32 output, got ${t.type}`);
+  const dims = Array.from(t.dims);
+  const width = dims[dims.length - 1];
+  if (!(width > 0)) throw new Error(`argmax needs a non-empty last axis, got [${dims}]`);
+  const data = t.data;
+  const rows = data.length / width;
+  const indices = new Int32Array(rows);
+  const values = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = data.subarray(r * width, (r + 1) * width);
+    let best = 0;
+    let bestValue = row[0];
+    for (let k = 1; k < width; k++) {
+      const v = row[k];
+      if (v > bestValue) {
+        bestValue = v;
+        best = k;
+      }
+    }
+    indices[r] = best;
+    values[r] = bestValue;
+  }
+  return { dims, indices, values };
 }
 
 async function main() {
@@ -37,8 +77,15 @@ async function main() {
       const outputs = {};
       const transfer = [];
       for (const [name, t] of Object.entries(results)) {
-        outputs[name] = plainTensor(t);
-        if (ArrayBuffer.isView(outputs[name].data)) transfer.push(outputs[name].data.buffer);
+        if (msg.argmax) {
+          const reduced = lastAxisArgmax(t);
+          outputs[name] = reduced;
+          transfer.push(reduced.indices.buffer, reduced.values.buffer);
+          continue;
+        }
+        const { tensor, buffer } = plainTensor(t);
+        outputs[name] = tensor;
+        if (buffer !== undefined) transfer.push(buffer);
       }
       parentPort.postMessage({ type: 'result', id: msg.id, outputs }, transfer);
     } catch (err) {

@@ -87,15 +87,10 @@ function readChunks(file: Uint8Array): { header: Header; idat: Uint8Array } {
   return { header, idat: Buffer.concat(idat) };
 }
 
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const pa = Math.abs(p - a);
-  const pb = Math.abs(p - b);
-  const pc = Math.abs(p - c);
-  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-}
-
-/** Undoes the per-row filters (PNG spec section 9) in place into `out`. */
+/**
+ * Undoes the per-row filters (PNG spec section 9) into a new buffer. One loop per filter type, so
+ * the inner loops carry no branches: this runs on every inference's input.
+ */
 function unfilter(raw: Uint8Array, { width, height, channels }: Header): Uint8Array {
   const stride = width * channels;
   const out = new Uint8Array(stride * height);
@@ -103,20 +98,47 @@ function unfilter(raw: Uint8Array, { width, height, channels }: Header): Uint8Ar
     const filter = raw[y * (stride + 1)]!;
     const src = y * (stride + 1) + 1;
     const row = y * stride;
+    // The row above, or a row of zeros for the first one (prev < 0 reads as 0 below).
     const prev = row - stride;
-    for (let x = 0; x < stride; x++) {
-      const a = x >= channels ? out[row + x - channels]! : 0;
-      const b = y > 0 ? out[prev + x]! : 0;
-      const c = x >= channels && y > 0 ? out[prev + x - channels]! : 0;
-      const v = raw[src + x]!;
-      switch (filter) {
-        case 0: out[row + x] = v; break;
-        case 1: out[row + x] = (v + a) & 0xff; break;
-        case 2: out[row + x] = (v + b) & 0xff; break;
-        case 3: out[row + x] = (v + ((a + b) >> 1)) & 0xff; break;
-        case 4: out[row + x] = (v + paeth(a, b, c)) & 0xff; break;
-        default: throw bad(`unknown filter type ${filter} in row ${y}`);
-      }
+    const first = y === 0;
+    switch (filter) {
+      case 0:
+        out.set(raw.subarray(src, src + stride), row);
+        break;
+      case 1:
+        for (let x = 0; x < channels; x++) out[row + x] = raw[src + x]!;
+        for (let x = channels; x < stride; x++) out[row + x] = (raw[src + x]! + out[row + x - channels]!) & 0xff;
+        break;
+      case 2:
+        if (first) out.set(raw.subarray(src, src + stride), row);
+        else for (let x = 0; x < stride; x++) out[row + x] = (raw[src + x]! + out[prev + x]!) & 0xff;
+        break;
+      case 3:
+        for (let x = 0; x < channels; x++) out[row + x] = (raw[src + x]! + (first ? 0 : out[prev + x]! >> 1)) & 0xff;
+        if (first) for (let x = channels; x < stride; x++) out[row + x] = (raw[src + x]! + (out[row + x - channels]! >> 1)) & 0xff;
+        else for (let x = channels; x < stride; x++) out[row + x] = (raw[src + x]! + ((out[row + x - channels]! + out[prev + x]!) >> 1)) & 0xff;
+        break;
+      case 4:
+        // With no row above, Paeth is the left byte (filter 1); at the left edge, the byte above.
+        if (first) {
+          for (let x = 0; x < channels; x++) out[row + x] = raw[src + x]!;
+          for (let x = channels; x < stride; x++) out[row + x] = (raw[src + x]! + out[row + x - channels]!) & 0xff;
+          break;
+        }
+        for (let x = 0; x < channels; x++) out[row + x] = (raw[src + x]! + out[prev + x]!) & 0xff;
+        for (let x = channels; x < stride; x++) {
+          const a = out[row + x - channels]!;
+          const b = out[prev + x]!;
+          const c = out[prev + x - channels]!;
+          const pa = Math.abs(b - c); // |p - a| with p = a + b - c
+          const pb = Math.abs(a - c);
+          const pc = Math.abs(a + b - c - c);
+          const predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+          out[row + x] = (raw[src + x]! + predictor) & 0xff;
+        }
+        break;
+      default:
+        throw bad(`unknown filter type ${filter} in row ${y}`);
     }
   }
   return out;

@@ -6,13 +6,15 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
+import { Tensor } from 'onnxruntime-node';
 import { ModelSession } from '../../enclave/models/model-session';
 import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
 import { ModelRegistry } from '../../enclave/models/model-registry';
-import { OnnxModel } from '../../enclave/models/onnx-model';
+import { OnnxModel, runSession } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
+import { preprocessLineImage } from '../../enclave/models/ocr-preprocess';
 import { addInt64Model, affineModel, argmaxModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
 
 const DEMO_PNG = readFileSync(join(__dirname, '../../enclave/models/demo/line.png'));
@@ -168,6 +170,42 @@ describe('tiny ONNX models', () => {
     expect(run).not.toHaveBeenCalled();
   });
 
+  it('moves whole input buffers to the model worker and copies views that share a larger buffer', async () => {
+    const session = await ModelSession.create(affineModel(), {});
+    try {
+      const own = Float32Array.from([1, 2, 3, 4]);
+      const shared = new Float32Array(8).fill(9);
+      const view = shared.subarray(4);
+      view.set([0.5, -1, 0, 10]);
+      const a = await session.run({ x: new Tensor('float32', own, [1, 4]) });
+      expect(own.buffer.byteLength).toBe(0); // detached: moved, not copied
+      expect(Array.from(a.y!.data as Float32Array)).toEqual([3, 5, 7, 9]);
+      const b = await session.run({ x: new Tensor('float32', view, [1, 4]) });
+      expect(Array.from(shared)).toEqual([9, 9, 9, 9, 0.5, -1, 0, 10]); // still usable
+      expect(Array.from(b.y!.data as Float32Array)).toEqual([2, -1, 1, 21]);
+    } finally {
+      await session.release();
+    }
+  });
+
+  it('reduces outputs over their last axis in the worker (first maximum wins) and refuses non-float outputs', async () => {
+    const session = await ModelSession.create(affineModel(), {});
+    const ints = await ModelSession.create(addInt64Model(), {});
+    try {
+      // affine is 2x + 1: rows [1, 4, 4, 0] → [3, 9, 9, 1] (tie: index 1) and [-3, -2, -5, -2] → [-5, -3, -9, -3]
+      const x = new Tensor('float32', Float32Array.from([1, 4, 4, 0, -3, -2, -5, -2]), [2, 4]);
+      const { y } = await session.runArgmax({ x });
+      expect(y!.dims).toEqual([2, 4]);
+      expect(Array.from(y!.indices)).toEqual([1, 1]);
+      expect(Array.from(y!.values)).toEqual([9, -3]);
+      const feeds = { a: new Tensor('int64', BigInt64Array.from([1n]), [1]), b: new Tensor('int64', BigInt64Array.from([2n]), [1]) };
+      expect(await codeOf(runSession(ints.runArgmax(feeds)))).toBe('MODEL_RUN_FAILED');
+    } finally {
+      await session.release();
+      await ints.release();
+    }
+  });
+
   it('reports dynamic dimensions that disagree as MODEL_RUN_FAILED (onnxruntime refuses them)', async () => {
     const request = [
       { name: 'a', datatype: 'INT64', shape: [2], data: [1, 2] },
@@ -257,6 +295,54 @@ describe('model registry', () => {
     expect(await codeOf(ModelRegistry.load([affine, affine], { readFile }))).toBe('MODEL_LOAD_FAILED');
     const tampered = { ...affine, path: '/memory/argmax.onnx' };
     expect(await codeOf(ModelRegistry.load([tampered], { readFile }))).toBe('MODEL_DIGEST_MISMATCH');
+  });
+});
+
+describe('OCR pre-processing', () => {
+  /** PaddleOCR's resize_norm_img written the plain way, one sample at a time: the reference. */
+  function reference(image: DecodedImage): { data: Float32Array; width: number; resizedWidth: number } {
+    const h = 48;
+    const resizedWidth = Math.max(1, Math.min(1280, Math.ceil((h * image.width) / image.height)));
+    const width = Math.min(1280, Math.max(320, Math.ceil(resizedWidth / 8) * 8));
+    const data = new Float32Array(3 * h * width);
+    const sample = (x: number, y: number, bgr: number): number => {
+      const at = (y * image.width + x) * image.channels;
+      const colour = image.channels >= 3 ? image.pixels[at + 2 - bgr]! : image.pixels[at]!;
+      if (image.channels === 1 || image.channels === 3) return colour;
+      const alpha = image.pixels[at + image.channels - 1]! / 255;
+      return colour * alpha + 255 * (1 - alpha);
+    };
+    for (let y = 0; y < h; y++) {
+      const sy = Math.min(Math.max((y + 0.5) * (image.height / h) - 0.5, 0), image.height - 1);
+      const y0 = Math.floor(sy);
+      const y1 = Math.min(y0 + 1, image.height - 1);
+      for (let x = 0; x < resizedWidth; x++) {
+        const sx = Math.min(Math.max((x + 0.5) * (image.width / resizedWidth) - 0.5, 0), image.width - 1);
+        const x0 = Math.floor(sx);
+        const x1 = Math.min(x0 + 1, image.width - 1);
+        for (let c = 0; c < 3; c++) {
+          const top = sample(x0, y0, c) * (1 - (sx - x0)) + sample(x1, y0, c) * (sx - x0);
+          const bottom = sample(x0, y1, c) * (1 - (sx - x0)) + sample(x1, y1, c) * (sx - x0);
+          const v = top * (1 - (sy - y0)) + bottom * (sy - y0);
+          data[(c * h + y) * width + x] = (v / 255 - 0.5) / 0.5;
+        }
+      }
+    }
+    return { data, width, resizedWidth };
+  }
+
+  it('computes exactly the per-sample reference for every colour type and shape (squeezed, padded, tiny)', () => {
+    let seed = 7;
+    const byte = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    for (const channels of [1, 2, 3, 4] as const) {
+      for (const [width, height] of [[509, 55], [3000, 20], [7, 100], [1, 1], [40, 48], [320, 48]] as const) {
+        const image: DecodedImage = { width, height, channels, pixels: Uint8Array.from({ length: width * height * channels }, byte) };
+        const got = preprocessLineImage(image);
+        const want = reference(image);
+        expect([got.width, got.resizedWidth]).toEqual([want.width, want.resizedWidth]);
+        expect(Buffer.from(got.data.buffer).equals(Buffer.from(want.data.buffer))).toBe(true);
+      }
+    }
   });
 });
 
@@ -377,10 +463,19 @@ describe('PP-OCRv4 line recognition (shipped model)', () => {
     ['a UINT8 image', image({ datatype: 'UINT8', data: [1] }), 'TENSOR_DATATYPE_MISMATCH'],
     ['a number instead of a string', image({ data: [1] }), 'TENSOR_INVALID'],
   ];
+  const spyOnOcrRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'runArgmax');
+  it('sees a valid image reach the model (the spy the rejection tests rely on works)', async () => {
+    const run = spyOnOcrRun();
+    await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
+    expect(run).toHaveBeenCalledTimes(1);
+    run.mockRestore();
+  });
+
   it.each(bad)('rejects %s before the model runs', async (_label, request, expected) => {
-    const run = spyOnRun();
+    const run = spyOnOcrRun();
     expect(await codeOf(registry.infer('ppocr-v4-rec', request))).toBe(expected);
     expect(run).not.toHaveBeenCalled();
+    run.mockRestore();
   });
 
   it('refuses a dictionary whose digest differs from the configuration', async () => {

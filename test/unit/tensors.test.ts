@@ -2,6 +2,7 @@ import { errorCodeOf as code } from '../support/error-code';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { type ErrorCode } from '../../attestation/errors';
+import { receiptDigest } from '../../enclave/enclave-service';
 import {
   canonicalTensorBytes,
   float16Bits,
@@ -130,6 +131,21 @@ describe('canonical tensors', () => {
     expect(await tensorsDigest(salt, [{ ...t, name: 'y' }])).not.toBe(d);
     // parameters are not part of the canonical form
     expect(await tensorsDigest(salt, [{ ...t, parameters: { content_type: 'np' } }])).toBe(d);
+  });
+
+  it("equals the enclave's synchronous receipt digest for every datatype, several tensors and any salt", async () => {
+    const tensors: InferTensor[] = [
+      { name: 'z', datatype: 'BYTES', shape: [2], data: ['héllo', ''] },
+      { name: 'a', datatype: 'FP16', shape: [2], data: [1, -2] },
+      { name: 'b', datatype: 'BOOL', shape: [1, 2], data: [[true, false]] },
+      { name: 'c', datatype: 'INT64', shape: [1], data: [-(2 ** 53) + 1] },
+      { name: 'd', datatype: 'FP64', shape: [0], data: [] },
+    ];
+    for (const s of [salt, new Uint8Array(32), Uint8Array.from({ length: 32 }, () => 0xff)]) {
+      expect(receiptDigest(s, tensors)).toBe(await tensorsDigest(s, tensors));
+      expect(receiptDigest(s, tensors.slice(1))).toBe(await tensorsDigest(s, tensors.slice(1)));
+    }
+    expect(() => receiptDigest(salt, [{ name: 'x', datatype: 'INT8', shape: [2], data: [1] }])).toThrow(expect.objectContaining({ code: 'TENSOR_DATA_LENGTH_MISMATCH' }));
   });
 
   it('gives the same digest after a JSON round trip and for nested data (property)', async () => {

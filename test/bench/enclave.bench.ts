@@ -21,7 +21,9 @@ import { decodePng } from '../../enclave/models/png';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
 import { log, opsPerSecond, opsPerSecondConcurrent, report } from './measure';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+/** Rounds of interleaved slices, and the seconds each case is measured per round. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
+const SLICE = Number(process.env.BENCH_SLICE_SECONDS ?? 1);
 /** Requests kept in flight for the server's-view measurement (raw measured the same way). */
 const IN_FLIGHT = 4;
 /** The session options of enclave/models/onnx-model.ts createOnnxSession. */
@@ -42,61 +44,76 @@ function post(agent: Agent, url: URL, body: string): Promise<string> {
   });
 }
 
+type Case = 'raw' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
+const CASES: readonly Case[] = ['raw', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
 async function main(): Promise<void> {
   const config = defaultModelConfigs()[0]!;
   const request = demoRequest();
   const png = Buffer.from(request.inputs[0]!.data[0]!, 'base64');
-
   const input = preprocessLineImage(decodePng(png));
   const body = JSON.stringify(request);
 
-  // Two rounds; in each, the raw session lives alone in the process while it is measured (two
-  // onnxruntime sessions side by side share the cores' thread pools and disturb each other), then
-  // the enclave. The best of each case is kept, so a burst of other load does not decide a ratio.
-  const best = { raw: 0, inprocess: 0, http: 0, raw4: 0, inprocess4: 0, http4: 0 };
-  for (let round = 0; round < 2; round++) {
-    log(`round ${round + 1}: raw session.run ...`);
-    // The same model bytes and session options as the enclave, the same input, pre-processed once.
-    const session = await InferenceSession.create(readFileSync(config.path), RAW_SESSION_OPTIONS);
-    const feeds = { [session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
-    best.raw = Math.max(best.raw, await opsPerSecond(() => session.run(feeds), SECONDS / 2));
-    best.raw4 = Math.max(best.raw4, await opsPerSecondConcurrent(() => session.run(feeds), IN_FLIGHT, SECONDS / 2));
-    await session.release();
+  // The raw session: the same model bytes and session options as the enclave, the same input,
+  // pre-processed once. The enclave runs its own session in its model worker thread.
+  const session = await InferenceSession.create(readFileSync(config.path), RAW_SESSION_OPTIONS);
+  const feeds = { [session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
+  const enclave = await startEnclave({ models: [config] });
+  const out = await enclave.service.infer(DEMO_MODEL, request);
+  if (out.response.outputs[0]!.data[0] !== DEMO_TEXT) throw new Error(`unexpected OCR output ${JSON.stringify(out.response.outputs[0])}`);
+  const url = new URL(`${enclave.url}/v2/models/${DEMO_MODEL}/infer`);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const agent4 = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  const ops: Record<Case, () => Promise<number>> = {
+    raw: () => opsPerSecond(() => session.run(feeds), SLICE, 0.2),
+    inprocess: () => opsPerSecond(() => enclave.service.infer(DEMO_MODEL, request), SLICE, 0.2),
+    http: () => opsPerSecond(() => post(agent, url, body), SLICE, 0.2),
+    raw4: () => opsPerSecondConcurrent(() => session.run(feeds), IN_FLIGHT, SLICE, 0.2),
+    inprocess4: () => opsPerSecondConcurrent(() => enclave.service.infer(DEMO_MODEL, request), IN_FLIGHT, SLICE, 0.2),
+    http4: () => opsPerSecondConcurrent(() => post(agent4, url, body), IN_FLIGHT, SLICE, 0.2),
+  };
 
-    const enclave = await startEnclave({ models: [config] });
-    const out = await enclave.service.infer(DEMO_MODEL, request);
-    if (out.response.outputs[0]!.data[0] !== DEMO_TEXT) throw new Error(`unexpected OCR output ${JSON.stringify(out.response.outputs[0])}`);
-    log(`round ${round + 1}: signed in process ...`);
-    best.inprocess = Math.max(best.inprocess, await opsPerSecond(() => enclave.service.infer(DEMO_MODEL, request), SECONDS / 2));
-    best.inprocess4 = Math.max(best.inprocess4, await opsPerSecondConcurrent(() => enclave.service.infer(DEMO_MODEL, request), IN_FLIGHT, SECONDS / 2));
-    log(`round ${round + 1}: signed over HTTP ...`);
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const url = new URL(`${enclave.url}/v2/models/${DEMO_MODEL}/infer`);
-    best.http = Math.max(best.http, await opsPerSecond(() => post(agent, url, body), SECONDS / 2));
-    agent.destroy();
-    const agent4 = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
-    best.http4 = Math.max(best.http4, await opsPerSecondConcurrent(() => post(agent4, url, body), IN_FLIGHT, SECONDS / 2));
-    agent4.destroy();
-    await enclave.close();
+  // This machine's speed drifts by up to 2x for seconds at a time (a shared VM). So the cases are
+  // measured in short slices, one after another, for ROUNDS rounds: each round's ratios compare
+  // slices taken within a few seconds of each other, and the medians over rounds are reported.
+  const rates: Record<Case, number[]> = { raw: [], inprocess: [], http: [], raw4: [], inprocess4: [], http4: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    log(`round ${round + 1}/${ROUNDS}`);
+    for (const c of CASES) rates[c].push(await ops[c]());
   }
+  agent.destroy();
+  agent4.destroy();
+  await enclave.close();
+  await session.release();
 
-  const r = (x: number) => Math.round(x * 10) / 10;
+  const ratio = (num: Case, den: Case): number => round3(median(rates[num].map((r, i) => r / rates[den][i]!)));
+  const rate = (c: Case): number => round1(median(rates[c]));
   report({
     model: `${config.name}@${config.version}`,
     input: `enclave/models/demo/line.png (${png.length} bytes, tensor [1,3,48,${input.width}])`,
-    seconds_per_case: SECONDS,
-    raw_per_s: r(best.raw),
-    signed_inprocess_per_s: r(best.inprocess),
-    signed_http_per_s: r(best.http),
-    inprocess_vs_raw: Math.round((best.inprocess / best.raw) * 1000) / 1000,
-    http_vs_raw: Math.round((best.http / best.raw) * 1000) / 1000,
+    rounds: ROUNDS,
+    seconds_per_slice: SLICE,
+    raw_per_s: rate('raw'),
+    signed_inprocess_per_s: rate('inprocess'),
+    signed_http_per_s: rate('http'),
+    inprocess_vs_raw: ratio('inprocess', 'raw'),
+    http_vs_raw: ratio('http', 'raw'),
     with_4_in_flight: {
-      raw_per_s: r(best.raw4),
-      signed_inprocess_per_s: r(best.inprocess4),
-      signed_http_per_s: r(best.http4),
-      inprocess_vs_raw: Math.round((best.inprocess4 / best.raw4) * 1000) / 1000,
-      http_vs_raw: Math.round((best.http4 / best.raw4) * 1000) / 1000,
+      raw_per_s: rate('raw4'),
+      signed_inprocess_per_s: rate('inprocess4'),
+      signed_http_per_s: rate('http4'),
+      inprocess_vs_raw: ratio('inprocess4', 'raw4'),
+      http_vs_raw: ratio('http4', 'raw4'),
     },
+    per_round: Object.fromEntries(CASES.map((c) => [c, rates[c].map(round1)])),
     goals: { inprocess_vs_raw: '>= 0.95', http_vs_raw: '>= 0.80' },
   });
 }

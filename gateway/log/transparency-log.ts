@@ -9,8 +9,9 @@
  *  - publishing (`publish`): a C2SP checkpoint of the integrated tree, signed as a C2SP signed note
  *    with the log's Ed25519 key.
  *
- * `start()` runs integration every `integrateIntervalMs` and publishes when `publishEveryEntries`
- * entries or `publishIntervalMs` have passed since the last checkpoint. Proofs come from an
+ * `start()` checks every `integrateIntervalMs` whether a checkpoint is due (`publishEveryEntries`
+ * entries waiting, or new entries and `publishIntervalMs` since the last one) and then integrates
+ * and publishes. Proofs come from an
  * in-memory copy of the tree, kept in step with the stored tiles (other replicas may integrate).
  */
 import { createHash } from 'node:crypto';
@@ -198,9 +199,14 @@ export class TransparencyLog implements ReceiptSink {
       if (busy || this.closed) return;
       busy = true;
       try {
-        const size = await this.integrate();
-        const due = size - this.lastPublish.size >= publishEvery || (size !== this.lastPublish.size && Date.now() - this.lastPublish.at >= publishMs);
-        if (due || this.lastPublish.size < 0) await this.publish();
+        // Proofs are served against published checkpoints, so the tree grows when a checkpoint is
+        // due, not on every tick: under a steady load that is one tile write-out per checkpoint
+        // instead of one per tick (ten times less fsync'ing at the defaults).
+        const waiting = (await this.storage.sequencedSize()) - Math.max(0, this.lastPublish.size);
+        const due = this.lastPublish.size < 0 || waiting >= publishEvery || (waiting > 0 && Date.now() - this.lastPublish.at >= publishMs);
+        if (!due) return;
+        await this.integrate();
+        await this.publish();
       } catch (err) {
         onError(err);
       } finally {

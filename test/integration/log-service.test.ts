@@ -125,6 +125,29 @@ describe.each(stores)('%s store', (_name, openStorage) => {
   });
 });
 
+test.each(stores)('%s store: the background loop grows the tree only when a checkpoint is due', async (_name, openStorage) => {
+  const storage = await openStorage();
+  const log = await TransparencyLog.open({ storage, origin: 'sched.teegate/log', integrateIntervalMs: 10, publishIntervalMs: 60_000, publishEveryEntries: 5 });
+  const settle = () => new Promise((r) => setTimeout(r, 150));
+  try {
+    log.start();
+    await settle();
+    expect((await log.checkpoint()).size).toBe(0); // the first tick publishes the empty tree
+    await Promise.all(Array.from({ length: 3 }, (_, i) => log.appendReceipt(`s.${i}.x`)));
+    await settle();
+    // 3 waiting, fewer than publishEveryEntries and long before publishIntervalMs: nothing yet.
+    expect(await storage.integratedSize()).toBe(0);
+    expect((await log.checkpoint()).size).toBe(0);
+    await Promise.all(Array.from({ length: 2 }, (_, i) => log.appendReceipt(`t.${i}.x`)));
+    await settle();
+    expect(await storage.integratedSize()).toBe(5);
+    expect((await log.checkpoint()).size).toBe(5);
+  } finally {
+    if (storage instanceof PostgresLogStorage) await storage.dropSchema();
+    await log.close();
+  }
+});
+
 test('file store: restart keeps entries, tiles, checkpoint and key; a torn tail is cut off', async () => {
   const dir = tempDir();
   const first = await openFileLog(dir);

@@ -12,7 +12,7 @@
  * fsync the directory). On open, entries.log is scanned; a torn tail (a record cut short or with a
  * bad CRC, from a crash in the middle of an unacknowledged write) is truncated away.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -27,12 +27,13 @@ function storageError(message: string, cause?: unknown): TeegateError {
   return new TeegateError('LOG_STORAGE_FAILED', message, { cause });
 }
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+/** fsync of a directory off the event loop (integration and checkpoints run while requests are served). */
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }
 
@@ -198,9 +199,9 @@ export class FileLogStorage implements LogStorage {
           await writeAtomic(dir, String(tile.index), tile.hashes);
           dirs.add(dir);
         }
-        for (const dir of dirs) fsyncDir(dir);
+        for (const dir of dirs) await fsyncDir(dir);
         await writeAtomic(this.dir, 'integrated', String(result.size));
-        fsyncDir(this.dir);
+        await fsyncDir(this.dir);
       } catch (err) {
         throw storageError(`storing tiles in ${this.dir} failed: ${(err as Error).message}`, err);
       }
@@ -219,7 +220,7 @@ export class FileLogStorage implements LogStorage {
     if (this.checkpoint && this.checkpoint.size > size) return;
     try {
       await writeAtomic(this.dir, 'checkpoint', note);
-      fsyncDir(this.dir);
+      await fsyncDir(this.dir);
     } catch (err) {
       throw storageError(`storing the checkpoint in ${this.dir} failed`, err);
     }
@@ -236,7 +237,7 @@ export class FileLogStorage implements LogStorage {
     const key = await create();
     try {
       writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
-      fsyncDir(this.dir);
+      await fsyncDir(this.dir);
       return key;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(path, 'utf8').trim();

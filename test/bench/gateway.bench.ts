@@ -1,7 +1,7 @@
 /**
  * bench:gateway — the same model through the enclave directly and through the gateway, in one run,
- * on loopback, with autocannon (64 connections, two alternating rounds of 20 s per side; BENCH_SECONDS
- * overrides the round length). The enclave and
+ * on loopback, with autocannon (64 connections; six alternating slices of 5 s per side, 30 s per side
+ * in all; BENCH_ROUNDS and BENCH_SLICE_SECONDS override). The enclave and
  * the gateway run as their own processes, as deployed; the gateway verifies the enclave's
  * attestation, checks API keys and rate limits, relays, and appends every receipt to the
  * transparency log (file store) before answering.
@@ -25,7 +25,9 @@ import { DEMO_MODEL, demoRequest } from '../support/demo';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
 import { log, report } from './measure';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+/** Alternating slices per side, and their length in seconds: 6 x 5 s = 30 s per side by default. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+const SLICE = Number(process.env.BENCH_SLICE_SECONDS ?? 5);
 const CONNECTIONS = 64;
 const RUN_TS = join(REPO_ROOT, 'bin', 'run-ts');
 
@@ -68,6 +70,18 @@ function combine(runs: Load[], seconds: number): Load {
     errors: runs.reduce((n, r) => n + r.errors, 0),
     requests,
   };
+}
+
+/** Waits until the enclave has no inference in flight (its /health), then a moment for sockets to close. */
+async function drained(enclaveUrl: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const health = (await (await fetch(`${enclaveUrl}/health`)).json()) as { in_flight: number };
+    if (health.in_flight === 0) break;
+    if (Date.now() > deadline) throw new Error(`the enclave still has ${health.in_flight} inferences in flight after 120 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 200));
 }
 
 /** Samples the enclave's in-flight inferences every 100 ms until the returned function is called (mean). */
@@ -118,35 +132,41 @@ async function main(): Promise<void> {
         { name: DEMO_MODEL, body: JSON.stringify(demoRequest()) },
         { name: 'affine', body: JSON.stringify(affineRequest()) },
       ];
-      const results: Record<string, { direct: Load; gateway: Load; directSeq: Load; gatewaySeq: Load; inFlightDirect: number; inFlightGateway: number }> = {};
+      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; directSeq: Load; gatewaySeq: Load; inFlightDirect: number; inFlightGateway: number }> = {};
       for (const c of cases) {
         const path = `/v2/models/${c.name}/infer`;
         log(`${c.name}: warm-up ...`);
         await load(`${enclave.url}${path}`, c.body, {}, 4, 2);
         await load(`${gateway.url}${path}`, c.body, auth, 4, 2);
-        // This machine's speed drifts by more than the gateway costs: the two sides alternate in
-        // rounds of SECONDS each (long against the queueing latency), so drift lands on both alike.
-        const rounds = 2;
+        // This machine's speed halves for seconds to minutes at a time under sustained load (a
+        // shared VM), more than the gateway costs: the two sides alternate in short slices, ROUNDS
+        // of each, so drift lands on both alike. Between slices the enclave drains: requests the
+        // load generator abandoned at the end of a slice would otherwise still be queued there and
+        // slow down the next slice, whichever side it measures.
         const directRuns: Load[] = [];
         const gatewayRuns: Load[] = [];
         const inFlight = { direct: [] as number[], gateway: [] as number[] };
-        for (let r = 0; r < rounds; r++) {
-          log(`${c.name}: round ${r + 1}/${rounds}, ${CONNECTIONS} connections, ${SECONDS} s per side ...`);
-          let sampled = sampleInFlight(enclave.url);
-          directRuns.push(await load(`${enclave.url}${path}`, c.body, {}, CONNECTIONS, SECONDS));
-          inFlight.direct.push(sampled());
-          sampled = sampleInFlight(enclave.url);
-          gatewayRuns.push(await load(`${gateway.url}${path}`, c.body, auth, CONNECTIONS, SECONDS));
-          inFlight.gateway.push(sampled());
+        for (let r = 0; r < ROUNDS; r++) {
+          log(`${c.name}: round ${r + 1}/${ROUNDS}, ${CONNECTIONS} connections, ${SLICE} s per side ...`);
+          const sides = r % 2 === 0 ? (['direct', 'gateway'] as const) : (['gateway', 'direct'] as const);
+          for (const side of sides) {
+            await drained(enclave.url);
+            const sampled = sampleInFlight(enclave.url);
+            const run = side === 'direct' ? await load(`${enclave.url}${path}`, c.body, {}, CONNECTIONS, SLICE) : await load(`${gateway.url}${path}`, c.body, auth, CONNECTIONS, SLICE);
+            (side === 'direct' ? directRuns : gatewayRuns).push(run);
+            inFlight[side].push(sampled());
+          }
         }
-        const direct = combine(directRuns, SECONDS * rounds);
-        const through = combine(gatewayRuns, SECONDS * rounds);
-        const seqSeconds = Math.max(3, Math.round(SECONDS / 4));
+        await drained(enclave.url);
+        const direct = combine(directRuns, SLICE * ROUNDS);
+        const through = combine(gatewayRuns, SLICE * ROUNDS);
+        const seqSeconds = 5;
         log(`${c.name}: one connection, ${seqSeconds} s each ...`);
         const directSeq = await load(`${enclave.url}${path}`, c.body, {}, 1, seqSeconds);
+        await drained(enclave.url);
         const gatewaySeq = await load(`${gateway.url}${path}`, c.body, auth, 1, seqSeconds);
         const mean = (xs: number[]) => Math.round((xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 10) / 10;
-        results[c.name] = { direct, gateway: through, directSeq, gatewaySeq, inFlightDirect: mean(inFlight.direct), inFlightGateway: mean(inFlight.gateway) };
+        results[c.name] = { directRuns, gatewayRuns, direct, gateway: through, directSeq, gatewaySeq, inFlightDirect: mean(inFlight.direct), inFlightGateway: mean(inFlight.gateway) };
       }
       const real = results[DEMO_MODEL]!;
       const tiny = results.affine!;
@@ -154,7 +174,9 @@ async function main(): Promise<void> {
       report({
         model: DEMO_MODEL,
         connections: CONNECTIONS,
-        seconds: SECONDS * 2,
+        seconds_per_side: SLICE * ROUNDS,
+        slices_per_side: ROUNDS,
+        per_slice_rps: { direct: real.directRuns.map((r) => r.rps), gateway: real.gatewayRuns.map((r) => r.rps) },
         direct_rps: real.direct.rps,
         gateway_rps: real.gateway.rps,
         direct_p50_ms: real.direct.p50,

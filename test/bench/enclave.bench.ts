@@ -12,14 +12,14 @@
  * Last line of stdout: one JSON object.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { startEnclave } from '../../enclave/main';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from '../../enclave/models/ocr-preprocess';
 import { decodePng } from '../../enclave/models/png';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
-import { log, opsPerSecond, opsPerSecondConcurrent, report } from './measure';
+import { httpPost as post, log, median, opsPerSecond, opsPerSecondConcurrent, report } from './measure';
 
 /** Rounds of interleaved slices, and the seconds each case is measured per round. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
@@ -29,29 +29,9 @@ const IN_FLIGHT = 4;
 /** The session options of enclave/models/onnx-model.ts createOnnxSession. */
 const RAW_SESSION_OPTIONS: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
 
-function post(agent: Agent, url: URL, body: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${res.statusCode}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 type Case = 'raw' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
 const CASES: readonly Case[] = ['raw', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 

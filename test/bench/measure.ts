@@ -1,3 +1,5 @@
+import { type Agent, request as httpRequest } from 'node:http';
+
 /** Shared timing loop for benchmarks: warm up, then count completed operations for a fixed time. */
 export async function opsPerSecond(op: () => unknown | Promise<unknown>, seconds = 3, warmupSeconds = 0.5): Promise<number> {
   const until = (s: number) => performance.now() + s * 1000;
@@ -40,4 +42,27 @@ export async function opsPerSecondConcurrent(op: () => Promise<unknown>, concurr
   const start = performance.now();
   const n = await runFor(seconds);
   return n / ((performance.now() - start) / 1000);
+}
+
+/** One POST over a keep-alive agent; resolves to the response body, rejects on anything but 200. */
+export function httpPost(agent: Agent, url: URL, body: string, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${res.statusCode}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The median of a list of numbers (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }

@@ -5,7 +5,7 @@
  */
 import { makePolicyFile } from '../../attestation/policy-file';
 import { execFile } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, constants, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openCheckpoint } from '../../attestation/log/checkpoint';
@@ -145,6 +145,27 @@ test.each(stores)('%s store: the background loop grows the tree only when a chec
   } finally {
     if (storage instanceof PostgresLogStorage) await storage.dropSchema();
     await log.close();
+  }
+});
+
+(process.platform === 'linux' ? test : test.skip)('file store: entries.log is open for synchronous data writes (O_DSYNC), so an acknowledged append is on disk', async () => {
+  const dir = tempDir();
+  const storage = await FileLogStorage.open(dir);
+  try {
+    const path = join(dir, 'entries.log');
+    const fd = readdirSync('/proc/self/fd').find((n) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${n}`) === path;
+      } catch {
+        return false;
+      }
+    });
+    expect(fd).toBeDefined();
+    const flags = parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+    expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    expect(flags & constants.O_APPEND).toBe(constants.O_APPEND);
+  } finally {
+    await storage.close();
   }
 });
 

@@ -92,7 +92,6 @@ export const ERROR_REGISTRY = {
   NSM_FAILED: { status: 502, action: 'retry' },
   NSM_RESPONSE_MALFORMED: { status: 502, action: 'stop' },
   // Dev attester: simulated NSM and dev CA (attestation/dev)
-  NSM_INVALID_ARGUMENT: { status: 400, action: 'fix' },
   DEV_CA_INVALID: { status: 400, action: 'fix' },
   // HTTP requests (enclave and gateway)
   REQUEST_INVALID: { status: 400, action: 'fix' },

@@ -55,7 +55,7 @@ interface Leaf {
 }
 
 function invalid(message: string): never {
-  throw new TeegateError('NSM_INVALID_ARGUMENT', message);
+  throw new TeegateError('NSM_REQUEST_INVALID', message);
 }
 
 function randomHex(bytes: number): string {

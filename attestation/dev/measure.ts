@@ -29,7 +29,7 @@ export interface ImageParts {
 }
 
 function invalid(message: string): never {
-  throw new TeegateError('NSM_INVALID_ARGUMENT', message);
+  throw new TeegateError('NSM_REQUEST_INVALID', message);
 }
 
 /** NSM ExtendPCR: SHA-384(pcr || data). */

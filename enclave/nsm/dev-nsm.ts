@@ -79,7 +79,7 @@ class SimulatedNsmDevice {
         return encodeNsmResponse(await this.handle(req));
       } catch (err) {
         const error: NsmErrorCode =
-          err instanceof NsmAnswer ? err.code : isTeegateError(err, 'NSM_INVALID_ARGUMENT') ? 'InvalidArgument' : 'InternalError';
+          err instanceof NsmAnswer ? err.code : isTeegateError(err, 'NSM_REQUEST_INVALID') ? 'InvalidArgument' : 'InternalError';
         return encodeNsmResponse({ type: 'Error', error });
       }
     });
@@ -159,14 +159,14 @@ export class DevNsm extends ProtocolNsm {
   }
 
   /**
-   * A simulated NSM. Options are checked by the dev attester (NSM_INVALID_ARGUMENT for PCR
+   * A simulated NSM. Options are checked by the dev attester (NSM_REQUEST_INVALID for PCR
    * indexes outside 0..15 or values not 48 bytes, a bad module id or encoding; locked PCRs
    * outside 0..31).
    */
   static async create(options: DevNsmOptions): Promise<DevNsm> {
     for (const i of options.lockedPcrs ?? []) {
       if (!Number.isInteger(i) || i < 0 || i >= DEV_NSM_MAX_PCRS) {
-        throw new TeegateError('NSM_INVALID_ARGUMENT', `locked PCR ${i} is outside 0..${DEV_NSM_MAX_PCRS - 1}`);
+        throw new TeegateError('NSM_REQUEST_INVALID', `locked PCR ${i} is outside 0..${DEV_NSM_MAX_PCRS - 1}`);
       }
     }
     // Validates the options once and fixes the module id (random unless given) for the lifetime.

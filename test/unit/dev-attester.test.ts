@@ -187,27 +187,27 @@ describe('wire format', () => {
     expect(map.get('nonce')).toBeNull();
   });
 
-  it('accepts 1024-byte fields and rejects 1025 bytes or non-bytes with NSM_INVALID_ARGUMENT', async () => {
+  it('accepts 1024-byte fields and rejects 1025 bytes or non-bytes with NSM_REQUEST_INVALID', async () => {
     const attester = await DevAttester.create({ ca, pcrs: pcrMap([[0, 1]]), now: () => T0 });
     const max = new Uint8Array(1024).fill(7);
     const doc = await attester.attest({ publicKey: max, userData: max, nonce: max });
     await verifyAttestation(doc, { at: T0, rootCertificates: [ca.rootPem], nonce: max, userData: max, publicKey: max });
     const over = new Uint8Array(1025);
-    await rejects(attester.attest({ publicKey: over }), 'NSM_INVALID_ARGUMENT');
-    await rejects(attester.attest({ userData: over }), 'NSM_INVALID_ARGUMENT');
-    await rejects(attester.attest({ nonce: over }), 'NSM_INVALID_ARGUMENT');
-    await rejects(attester.attest({ nonce: 'abc' as unknown as Uint8Array }), 'NSM_INVALID_ARGUMENT');
+    await rejects(attester.attest({ publicKey: over }), 'NSM_REQUEST_INVALID');
+    await rejects(attester.attest({ userData: over }), 'NSM_REQUEST_INVALID');
+    await rejects(attester.attest({ nonce: over }), 'NSM_REQUEST_INVALID');
+    await rejects(attester.attest({ nonce: 'abc' as unknown as Uint8Array }), 'NSM_REQUEST_INVALID');
   });
 
-  it('rejects bad attester options with NSM_INVALID_ARGUMENT', async () => {
-    await rejects(DevAttester.create({ ca, pcrs: pcrMap([[16, 1]]) }), 'NSM_INVALID_ARGUMENT');
-    await rejects(DevAttester.create({ ca, pcrs: new Map([[0, new Uint8Array(32)]]) }), 'NSM_INVALID_ARGUMENT');
-    await rejects(DevAttester.create({ ca, pcrs: {} as unknown as Map<number, Uint8Array> }), 'NSM_INVALID_ARGUMENT');
-    await rejects(DevAttester.create({ ca, pcrs: pcrMap([]), moduleId: 'bad id/with space' }), 'NSM_INVALID_ARGUMENT');
-    await rejects(DevAttester.create({ ca, pcrs: pcrMap([]), encoding: 'chunked' as 'definite' }), 'NSM_INVALID_ARGUMENT');
-    await rejects(DevAttester.create({ ca, pcrs: pcrMap([]), leafReuseMs: 4 * HOUR }), 'NSM_INVALID_ARGUMENT');
+  it('rejects bad attester options with NSM_REQUEST_INVALID', async () => {
+    await rejects(DevAttester.create({ ca, pcrs: pcrMap([[16, 1]]) }), 'NSM_REQUEST_INVALID');
+    await rejects(DevAttester.create({ ca, pcrs: new Map([[0, new Uint8Array(32)]]) }), 'NSM_REQUEST_INVALID');
+    await rejects(DevAttester.create({ ca, pcrs: {} as unknown as Map<number, Uint8Array> }), 'NSM_REQUEST_INVALID');
+    await rejects(DevAttester.create({ ca, pcrs: pcrMap([]), moduleId: 'bad id/with space' }), 'NSM_REQUEST_INVALID');
+    await rejects(DevAttester.create({ ca, pcrs: pcrMap([]), encoding: 'chunked' as 'definite' }), 'NSM_REQUEST_INVALID');
+    await rejects(DevAttester.create({ ca, pcrs: pcrMap([]), leafReuseMs: 4 * HOUR }), 'NSM_REQUEST_INVALID');
     const badClock = await DevAttester.create({ ca, pcrs: pcrMap([]), now: () => Number.NaN });
-    await rejects(badClock.attest({}), 'NSM_INVALID_ARGUMENT');
+    await rejects(badClock.attest({}), 'NSM_REQUEST_INVALID');
   });
 });
 
@@ -412,12 +412,12 @@ describe('measureImage', () => {
     await rejects(verifyAttestation(doc, { at: T0, rootCertificates: [ca.rootPem], policy: { pcrs: { 0: toHex(other.get(0)!) } } }), 'PCR_MISMATCH');
   });
 
-  it('rejects missing or non-byte inputs with NSM_INVALID_ARGUMENT', async () => {
-    await rejects(measureImage({ image: [] }), 'NSM_INVALID_ARGUMENT');
-    await rejects(measureImage({ image: ['file.txt' as unknown as Uint8Array] }), 'NSM_INVALID_ARGUMENT');
-    await rejects(measureImage({ image: [utf8('a')], kernel: [] }), 'NSM_INVALID_ARGUMENT');
-    await rejects(measureImage(null as unknown as { image: Uint8Array[] }), 'NSM_INVALID_ARGUMENT');
-    await rejects(extendPcr(new Uint8Array(32), utf8('x')), 'NSM_INVALID_ARGUMENT');
+  it('rejects missing or non-byte inputs with NSM_REQUEST_INVALID', async () => {
+    await rejects(measureImage({ image: [] }), 'NSM_REQUEST_INVALID');
+    await rejects(measureImage({ image: ['file.txt' as unknown as Uint8Array] }), 'NSM_REQUEST_INVALID');
+    await rejects(measureImage({ image: [utf8('a')], kernel: [] }), 'NSM_REQUEST_INVALID');
+    await rejects(measureImage(null as unknown as { image: Uint8Array[] }), 'NSM_REQUEST_INVALID');
+    await rejects(extendPcr(new Uint8Array(32), utf8('x')), 'NSM_REQUEST_INVALID');
   });
 });
 

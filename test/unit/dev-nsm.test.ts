@@ -166,8 +166,8 @@ describe('DevNsm device side', () => {
   });
 
   it('checks its options', async () => {
-    expect(await codeOf(DevNsm.create({ ca, lockedPcrs: [32] }))).toBe('NSM_INVALID_ARGUMENT');
-    expect(await codeOf(DevNsm.create({ ca, pcrs: new Map([[16, filled(48, 0)]]) }))).toBe('NSM_INVALID_ARGUMENT');
-    expect(await codeOf(DevNsm.create({ ca, pcrs: new Map([[3, filled(32, 0)]]) }))).toBe('NSM_INVALID_ARGUMENT');
+    expect(await codeOf(DevNsm.create({ ca, lockedPcrs: [32] }))).toBe('NSM_REQUEST_INVALID');
+    expect(await codeOf(DevNsm.create({ ca, pcrs: new Map([[16, filled(48, 0)]]) }))).toBe('NSM_REQUEST_INVALID');
+    expect(await codeOf(DevNsm.create({ ca, pcrs: new Map([[3, filled(32, 0)]]) }))).toBe('NSM_REQUEST_INVALID');
   });
 });

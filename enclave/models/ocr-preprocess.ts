@@ -21,27 +21,18 @@ export interface OcrInput {
 }
 
 /**
- * Where channel `bgr` (0 B, 1 G, 2 R) of pixel i is: `samples[i * stride + offset]`, 0..255. Images
- * without alpha are read in place; with alpha, the channel is first composited over white into a
- * Float64 plane, so the resize below computes exactly what a per-sample formula would.
+ * Row `y` of channel `bgr` (0 B, 1 G, 2 R) of an image with alpha, composited over white into
+ * `out` (0..255, Float64 so the resize computes exactly what a per-sample formula would). Only the
+ * two source rows an output row needs are composited: memory stays O(width) whatever the image.
  */
-interface Channel {
-  samples: Uint8Array | Float64Array;
-  stride: number;
-  offset: number;
-}
-
-function channelOf(image: DecodedImage, bgr: number): Channel {
-  const { channels, pixels } = image;
-  const offset = channels >= 3 ? 2 - bgr : 0; // B is the third byte of RGB(A)
-  if (channels === 1 || channels === 3) return { samples: pixels, stride: channels, offset };
-  const n = image.width * image.height;
-  const plane = new Float64Array(n);
-  for (let i = 0, at = offset; i < n; i++, at += channels) {
-    const a = pixels[at - offset + channels - 1]! / 255;
-    plane[i] = pixels[at]! * a + 255 * (1 - a);
+function compositeRow(image: DecodedImage, y: number, bgr: number, out: Float64Array): Float64Array {
+  const { channels, pixels, width } = image;
+  const offset = channels === 4 ? 2 - bgr : 0;
+  for (let x = 0, at = y * width * channels; x < width; x++, at += channels) {
+    const a = pixels[at + channels - 1]! / 255;
+    out[x] = pixels[at + offset]! * a + 255 * (1 - a);
   }
-  return { samples: plane, stride: 1, offset: 0 };
+  return out;
 }
 
 export function preprocessLineImage(image: DecodedImage): OcrInput {
@@ -70,20 +61,28 @@ export function preprocessLineImage(image: DecodedImage): OcrInput {
       data.copyWithin(c * h * width, 0, h * width);
       continue;
     }
-    const { samples, stride, offset } = channelOf(image, c);
+    // Without alpha, samples are read in place: channel c of pixel i is pixels[i * stride + offset].
+    const alpha = image.channels === 2 || image.channels === 4;
+    const stride = alpha ? 1 : image.channels;
+    const offset = alpha || image.channels === 1 ? 0 : 2 - c; // B is the third byte of RGB
+    const rowA = alpha ? new Float64Array(image.width) : undefined;
+    const rowB = alpha ? new Float64Array(image.width) : undefined;
     for (let y = 0; y < h; y++) {
       const at = (c * h + y) * width;
       const sy = Math.min(Math.max((y + 0.5) * scaleY - 0.5, 0), image.height - 1);
       const y0 = Math.floor(sy);
-      const row0 = y0 * image.width;
-      const row1 = Math.min(y0 + 1, image.height - 1) * image.width;
+      const y1 = Math.min(y0 + 1, image.height - 1);
       const fy = sy - y0;
+      const src0 = alpha ? compositeRow(image, y0, c, rowA!) : image.pixels;
+      const src1 = alpha ? compositeRow(image, y1, c, rowB!) : image.pixels;
+      const row0 = alpha ? 0 : y0 * image.width;
+      const row1 = alpha ? 0 : y1 * image.width;
       for (let x = 0; x < resizedWidth; x++) {
         const x0 = x0s[x]!;
         const x1 = x1s[x]!;
         const fx = fxs[x]!;
-        const top = samples[(row0 + x0) * stride + offset]! * (1 - fx) + samples[(row0 + x1) * stride + offset]! * fx;
-        const bottom = samples[(row1 + x0) * stride + offset]! * (1 - fx) + samples[(row1 + x1) * stride + offset]! * fx;
+        const top = src0[(row0 + x0) * stride + offset]! * (1 - fx) + src0[(row0 + x1) * stride + offset]! * fx;
+        const bottom = src1[(row1 + x0) * stride + offset]! * (1 - fx) + src1[(row1 + x1) * stride + offset]! * fx;
         const v = top * (1 - fy) + bottom * fy;
         data[at + x] = (v / 255 - 0.5) / 0.5;
       }

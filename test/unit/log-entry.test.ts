@@ -1,17 +1,10 @@
+import { errorCodeOf as code } from '../support/error-code';
 /** Canonical typed log entries (attestation/log/entry.ts) and tlog-tiles entry bundles. */
 import { toBase64, utf8 } from '../../attestation/bytes';
 import { decodeEntry, encodeEntry, entryLeafHash, MAX_ENTRY_BYTES } from '../../attestation/log/entry';
 import { encodeEntryBundle, parseEntryBundle } from '../../attestation/log/entry-bundle';
 import { leafHash } from '../../attestation/log/merkle';
 
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-};
 
 test('receipt and attestation entries encode as RFC 8785 JSON and decode back', () => {
   const receipt = encodeEntry({ type: 'receipt', jws: 'a.b.c' });

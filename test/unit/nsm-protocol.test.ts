@@ -1,3 +1,4 @@
+import { errorCodeOf as codeOf } from '../support/error-code';
 /**
  * The NSM CBOR protocol (enclave/nsm/nsm-protocol.ts) against hand-built CBOR.
  * Expected bytes are written out from the serde forms of aws-nitro-enclaves-nsm-api src/api/mod.rs
@@ -29,15 +30,6 @@ function tstr(s: string): string {
 }
 const h = (...parts: string[]): Uint8Array => fromHex(parts.join('').replace(/\s+/g, ''));
 
-function codeOf(fn: () => unknown): ErrorCode | 'no error' {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TeegateError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 const pcr48 = new Uint8Array(48).map((_, i) => i);
 const PCR48_HEX = '5830' + toHex(pcr48);

@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { fromHex, randomBytes, sha384, toHex } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
 import { manifestDigest, type EnclaveManifest } from '../attestation/manifest';
-import { canonicalTensorBytes, parseInferTensors, type InferTensor } from '../attestation/tensors';
+import { canonicalBytesOfParsed, canonicalTensorBytes, parseInferTensors, type InferTensor } from '../attestation/tensors';
 import { generateEnclaveKeys, type EnclaveKeys } from './keys';
 import type { ModelMetadata, ModelRegistry } from './models/model-registry';
 import type { Nsm } from './nsm/nsm';
@@ -155,7 +155,7 @@ export class EnclaveService {
     const salt = randomBytes(32);
     let input: string;
     try {
-      input = receiptDigest(salt, inputs);
+      input = saltedDigest(salt, canonicalBytesOfParsed(inputs));
     } catch (err) {
       running.catch(() => undefined);
       throw err;
@@ -203,7 +203,11 @@ export class EnclaveService {
  * path and a WebCrypto digest costs a thread-pool round trip (about 0.2 ms here).
  */
 export function receiptDigest(salt: Uint8Array, tensors: readonly InferTensor[]): string {
-  return createHash('sha256').update(salt).update(canonicalTensorBytes(tensors)).digest('hex');
+  return saltedDigest(salt, canonicalTensorBytes(tensors));
+}
+
+function saltedDigest(salt: Uint8Array, canonical: Uint8Array): string {
+  return createHash('sha256').update(salt).update(canonical).digest('hex');
 }
 
 function parseNonce(parameters: unknown): string | undefined {

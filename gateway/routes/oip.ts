@@ -33,6 +33,8 @@ function send(res: Response, status: number, contentType: string | undefined, bo
 export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
   const { pool, config, metrics, sink } = ctx;
   const relayOptions = { maxAttempts: config.limits.maxAttempts, metrics };
+  // A sealed request without a seal kid may reach an enclave that holds another key: try the next.
+  const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['JWE_KEY_MISMATCH' as const] };
 
   app.get('/v2', (_req, res) => {
     res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS });
@@ -57,8 +59,8 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const metadata = async (req: Request, res: Response) => {
     const model = selector(req);
-    res.locals.model = model.name;
     const { member, response } = await relay(pool, { method: 'GET', path: `/v2/models/${encodeURIComponent(model.name)}` }, model, relayOptions);
+    res.locals.model = model.name;
     res.setHeader('teegate-enclave', member.id);
     send(res, response.status, response.headers['content-type'], response.body);
   };
@@ -67,9 +69,9 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const ready = (req: Request, res: Response) => {
     const model = selector(req);
-    res.locals.model = model.name;
     const known = pool.members.some((m) => m.identity?.manifest.models.some((x) => x.name === model.name && (model.version === undefined || x.version === model.version)));
     if (!known) throw new TeegateError('MODEL_NOT_FOUND', `no enclave serves model ${model.name}${model.version ? ` version ${model.version}` : ''}`);
+    res.locals.model = model.name;
     const isReady = pool.serving(model).length > 0;
     if (isReady) return void res.json({ name: model.name, ready: true });
     res.status(503).json({ code: 'NO_ENCLAVE_AVAILABLE', message: `no attested enclave serving ${model.name} is ready`, name: model.name, ready: false });
@@ -79,7 +81,6 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const infer = async (req: Request, res: Response) => {
     const base = selector(req);
-    res.locals.model = base.name;
     const body = await readRawBody(req, config.limits.bodyBytes);
     res.locals.mode = body.mode;
     const sealKid = req.headers[SEAL_KID_HEADER];
@@ -88,8 +89,10 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
       pool,
       { method: 'POST', path: `/v2/models/${encodeURIComponent(base.name)}/infer`, body: body.bytes, contentType: body.contentType },
       model,
-      body.mode === 'sealed' && model.sealKid === undefined ? { ...relayOptions, retryOnCodes: ['JWE_KEY_MISMATCH'] } : relayOptions,
+      body.mode === 'sealed' && model.sealKid === undefined ? sealedRelayOptions : relayOptions,
     );
+    // Only a model some attested enclave serves names a metrics series: the path is the client's.
+    res.locals.model = base.name;
     res.locals.enclave = member.id;
     res.setHeader('teegate-enclave', member.id);
     let out = response.body;

@@ -288,6 +288,16 @@ describe('auth and limits', () => {
     expect([wrong.status, wrong.json().code]).toEqual([401, 'AUTH_INVALID']);
   });
 
+  it('names no metrics series after a model no enclave serves (the path is the client\'s)', async () => {
+    for (const path of ['/v2/models/made-up-1/ready', '/v2/models/made-up-2', '/v2/models/made-up-3/infer']) {
+      const res = await call(path, path.endsWith('infer') ? { body: '{"inputs":[]}', type: 'application/json' } : {});
+      expect(res.json().code).toBe('MODEL_NOT_FOUND');
+    }
+    const metrics = await call('/metrics', { key: keys.admin });
+    expect(metrics.text).toMatch(/route="\/v2\/models\/:model\/ready",method="GET",model="",status="404"/);
+    expect(metrics.text).not.toContain('made-up');
+  });
+
   it('403 AUTH_FORBIDDEN for a key without the scope; the admin key reads metrics', async () => {
     const res = await call('/metrics');
     expect([res.status, res.json().code]).toEqual([403, 'AUTH_FORBIDDEN']);

@@ -89,8 +89,9 @@ export function createGatewayApp(deps: GatewayDeps): Express {
   registerOpenApiRoutes(app);
   // The measurement policy this gateway enforces, in the policy file format: the web explorer and
   // clients may start from it (a careful client pins its own).
+  const policyFile = publishedPolicyFile(deps.config.attestation);
   app.get('/v1/policy', (_req, res) => {
-    res.json(publishedPolicyFile(deps.config.attestation));
+    res.json(policyFile);
   });
   app.use('/ui', createUiRouter());
   for (const { path, router } of deps.routers ?? []) app.use(path, router);

@@ -5,6 +5,7 @@
 import type { RequestHandler } from 'express';
 
 export const EXPOSED_HEADERS = ['teegate-receipt', 'teegate-log-index', 'teegate-enclave', 'x-request-id', 'retry-after'];
+const EXPOSED = EXPOSED_HEADERS.join(', ');
 
 export function securityHeaders(): RequestHandler {
   return (_req, res, next) => {
@@ -28,7 +29,7 @@ export function cors(origins: readonly string[]): RequestHandler {
     if (ok) {
       res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin);
       if (!any) res.setHeader('Vary', 'Origin');
-      res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS.join(', '));
+      res.setHeader('Access-Control-Expose-Headers', EXPOSED);
     }
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       if (ok) {

@@ -49,6 +49,7 @@ export function createUiRouter(options: UiRouterOptions = {}): Router {
     return bundle;
   };
 
+  let demoImage: Buffer | undefined;
   router.get('/', (req, res) => {
     // Relative asset URLs need the trailing slash.
     if (!req.originalUrl.split('?')[0]!.endsWith('/')) return res.redirect(301, `${req.baseUrl}/`);
@@ -57,7 +58,7 @@ export function createUiRouter(options: UiRouterOptions = {}): Router {
   });
   router.get('/app.css', (_req, res) => send(res, 'text/css; charset=utf-8', css));
   router.get('/icon.svg', (_req, res) => send(res, 'image/svg+xml', icon));
-  router.get('/demo/line.png', (_req, res) => send(res, 'image/png', readFileSync(DEMO_IMAGE)));
+  router.get('/demo/line.png', (_req, res) => send(res, 'image/png', (demoImage ??= readFileSync(DEMO_IMAGE))));
   router.get('/app.js', async (_req, res) => {
     try {
       send(res, 'text/javascript; charset=utf-8', (await getBundle()).js);

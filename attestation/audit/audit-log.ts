@@ -15,7 +15,6 @@
  * Browser-safe.
  */
 import { bytesEqual, fromBase64, fromBase64Url, fromUtf8, toBase64, toHex } from '../bytes';
-import { parseCoseSign1 } from '../cose/sign1';
 import { TeegateError, isTeegateError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../log/checkpoint';
 import { decodeEntry, entryLeafHash } from '../log/entry';
@@ -23,7 +22,6 @@ import { MerkleTree, verifyConsistency } from '../log/merkle';
 import { parseVerifierKey } from '../log/signed-note';
 import { TILE_WIDTH, tileWidth } from '../log/tiles';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
-import { parseNitroPayload } from '../nitro/document';
 import type { MeasurementPolicy } from '../nitro/policy';
 import { verifyAttestation } from '../nitro/verify';
 import { verifyReceipt } from '../receipt';
@@ -151,9 +149,8 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
           const entry = decodeEntry(bytes);
           if (entry.type === 'attestation') {
             attestations++;
-            const timestamp = parseNitroPayload(parseCoseSign1(entry.document).payload).timestamp;
             const verified = await verifyAttestation(entry.document, {
-              at: timestamp,
+              at: 'document',
               ...(options.rootCertificates ? { rootCertificates: options.rootCertificates } : {}),
               ...(options.policy ? { policy: options.policy } : {}),
             });

@@ -10,10 +10,8 @@
  * The gateway is untrusted: it only carries evidence; a wrong answer fails one of these checks.
  */
 import { fromBase64, randomBytes, toHex } from '../bytes';
-import { parseCoseSign1 } from '../cose/sign1';
 import { TeegateError, isTeegateError, type ErrorCode } from '../errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
-import { parseNitroPayload } from '../nitro/document';
 import type { MeasurementPolicy } from '../nitro/policy';
 import type { StepOutcome } from '../nitro/report';
 import { verifyAttestation, verifyAttestationReport, type VerifiedAttestation } from '../nitro/verify';
@@ -96,18 +94,12 @@ export async function listEnclaves(http: GatewayHttp): Promise<ListedEnclave[]> 
   });
 }
 
-function documentTime(document: Uint8Array): number {
-  return parseNitroPayload(parseCoseSign1(document).payload).timestamp;
-}
-
 /** Verifies the boot document of the enclave whose fresh attestation and manifest we trust. */
 async function verifyBootDocument(document: Uint8Array, manifest: unknown, fresh: VerifiedAttestation, anchors: TrustAnchors): Promise<VerifiedAttestation> {
-  const { maxAgeMs: _age, ...bootPolicy } = anchors.policy;
-  void _age;
   const boot = await verifyAttestation(document, {
     ...(anchors.rootCertificates ? { rootCertificates: anchors.rootCertificates } : {}),
-    policy: bootPolicy,
-    at: documentTime(document),
+    policy: anchors.policy,
+    at: 'document',
     ...(anchors.cache ? { cache: anchors.cache } : {}),
     ...(fresh.userData ? { userData: fresh.userData } : {}),
     ...(fresh.publicKey ? { publicKey: fresh.publicKey } : {}),

@@ -5,10 +5,8 @@
  * than its certificates' lifetime) under the policy without a maximum age: freshness is what an
  * online `connect` adds. Same report shape as `infer()`; the log step is skipped.
  */
-import { parseCoseSign1 } from '../cose/sign1';
 import { isTeegateError } from '../errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
-import { parseNitroPayload } from '../nitro/document';
 import type { MeasurementPolicy } from '../nitro/policy';
 import { verifyAttestationReport, type VerifiedAttestation } from '../nitro/verify';
 import type { LoadedPolicy } from '../policy-file';
@@ -38,14 +36,6 @@ export interface OfflineReceiptResult {
   readonly manifest?: EnclaveManifest;
 }
 
-function documentTime(document: Uint8Array): number | undefined {
-  try {
-    return parseNitroPayload(parseCoseSign1(document).payload).timestamp;
-  } catch {
-    return undefined; // the verification's parse step reports it
-  }
-}
-
 function stopAt(failed: ReportStepOutcome): VerificationReport {
   const steps: ReportStepOutcome[] = failed.step === 'manifest' ? [{ step: 'attestation', status: 'passed', reason: 'boot document verified' }, failed] : [failed];
   for (const s of REPORT_STEPS) if (!steps.some((o) => o.step === s)) steps.push({ step: s, status: 'skipped', reason: `not checked: step ${failed.step} failed` });
@@ -55,11 +45,8 @@ function stopAt(failed: ReportStepOutcome): VerificationReport {
 export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<OfflineReceiptResult> {
   const loaded = e.policy && 'file' in e.policy && 'policy' in e.policy ? e.policy : undefined;
   const policy: MeasurementPolicy = loaded ? loaded.policy : ((e.policy as MeasurementPolicy | undefined) ?? {});
-  const { maxAgeMs: _age, ...bootPolicy } = policy;
-  void _age;
   const roots = e.rootCertificates ?? loaded?.rootCertificates;
-  const at = documentTime(e.document);
-  const att = await verifyAttestationReport(e.document, { ...(roots ? { rootCertificates: roots } : {}), policy: bootPolicy, ...(at !== undefined ? { at } : {}) });
+  const att = await verifyAttestationReport(e.document, { ...(roots ? { rootCertificates: roots } : {}), policy, at: 'document' });
   if (!att.valid || !att.attestation) {
     const error = att.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     const failed = att.steps.find((s) => s.status === 'failed');

@@ -18,8 +18,12 @@ import { checkBinding, checkPolicy, compilePolicy, isDebugMode, type BindingExpe
 import { VERIFICATION_STEPS, type StepOutcome, type VerificationStep } from './report';
 
 export interface VerifyOptions extends BindingExpectations {
-  /** Verification time (default: now). */
-  readonly at?: Date | number;
+  /**
+   * Verification time (default: now). `'document'`: the document's own timestamp, for a boot
+   * document checked as of when it was made (it may be older than its certificates' lifetime);
+   * its age is then zero, so the policy's `maxAgeMs` does not apply.
+   */
+  readonly at?: Date | number | 'document';
   /** Trusted roots, DER or PEM (default: AWS Nitro Enclaves Root-G1 only). */
   readonly rootCertificates?: readonly (Uint8Array | string)[];
   readonly policy?: MeasurementPolicy;
@@ -91,13 +95,14 @@ async function run(document: Uint8Array, options: VerifyOptions, record: (o: Ste
   let current: VerificationStep = 'parse';
   const pass = (reason: string) => record({ step: current, status: 'passed', reason });
   try {
-    const at = toMillis(options.at);
+    const givenAt = options.at === 'document' ? undefined : toMillis(options.at);
     const policy = compilePolicy(options.policy);
     const roots = await rootFingerprints(options.rootCertificates);
     const cache = options.cache ?? oneShotCache();
 
     const sign1 = parseCoseSign1(document);
     const doc: NitroDocument = parseNitroPayload(sign1.payload);
+    const at = givenAt ?? doc.timestamp;
     pass(`COSE_Sign1 ES384${sign1.tagged ? ' (tag 18)' : ''}, module ${doc.moduleId}, ${doc.pcrs.size} PCRs`);
 
     // The COSE signature check starts now, concurrently with the chain's signatures; its result is
@@ -128,7 +133,7 @@ async function run(document: Uint8Array, options: VerifyOptions, record: (o: Ste
 
     current = 'policy';
     checkPolicy(doc, policy, at);
-    pass(`${policy.pcrs.size} PCRs matched${isDebugMode(doc) ? ', debug mode allowed' : ''}${policy.maxAgeMs !== undefined ? `, age within ${policy.maxAgeMs} ms` : ''}`);
+    pass(`${policy.pcrs.size} PCRs matched${isDebugMode(doc) ? ', debug mode allowed' : ''}${policy.maxAgeMs !== undefined && givenAt !== undefined ? `, age within ${policy.maxAgeMs} ms` : ''}`);
 
     current = 'binding';
     checkBinding(doc, options);

@@ -6,10 +6,8 @@
  * enclave take traffic.
  */
 import { fromBase64, randomBytes, toHex } from '../../attestation/bytes';
-import { parseCoseSign1 } from '../../attestation/cose/sign1';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../../attestation/manifest';
-import { parseNitroPayload } from '../../attestation/nitro/document';
 import type { MeasurementPolicy } from '../../attestation/nitro/policy';
 import { verifyAttestation, type VerifiedAttestation } from '../../attestation/nitro/verify';
 import { CertificateCache } from '../../attestation/x509/certificate-cache';
@@ -57,11 +55,6 @@ async function fetchAttestation(client: EnclaveClient, path: string, timeoutMs: 
   return { document, documentBase64: o.document, manifest: o.manifest };
 }
 
-/** The document's own timestamp (ms), to check its chain at the time it was issued. */
-function documentTime(document: Uint8Array): number {
-  return parseNitroPayload(parseCoseSign1(document).payload).timestamp;
-}
-
 export async function attestEnclave(client: EnclaveClient, req: AttestationRequirements, timeoutMs: number): Promise<VerifiedEnclave> {
   const roots = req.rootCertificates.length > 0 ? { rootCertificates: req.rootCertificates } : {};
   const cache = req.cache ?? new CertificateCache();
@@ -71,9 +64,7 @@ export async function attestEnclave(client: EnclaveClient, req: AttestationRequi
   try {
     // The boot document may be hours old (AWS leaves live 3 h): its chain is checked at its own
     // time and no maximum age applies; freshness comes from the nonce document below.
-    const { maxAgeMs: _unused, ...bootPolicy } = req.policy;
-    void _unused;
-    attestation = await verifyAttestation(boot.document, { ...roots, policy: bootPolicy, at: documentTime(boot.document), cache });
+    attestation = await verifyAttestation(boot.document, { ...roots, policy: req.policy, at: 'document', cache });
     manifest = await verifyManifestBinding(attestation, boot.manifest);
   } catch (err) {
     if (isTeegateError(err)) throw rejected(`boot attestation: ${err.code}: ${err.message}`, err);

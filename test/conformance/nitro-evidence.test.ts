@@ -26,6 +26,15 @@ describe('the vector set', () => {
 });
 
 describe.each(positives)('%s', (_file, v) => {
+  it("verifies at its own time with at: 'document' (no age limit applies) and is expired today", async () => {
+    const report = await verifyAttestationReport(v.bytes, { at: 'document', policy: { allowDebug: isDebugVector(v), maxAgeMs: 0 } });
+    expect(report.valid).toBe(true);
+    expect(report.attestation?.timestamp).toBe(v.timestamp_ms);
+    expect(report.steps.find((s) => s.step === 'time')?.reason).toContain(new Date(v.timestamp_ms).toISOString());
+    expect(report.steps.find((s) => s.step === 'policy')?.reason).not.toContain('age within');
+    expect(await codeOf(verifyAttestation(v.bytes, { policy: { allowDebug: isDebugVector(v) } }))).toBe('CERT_EXPIRED');
+  });
+
   it('verifies at its timestamp + 1 s with exactly the fields MANIFEST records', async () => {
     const a = await verifyAttestation(v.bytes, optionsFor(v));
     expect(a.moduleId).toBe(v.module_id);

@@ -16,12 +16,10 @@ export async function createContext(origin: string): Promise<UiContext> {
 }
 
 /** Roots and policy for the verifier (throws POLICY_INVALID when there is no policy). */
-export function anchors(ctx: UiContext, options: { withoutMaxAge?: boolean } = {}): TrustAnchors {
+export function anchors(ctx: UiContext): TrustAnchors {
   const loaded = requirePolicy(ctx.trust);
-  const { maxAgeMs: _drop, ...rest } = loaded.policy;
-  void _drop;
   return {
-    policy: options.withoutMaxAge ? rest : loaded.policy,
+    policy: loaded.policy,
     ...(loaded.rootCertificates ? { rootCertificates: loaded.rootCertificates } : {}),
     cache: ctx.certificates,
   };

@@ -8,10 +8,8 @@ import { listEnclaves } from '../../../attestation/client/enclave-attestation';
 import { checkLogInclusion } from '../../../attestation/client/log-inclusion';
 import { finishReport, inferenceReport, manifestReason, REPORT_STEPS, type ReportStepOutcome, type VerificationReport } from '../../../attestation/client/report';
 import { receiptIssuer } from '../../../attestation/client/infer';
-import { parseCoseSign1 } from '../../../attestation/cose/sign1';
 import { isTeegateError, type ErrorCode } from '../../../attestation/errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../../../attestation/manifest';
-import { parseNitroPayload } from '../../../attestation/nitro/document';
 import { verifyAttestationReport, type VerifiedAttestation } from '../../../attestation/nitro/verify';
 import { verifyReceiptReport, type ReceiptClaims } from '../../../attestation/receipt';
 import { anchors, type UiContext } from './context';
@@ -57,16 +55,9 @@ export async function checkReceipt(ctx: UiContext, bundle: ReceiptBundle): Promi
       complete,
     };
   }
-  let at: number;
-  try {
-    at = parseNitroPayload(parseCoseSign1(found.document).payload).timestamp;
-  } catch (err) {
-    if (!isTeegateError(err)) throw err;
-    return { report: failedAt('attestation', err.code, `boot document (${found.source}): ${err.message}`), complete };
-  }
   // A boot document is checked at its own time: it may be older than any certificate lifetime.
-  const trust = anchors(ctx, { withoutMaxAge: true });
-  const doc = await verifyAttestationReport(found.document, { policy: trust.policy, at, ...(trust.rootCertificates ? { rootCertificates: trust.rootCertificates } : {}), ...(trust.cache ? { cache: trust.cache } : {}) });
+  const trust = anchors(ctx);
+  const doc = await verifyAttestationReport(found.document, { policy: trust.policy, at: 'document', ...(trust.rootCertificates ? { rootCertificates: trust.rootCertificates } : {}), ...(trust.cache ? { cache: trust.cache } : {}) });
   if (!doc.valid || !doc.attestation) {
     const e = doc.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     return { report: failedAt('attestation', e.code, `boot document (${found.source}): ${e.message}`), complete };

@@ -182,28 +182,28 @@ function flattenData(value: unknown, shape: readonly number[], count: number, la
 }
 
 function checkElement(datatype: OipDatatype, element: unknown, label: string, index: number): TensorElement {
-  const where = `data element ${index}`;
+  const where = (): string => `data element ${index}`;
   if (datatype === 'BOOL') {
-    if (typeof element !== 'boolean') throw invalid(label, `${where} must be a boolean`);
+    if (typeof element !== 'boolean') throw invalid(label, `${where()} must be a boolean`);
     return element;
   }
   if (datatype === 'BYTES') {
-    if (typeof element !== 'string') throw invalid(label, `${where} must be a string`);
-    if (LONE_SURROGATE.test(element)) throw invalid(label, `${where} is not well-formed Unicode`);
+    if (typeof element !== 'string') throw invalid(label, `${where()} must be a string`);
+    if (LONE_SURROGATE.test(element)) throw invalid(label, `${where()} is not well-formed Unicode`);
     return element;
   }
   if (typeof element !== 'number' || !Number.isFinite(element)) {
-    throw invalid(label, `${where} must be a finite number`);
+    throw invalid(label, `${where()} must be a finite number`);
   }
   const range = INTEGER_RANGE[datatype];
   if (range) {
     if (!Number.isInteger(element) || element < range[0] || element > range[1]) {
-      throw invalid(label, `${where} (${element}) is not an exact ${datatype} value`);
+      throw invalid(label, `${where()} (${element}) is not an exact ${datatype} value`);
     }
   } else if (datatype === 'FP32' && !Number.isFinite(Math.fround(element))) {
-    throw invalid(label, `${where} (${element}) is out of FP32 range`);
+    throw invalid(label, `${where()} (${element}) is out of FP32 range`);
   } else if (datatype === 'FP16' && float16Bits(element) === null) {
-    throw invalid(label, `${where} (${element}) is out of FP16 range`);
+    throw invalid(label, `${where()} (${element}) is out of FP16 range`);
   }
   // JSON.stringify writes -0 as 0: the canonical value of negative zero is zero.
   return element === 0 ? 0 : element;

@@ -18,7 +18,7 @@ async function listFiles(dir: string): Promise<string[]> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) out.push(...(await listFiles(path)));
-    else if (entry.isFile() && /\.(ts|c|json|txt)$/.test(entry.name) || entry.name === 'Makefile') out.push(path);
+    else if (entry.isFile() && /\.(ts|js|c|json|txt)$/.test(entry.name) || entry.name === 'Makefile') out.push(path);
   }
   return out;
 }

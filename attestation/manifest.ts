@@ -38,8 +38,6 @@ export interface EnclaveManifest {
   readonly models: readonly ManifestModel[];
 }
 
-export const MAX_MANIFEST_BYTES = 64 * 1024;
-
 function invalid(message: string): never {
   throw new TeegateError('MANIFEST_INVALID', message);
 }

@@ -7,8 +7,9 @@ import { fromUtf8, utf8 } from './bytes';
 import { TeegateError } from './errors';
 import type { EnclaveManifest } from './manifest';
 
-const ALG = 'ECDH-ES+A256KW';
-const ENC = 'A256GCM';
+/** The sealed-inference JWE algorithms (both directions). */
+export const SEAL_ALG = 'ECDH-ES+A256KW';
+export const SEAL_ENC = 'A256GCM';
 
 export interface SealedRequest {
   /** The JWE to send with Content-Type application/jose. */
@@ -20,18 +21,18 @@ export interface SealedRequest {
 
 export async function sealRequest(manifest: Pick<EnclaveManifest, 'keys'>, request: unknown, options: { id?: string; iat?: number } = {}): Promise<SealedRequest> {
   const seal = manifest.keys.seal;
-  const sealKey = await importJWK({ kty: seal.kty, crv: seal.crv, x: seal.x, y: seal.y }, ALG);
-  const { publicKey, privateKey } = await generateKeyPair(ALG, { crv: 'P-256', extractable: false });
+  const sealKey = await importJWK({ kty: seal.kty, crv: seal.crv, x: seal.x, y: seal.y }, SEAL_ALG);
+  const { publicKey, privateKey } = await generateKeyPair(SEAL_ALG, { crv: 'P-256', extractable: false });
   const responseKey: JWK = await exportJWK(publicKey);
   const id = options.id ?? globalThis.crypto.randomUUID();
   const plaintext = JSON.stringify({ id, iat: options.iat ?? Math.floor(Date.now() / 1000), request, response_key: responseKey });
-  const jwe = await new CompactEncrypt(utf8(plaintext)).setProtectedHeader({ alg: ALG, enc: ENC, kid: seal.kid }).encrypt(sealKey);
+  const jwe = await new CompactEncrypt(utf8(plaintext)).setProtectedHeader({ alg: SEAL_ALG, enc: SEAL_ENC, kid: seal.kid }).encrypt(sealKey);
   return {
     jwe,
     id,
     async open(responseJwe: string): Promise<unknown> {
       try {
-        const { plaintext: out } = await compactDecrypt(responseJwe.trim(), privateKey, { keyManagementAlgorithms: [ALG], contentEncryptionAlgorithms: [ENC] });
+        const { plaintext: out } = await compactDecrypt(responseJwe.trim(), privateKey, { keyManagementAlgorithms: [SEAL_ALG], contentEncryptionAlgorithms: [SEAL_ENC] });
         return JSON.parse(fromUtf8(out));
       } catch {
         throw new TeegateError('JWE_INVALID', 'the sealed response does not decrypt with this request\'s response key');

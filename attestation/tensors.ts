@@ -26,7 +26,7 @@
  * `[1, 2.0]` and `[1.0, 2]` (or flat and nested data) give the same bytes; negative zero is
  * encoded as zero, since JSON.stringify cannot carry it.
  */
-import { concatBytes, sha256, toHex, utf8 } from './bytes';
+import { compareBytes, concatBytes, sha256, toHex, utf8 } from './bytes';
 import { TeegateError } from './errors';
 
 export const OIP_DATATYPES = [
@@ -341,11 +341,6 @@ function encodeRaw(tensor: InferTensor): Uint8Array {
   return out;
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
 
 function u32be(n: number): Uint8Array {
   const out = new Uint8Array(4);

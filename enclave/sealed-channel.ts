@@ -8,8 +8,7 @@ import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, importJWK, type 
 import { fromUtf8, utf8 } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
 
-export const SEAL_ALG = 'ECDH-ES+A256KW';
-export const SEAL_ENC = 'A256GCM';
+import { SEAL_ALG, SEAL_ENC } from '../attestation/sealed-request';
 const MAX_JWE_CHARS = 24 * 1024 * 1024;
 
 export interface OpenedRequest {

@@ -2,6 +2,8 @@
  * OpenAPI 3.1 description of the gateway's HTTP surface. test/unit/gateway-openapi.test.ts keeps
  * it in step with the routes the app registers (same paths, same methods).
  */
+import { OIP_DATATYPES } from '../attestation/tensors';
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const errorResponse = (description: string) => ({ description, content: json(ref('Error')) });
@@ -84,7 +86,7 @@ const tensor = {
   properties: {
     name: { type: 'string' },
     shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
-    datatype: { type: 'string', enum: ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] },
+    datatype: { type: 'string', enum: [...OIP_DATATYPES] },
     parameters: { type: 'object' },
     data: { type: 'array' },
   },

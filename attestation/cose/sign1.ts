@@ -19,9 +19,9 @@ export interface CoseSign1 {
   readonly tagged: boolean;
 }
 
-const COSE_SIGN1_TAG = 18;
+export const COSE_SIGN1_TAG = 18;
 /** {1: -35}: alg = ES384, in its only preferred encoding. */
-const ES384_PROTECTED = new Uint8Array([0xa1, 0x01, 0x38, 0x22]);
+export const ES384_PROTECTED = new Uint8Array([0xa1, 0x01, 0x38, 0x22]);
 /** Nitro documents are about 4.5 KB; nothing legitimate comes near this. */
 export const MAX_COSE_BYTES = 64 * 1024;
 

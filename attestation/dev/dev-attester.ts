@@ -9,7 +9,7 @@
  */
 import { toHex } from '../bytes';
 import { CborIndefinite, CborTag, encodeCbor, type CborMap, type CborValue } from '../cbor';
-import { sigStructure } from '../cose/sign1';
+import { COSE_SIGN1_TAG, ES384_PROTECTED, sigStructure } from '../cose/sign1';
 import { TeegateError } from '../errors';
 import { MAX_OPTIONAL_FIELD_BYTES } from '../nitro/document';
 import { buildCertificate, generateP384KeyPair, signP384Raw } from './certificate-builder';
@@ -18,8 +18,6 @@ import { PCR_LENGTH } from './measure';
 
 /** The NSM reports PCRs 0..15 in every document. */
 export const DOCUMENT_PCR_COUNT = 16;
-const ES384_PROTECTED = new Uint8Array([0xa1, 0x01, 0x38, 0x22]);
-const COSE_SIGN1_TAG = 18;
 /** AWS leaves start a few seconds before the document they sign. */
 const LEAF_BACKDATE_MS = 3_000;
 

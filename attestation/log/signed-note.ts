@@ -284,15 +284,15 @@ export async function verifyNote(message: string | Uint8Array, keys: readonly No
     const key = matches[0];
     if (!key) continue;
     if (matches.some((k) => !bytesEqual(k.publicKey, key.publicKey))) {
-      throw badKey(`ambiguous trusted key ${sig.name}+${hex8(sig.keyId)}`);
+      throw badKey(`ambiguous trusted key ${keyLabel(sig)}`);
     }
     if (!(await ed25519Verify(key.publicKey, sig.signature, signed))) {
-      throw new TeegateError('LOG_SIGNATURE_INVALID', `invalid signature for key ${sig.name}+${hex8(sig.keyId)}`);
+      throw new TeegateError('LOG_SIGNATURE_INVALID', `invalid signature for key ${keyLabel(sig)}`);
     }
     verified.push(sig);
   }
   if (verified.length === 0) {
-    const names = keys.map((k) => `${k.name}+${hex8(k.keyId)}`).join(', ') || 'none';
+    const names = keys.map(keyLabel).join(', ') || 'none';
     throw new TeegateError('LOG_SIGNATURE_INVALID', `note has no signature from a trusted key (trusted: ${names})`);
   }
   return { ...note, verified };

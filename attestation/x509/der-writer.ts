@@ -3,7 +3,7 @@
  * lengths; minimal INTEGERs; times chosen as RFC 5280 §4.1.2.5 requires. Every function returns the
  * complete TLV. The reader that checks this output is `der.ts`.
  */
-import { concatBytes } from '../bytes';
+import { compareBytes, concatBytes } from '../bytes';
 import { TeegateError } from '../errors';
 import { TAG } from './der';
 
@@ -29,10 +29,6 @@ export function derSequence(...items: Uint8Array[]): Uint8Array {
   return derTlv(TAG.SEQUENCE, concatBytes(...items));
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
 
 /** SET OF: DER orders the encoded elements (X.690 §11.6). */
 export function derSet(...items: Uint8Array[]): Uint8Array {
@@ -68,9 +64,6 @@ export function derBoolean(value: boolean): Uint8Array {
   return derTlv(TAG.BOOLEAN, Uint8Array.of(value ? 0xff : 0x00));
 }
 
-export function derNull(): Uint8Array {
-  return derTlv(TAG.NULL, new Uint8Array(0));
-}
 
 /** OBJECT IDENTIFIER from dotted-decimal text. */
 export function derOid(dotted: string): Uint8Array {

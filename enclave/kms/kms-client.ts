@@ -69,10 +69,6 @@ export function kmsClientConfigFromEnv(
 /** KMS exceptions that say "try again later" although KMS counts them as client faults. */
 const RETRYABLE = new Set(['LimitExceededException', 'ThrottlingException', 'KMSInternalException', 'DependencyTimeoutException', 'KeyUnavailableException']);
 
-/** The AWS exception name of an SDK error (`AccessDeniedException`, ...), if it is one. */
-export function awsExceptionName(err: unknown): string | undefined {
-  return err instanceof KMSServiceException ? err.name : undefined;
-}
 
 /**
  * A failed KMS call as a typed error whose message starts with the AWS exception:

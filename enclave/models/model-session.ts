@@ -22,8 +22,7 @@ type WorkerMessage =
   | { type: 'ready'; inputNames: string[]; outputNames: string[]; inputMetadata: Metadata[]; outputMetadata: Metadata[] }
   | { type: 'result'; id: number; outputs: Record<string, PlainTensor | LastAxisArgmax> }
   | { type: 'error'; id: number; message: string }
-  | { type: 'fatal'; message: string }
-  | { type: 'released' };
+  | { type: 'fatal'; message: string };
 
 const WORKER = join(__dirname, 'ort-worker.js');
 type WorkerOutputs = Record<string, PlainTensor | LastAxisArgmax>;

@@ -4,7 +4,7 @@
  * thread (about 20 ms for the OCR model), so in the enclave's main thread it would stall HTTP,
  * attestation and receipt signing. Plain JavaScript: workers load it without a TypeScript loader.
  * Messages: {type:'run', id, feeds:{name:{type,data,dims}}, argmax?} → {type:'result', id, outputs} |
- * {type:'error', id, message}; {type:'release'} → {type:'released'}. With `argmax` set, each output
+ * {type:'error', id, message}. With `argmax` set, each output
  * comes back reduced over its last axis instead ({dims, indices, values}: see lastAxisArgmax).
  */
 const { parentPort, workerData } = require('node:worker_threads');
@@ -65,11 +65,6 @@ async function main() {
     outputMetadata: session.outputMetadata.map(meta),
   });
   parentPort.on('message', async (msg) => {
-    if (msg.type === 'release') {
-      await session.release();
-      parentPort.postMessage({ type: 'released' });
-      return;
-    }
     try {
       const feeds = {};
       for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);

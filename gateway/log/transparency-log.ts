@@ -23,7 +23,7 @@ import { formatVerifierKey, generateNoteKey, parseSignerKey, type NoteSigner } f
 import { TILE_HEIGHT, TILE_WIDTH, tileWidth } from '../../attestation/log/tiles';
 import { TeegateError } from '../../attestation/errors';
 import type { ReceiptSink } from './receipt-sink';
-import type { LogStorage, StoredTile } from './storage/log-storage';
+import { checkEntryRange, type LogStorage, type StoredTile } from './storage/log-storage';
 
 /** Synchronous SHA-256 (node:crypto): the tree's hash in the gateway. */
 export const nodeSha256: Sha256 = (data) => createHash('sha256').update(data).digest();
@@ -112,7 +112,7 @@ export class TransparencyLog implements ReceiptSink {
       const from = this.tree.size;
       const bundle = Math.floor(from / TILE_WIDTH);
       const tile = await this.storage.readTile(0, bundle);
-      const want = Math.min(TILE_WIDTH, size - bundle * TILE_WIDTH);
+      const want = tileWidth(0, bundle, size);
       if (!tile || tile.length < want * HASH_SIZE) throw new TeegateError('LOG_STORAGE_FAILED', `stored tile 0/${bundle} is missing or short`);
       const leaves: Uint8Array[] = [];
       for (let i = from - bundle * TILE_WIDTH; i < want; i++) leaves.push(tile.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
@@ -256,10 +256,7 @@ export class TransparencyLog implements ReceiptSink {
 
   /** Encoded entries [start, start + count) of the integrated tree. */
   async entries(start: number, count: number): Promise<Uint8Array[]> {
-    const integrated = await this.storage.integratedSize();
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > integrated) {
-      throw new TeegateError('LOG_RANGE_INVALID', `entries [${start}, ${start + count}) are not within the ${integrated} integrated entries`);
-    }
+    checkEntryRange(start, count, await this.storage.integratedSize(), 'integrated');
     return this.storage.readEntries(start, count);
   }
 

@@ -40,7 +40,7 @@ export interface RelayResult {
   readonly response: UpstreamResponse;
 }
 
-export const RECEIPT_HEADER = 'teegate-receipt';
+import { RECEIPT_HEADER } from '../../attestation/client/infer';
 
 /** `kid` of a JWS compact protected header, without verifying anything (cheap identity check). */
 export function jwsKid(jws: string): string | undefined {

@@ -11,13 +11,12 @@ import type { GatewayContext } from '../context';
 import { readRawBody } from '../http/read-body';
 import { spliceLogIndex } from '../http/splice-log-index';
 import type { ModelSelector } from '../pool/enclave-pool';
-import { RECEIPT_HEADER, relay } from '../pool/relay';
+import { LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../../attestation/client/infer';
+import { relay } from '../pool/relay';
 
 export const SERVER_NAME = 'teegate';
 export const SERVER_VERSION = '0.1.0';
 export const SERVER_EXTENSIONS = ['teegate-receipts', 'teegate-sealed', 'teegate-transparency-log'];
-export const SEAL_KID_HEADER = 'teegate-seal-kid';
-export const LOG_INDEX_HEADER = 'teegate-log-index';
 
 function selector(req: Request): ModelSelector {
   const { model, version } = req.params as { model: string; version?: string };

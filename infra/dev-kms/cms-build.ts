@@ -9,36 +9,26 @@ import { KeyObject, constants, createCipheriv, createHash, createPublicKey, publ
 import { bytesEqual, concatBytes } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 import { CMS_OID } from '../../enclave/kms/cms-enveloped-data';
+import { derTlv } from '../../attestation/x509/der-writer';
 
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
 /** Octets per encryptedContent chunk (OpenSSL's -stream and KMS both emit chunks). */
 const CHUNK_BYTES = 1024;
 
-/** Definite-length TLV with a minimal length. */
-function tlv(tag: number, content: Uint8Array): Uint8Array {
-  const n = content.length;
-  let header: Uint8Array;
-  if (n < 0x80) header = Uint8Array.of(tag, n);
-  else if (n < 0x100) header = Uint8Array.of(tag, 0x81, n);
-  else if (n < 0x10000) header = Uint8Array.of(tag, 0x82, n >> 8, n & 0xff);
-  else header = Uint8Array.of(tag, 0x83, n >> 16, (n >> 8) & 0xff, n & 0xff);
-  return concatBytes(header, content);
-}
-
 /** Constructed encoding with indefinite length, closed by end-of-contents. */
 function indefinite(tag: number, ...children: Uint8Array[]): Uint8Array {
   return concatBytes(Uint8Array.of(tag, 0x80), ...children, Uint8Array.of(0x00, 0x00));
 }
 
-const sha256Algorithm = tlv(0x30, concatBytes(tlv(0x06, CMS_OID.sha256), tlv(0x05, new Uint8Array(0))));
+const sha256Algorithm = derTlv(0x30, concatBytes(derTlv(0x06, CMS_OID.sha256), derTlv(0x05, new Uint8Array(0))));
 
 /** rsaesOaep { [0] sha256, [1] mgf1(sha256) } with NULL hash parameters, byte for byte as KMS sends it. */
-const rsaesOaepSha256 = tlv(
+const rsaesOaepSha256 = derTlv(
   0x30,
   concatBytes(
-    tlv(0x06, CMS_OID.rsaesOaep),
-    tlv(0x30, concatBytes(tlv(0xa0, sha256Algorithm), tlv(0xa1, tlv(0x30, concatBytes(tlv(0x06, CMS_OID.mgf1), sha256Algorithm))))),
+    derTlv(0x06, CMS_OID.rsaesOaep),
+    derTlv(0x30, concatBytes(derTlv(0xa0, sha256Algorithm), derTlv(0xa1, derTlv(0x30, concatBytes(derTlv(0x06, CMS_OID.mgf1), sha256Algorithm))))),
   ),
 );
 
@@ -79,20 +69,20 @@ export function buildEnvelopedData(plaintext: Uint8Array, recipientSpkiDer: Uint
     const ciphertext = concatBytes(cipher.update(plaintext), cipher.final());
     const encryptedKey = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, contentKey);
 
-    const recipientInfo = tlv(
+    const recipientInfo = derTlv(
       0x30,
-      concatBytes(tlv(0x02, Uint8Array.of(2)), tlv(0x80, subjectKeyIdentifierOf(key)), rsaesOaepSha256, tlv(0x04, encryptedKey)),
+      concatBytes(derTlv(0x02, Uint8Array.of(2)), derTlv(0x80, subjectKeyIdentifierOf(key)), rsaesOaepSha256, derTlv(0x04, encryptedKey)),
     );
     const chunks: Uint8Array[] = [];
-    for (let off = 0; off < ciphertext.length; off += CHUNK_BYTES) chunks.push(tlv(0x04, ciphertext.subarray(off, off + CHUNK_BYTES)));
+    for (let off = 0; off < ciphertext.length; off += CHUNK_BYTES) chunks.push(derTlv(0x04, ciphertext.subarray(off, off + CHUNK_BYTES)));
     const encryptedContentInfo = indefinite(
       0x30,
-      tlv(0x06, CMS_OID.data),
-      tlv(0x30, concatBytes(tlv(0x06, CMS_OID.aes256Cbc), tlv(0x04, iv))),
+      derTlv(0x06, CMS_OID.data),
+      derTlv(0x30, concatBytes(derTlv(0x06, CMS_OID.aes256Cbc), derTlv(0x04, iv))),
       indefinite(0xa0, ...chunks),
     );
-    const envelopedData = indefinite(0x30, tlv(0x02, Uint8Array.of(2)), tlv(0x31, recipientInfo), encryptedContentInfo);
-    return indefinite(0x30, tlv(0x06, CMS_OID.envelopedData), indefinite(0xa0, envelopedData));
+    const envelopedData = indefinite(0x30, derTlv(0x02, Uint8Array.of(2)), derTlv(0x31, recipientInfo), encryptedContentInfo);
+    return indefinite(0x30, derTlv(0x06, CMS_OID.envelopedData), indefinite(0xa0, envelopedData));
   } finally {
     contentKey.fill(0);
   }

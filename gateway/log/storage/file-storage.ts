@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { TeegateError } from '../../../attestation/errors';
 import { GroupCommit } from './group-commit';
-import { checkEntryRange, type IntegrationResult, type LogStorage } from './log-storage';
+import { checkEntryRange, storageError, type IntegrationResult, type LogStorage } from './log-storage';
 
 const HEADER = 8;
 /**
@@ -30,10 +30,6 @@ const HEADER = 8;
 const DSYNC = constants.O_DSYNC;
 const APPEND_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | (DSYNC ?? 0);
 const SCAN_CHUNK = 16 * 1024 * 1024;
-
-function storageError(message: string, cause?: unknown): TeegateError {
-  return new TeegateError('LOG_STORAGE_FAILED', message, { cause });
-}
 
 /** fsync of a directory off the event loop (integration and checkpoints run while requests are served). */
 async function fsyncDir(dir: string): Promise<void> {
@@ -67,7 +63,6 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
 }
 
 export class FileLogStorage implements LogStorage {
-  readonly kind = 'file' as const;
   /** offsets[i] = file offset of record i; offsets[size] = end of the valid records. */
   private readonly offsets: number[];
   private integrated: number;

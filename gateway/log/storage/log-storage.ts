@@ -25,7 +25,6 @@ export interface IntegrationResult {
 }
 
 export interface LogStorage {
-  readonly kind: 'file' | 'postgres';
   /** Appends entries durably and in order; resolves to the index of the first. */
   sequence(entries: readonly Uint8Array[]): Promise<number>;
   /** Number of durably sequenced entries. */
@@ -52,8 +51,13 @@ export interface LogStorage {
 }
 
 /** Throws LOG_RANGE_INVALID unless [start, start + count) lies within `size` entries. */
-export function checkEntryRange(start: number, count: number, size: number): void {
+/** LOG_STORAGE_FAILED with the underlying error as its cause. */
+export function storageError(message: string, cause?: unknown): TeegateError {
+  return new TeegateError('LOG_STORAGE_FAILED', message, { cause });
+}
+
+export function checkEntryRange(start: number, count: number, size: number, what: 'sequenced' | 'integrated' = 'sequenced'): void {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > size) {
-    throw new TeegateError('LOG_RANGE_INVALID', `entries [${start}, ${start + count}) are not within the ${size} sequenced entries`);
+    throw new TeegateError('LOG_RANGE_INVALID', `entries [${start}, ${start + count}) are not within the ${size} ${what} entries`);
   }
 }

@@ -17,7 +17,7 @@
 import { Pool, type PoolClient } from 'pg';
 import { TeegateError } from '../../../attestation/errors';
 import { GroupCommit } from './group-commit';
-import { checkEntryRange, type IntegrationResult, type LogStorage } from './log-storage';
+import { checkEntryRange, storageError, type IntegrationResult, type LogStorage } from './log-storage';
 
 export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -29,16 +29,11 @@ export interface PostgresLogStorageOptions {
   readonly poolSize?: number;
 }
 
-function storageError(message: string, cause?: unknown): TeegateError {
-  return new TeegateError('LOG_STORAGE_FAILED', message, { cause });
-}
-
 function toBytes(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
 export class PostgresLogStorage implements LogStorage {
-  readonly kind = 'postgres' as const;
   private readonly commit: GroupCommit;
   private readonly t: Record<'entries' | 'counter' | 'integration' | 'tiles' | 'checkpoint' | 'key', string>;
 

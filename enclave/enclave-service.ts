@@ -8,7 +8,8 @@ import { TeegateError } from '../attestation/errors';
 import { manifestDigest, type EnclaveManifest } from '../attestation/manifest';
 import { canonicalBytesOfParsed, canonicalTensorBytes, parseInferTensors, type InferTensor } from '../attestation/tensors';
 import { generateEnclaveKeys, type EnclaveKeys } from './keys';
-import type { ModelMetadata, ModelRegistry } from './models/model-registry';
+import { checkAgainstSpecs } from './models/input-check';
+import { modelIdentity, type ModelMetadata, type ModelRegistry } from './models/model-registry';
 import type { Nsm } from './nsm/nsm';
 import { ReceiptSigner } from './receipt-signer';
 import { SealedChannel } from './sealed-channel';
@@ -147,25 +148,25 @@ export class EnclaveService {
     if (id !== undefined && (typeof id !== 'string' || id.length > 256)) requestInvalid('id must be a string of at most 256 characters');
     const nonce = parseNonce(body.parameters);
     const version = typeof body.model_version === 'string' ? body.model_version : undefined;
-    models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
-    const inputs = parseInferTensors(body.inputs, 'inputs');
+    const model = models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
+    // Parsed once: the model, the receipt's input digest and nothing else see the request's tensors.
+    const inputs = checkAgainstSpecs(model.inputs, parseInferTensors(body.inputs, 'inputs'));
     // The model's pre-processing runs now and its session.run is handed to the model's worker
     // thread; meanwhile the receipt's input side is prepared, off the request's critical path.
-    const running = models.infer(modelName, inputs, version);
+    const running = model.run(inputs);
     const salt = randomBytes(32);
     let input: string;
     try {
       input = saltedDigest(salt, canonicalBytesOfParsed(inputs));
     } catch (err) {
-      running.catch(() => undefined);
+      running.catch(() => undefined); // never an unhandled rejection
       throw err;
     }
-    const result = await running;
-    const outputs = selectOutputs(result.outputs, body.outputs);
+    const outputs = selectOutputs(await running, body.outputs);
     const output = receiptDigest(salt, outputs);
     const { jws, claims } = await this.signer.sign({
       jti: randomUUID(),
-      model: result.model,
+      model: modelIdentity(model),
       input,
       output,
       ...(nonce !== undefined ? { nonce } : {}),
@@ -174,8 +175,8 @@ export class EnclaveService {
     return {
       receipt: jws,
       response: {
-        model_name: result.model.name,
-        model_version: result.model.version,
+        model_name: model.config.name,
+        model_version: model.config.version,
         ...(typeof id === 'string' ? { id } : {}),
         outputs,
         parameters: { receipt: jws, salt: toHex(salt), seq: claims.seq, sealed },

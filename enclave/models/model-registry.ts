@@ -56,6 +56,11 @@ export async function loadModel(config: ModelConfig, options: LoadOptions = {}):
   return OcrLineModel.load(config, bytes, await readOrFail(read, config.dictionary.path, what));
 }
 
+/** The name, version and SHA-256 a manifest and a receipt name a model by. */
+export function modelIdentity({ config }: ServedModel): ModelIdentity {
+  return { name: config.name, version: config.version, sha256: config.sha256 };
+}
+
 export class ModelRegistry {
   private constructor(private readonly models: readonly ServedModel[]) {}
 
@@ -84,7 +89,7 @@ export class ModelRegistry {
 
   /** Name, version and SHA-256 of every loaded model (for the manifest). */
   identities(): ModelIdentity[] {
-    return this.models.map(({ config }) => ({ name: config.name, version: config.version, sha256: config.sha256 }));
+    return this.models.map(modelIdentity);
   }
 
   /** The model of that name and version (default: the last configured version); MODEL_NOT_FOUND. */
@@ -113,9 +118,7 @@ export class ModelRegistry {
   /** Validates the untrusted `inputs` of an OIP request and runs the model. */
   async infer(name: string, inputs: unknown, version?: string): Promise<InferResult> {
     const model = this.get(name, version);
-    const outputs = await model.infer(inputs);
-    const { config } = model;
-    return { model: { name: config.name, version: config.version, sha256: config.sha256 }, outputs };
+    return { model: modelIdentity(model), outputs: await model.infer(inputs) };
   }
 
   async close(): Promise<void> {

@@ -59,7 +59,11 @@ export class OcrLineModel implements ServedModel {
   }
 
   async infer(inputs: unknown): Promise<InferTensor[]> {
-    const [image] = checkInputs(INPUTS, inputs);
+    return this.run(checkInputs(INPUTS, inputs));
+  }
+
+  async run(checked: readonly InferTensor[]): Promise<InferTensor[]> {
+    const [image] = checked;
     let png: Uint8Array;
     try {
       png = fromBase64(image!.data[0] as string);

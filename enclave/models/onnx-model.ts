@@ -74,9 +74,12 @@ export class OnnxModel implements ServedModel {
   }
 
   async infer(inputs: unknown): Promise<InferTensor[]> {
-    const tensors = checkInputs(this.inputs, inputs);
+    return this.run(checkInputs(this.inputs, inputs));
+  }
+
+  async run(checked: readonly InferTensor[]): Promise<InferTensor[]> {
     const feeds: Record<string, Tensor> = {};
-    for (const t of tensors) feeds[t.name] = toOrtTensor(t);
+    for (const t of checked) feeds[t.name] = toOrtTensor(t);
     const results = await runSession(this.session.run(feeds));
     return this.outputs.map((spec) => {
       const value = results[spec.name];

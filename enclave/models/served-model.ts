@@ -20,5 +20,7 @@ export interface ServedModel {
    * model runs), runs the model and returns its outputs as OIP tensors with flat data.
    */
   infer(inputs: unknown): Promise<InferTensor[]>;
+  /** Runs the model on inputs already parsed and checked against `inputs` (checkAgainstSpecs). */
+  run(checked: readonly InferTensor[]): Promise<InferTensor[]>;
   close(): Promise<void>;
 }

@@ -11,7 +11,6 @@ import { parsePolicyFile } from '../../attestation/policy-file';
 import { DEV_KMS_ACCESS_KEY_ENV, DEV_KMS_SECRET_ENV } from '../../enclave/kms/kms-client';
 import { startEnclave } from '../../enclave/main';
 import { CONFIG_FIELDS, parseGatewayConfig } from '../../gateway/config';
-import { logConfigFromEnv } from '../../gateway/log/open-log';
 import { DEV_ROOT_FILE, GATEWAY_CONFIG_FILE, writeDevSetup, type DevSetup } from '../../infra/docker/dev-setup';
 
 const REPO = join(__dirname, '../..');
@@ -165,7 +164,6 @@ describe('docker-compose.yml', () => {
       const read = new Set<string>();
       const recorder = new Proxy({ ...env }, { get: (t, k) => (typeof k === 'string' && read.add(k), t[k as string]) });
       parseGatewayConfig({ env: recorder, file: setup.gatewayConfig, baseDir: dir });
-      logConfigFromEnv(recorder);
       for (const name of Object.keys(env)) expect({ name, read: read.has(name) }).toEqual({ name, read: true });
       for (const name of Object.keys(env)) expect(name).toMatch(/^TEEGATE_[A-Z_]+$/);
       expect(CONFIG_FIELDS.map((f) => f.env)).toEqual(expect.arrayContaining(['TEEGATE_HOST', 'TEEGATE_PORT', 'TEEGATE_ENCLAVES']));
@@ -194,9 +192,9 @@ describe('docker-compose.yml', () => {
     });
 
     it('keeps the transparency log in the compose PostgreSQL and its data directory on a volume', () => {
-      const log = logConfigFromEnv(env);
+      const { log } = parseGatewayConfig({ env, file: setup.gatewayConfig, baseDir: dir });
       expect(log.store).toBe('postgres');
-      const url = new URL(log.pgUrl!);
+      const url = new URL(log.postgresUrl!);
       const pg = svc('postgres').environment ?? {};
       expect(services[url.hostname]).toBe(svc('postgres'));
       expect({ user: url.username, password: url.password, db: url.pathname.slice(1), port: url.port }).toEqual({

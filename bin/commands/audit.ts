@@ -6,7 +6,7 @@ import type { AuditReport } from '../../attestation/audit/audit-report';
 import { formatAuditState, parseAuditState, type AuditState } from '../../attestation/audit/audit-state';
 import { LogClient } from '../../attestation/audit/log-client';
 import { isTeegateError } from '../../attestation/errors';
-import { UsageError, parseCommandArgs, readInputFile, readPolicyOption } from './usage';
+import { UsageError, parseCommandArgs, readInputFile, readPolicyOption, readRootOptions } from './usage';
 
 const HELP = `usage: teegate audit --url URL [options]
 
@@ -83,7 +83,7 @@ export async function auditCommand(args: string[]): Promise<number> {
   const loaded = values.policy ? readPolicyOption(values.policy) : undefined;
   const policy = loaded?.policy;
   const state = values.state ? readState(values.state) : undefined;
-  const roots = [...(values.root ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8')), ...(loaded?.rootCertificates ?? [])];
+  const roots = [...readRootOptions(values.root), ...(loaded?.rootCertificates ?? [])];
   const onProgress = values.json ? undefined : progressBar();
 
   let report: AuditReport;

@@ -6,7 +6,7 @@ import { AttestationRejectedError } from '../../attestation/client/enclave-attes
 import { rejectedAttestationReport, type VerificationReport } from '../../attestation/client/report';
 import { toBase64 } from '../../attestation/bytes';
 import { isTeegateError } from '../../attestation/errors';
-import { UsageError, parseCommandArgs, readInputFile, readPolicyOption } from './usage';
+import { UsageError, parseCommandArgs, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
 import { formatOutputs, formatSteps, rejectionLine } from './report-output';
 
 export const DEMO_MODEL = 'ppocr-v4-rec';
@@ -40,13 +40,7 @@ exit: 0 verified, 1 rejected (REJECTED <CODE>: <message>), 2 usage, I/O or gatew
 
 /** `{"inputs": [...]}` (an OIP request) or a bare array of tensors. */
 function loadInputs(path: string): unknown[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(readInputFile(path, 'input file').toString('utf8'));
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`input file ${path} is not JSON`);
-  }
+  const json = readJsonFile(path, 'input file');
   if (Array.isArray(json)) return json;
   if (typeof json === 'object' && json !== null && Array.isArray((json as { inputs?: unknown }).inputs)) return (json as { inputs: unknown[] }).inputs;
   throw new UsageError(`input file ${path} must hold {"inputs": [...]} or an array of tensors`);
@@ -104,7 +98,7 @@ export async function inferCommand(args: string[]): Promise<number> {
     ? [{ name: 'image', datatype: 'BYTES', shape: [1], data: [readInputFile(DEMO_INPUT, 'demo input').toString('base64')] }]
     : loadInputs(values.input!);
   const policy = values.policy !== undefined ? readPolicyOption(values.policy) : undefined;
-  const roots = (values.root ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8'));
+  const roots = readRootOptions(values.root);
   const logKey = readLogKey(values['log-key']);
   let logWaitMs = logKey !== undefined ? 5000 : 0;
   if (values['log-wait'] !== undefined) {

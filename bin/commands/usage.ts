@@ -37,15 +37,24 @@ export function parseTime(value: string, option: string): number {
   return ms;
 }
 
+/** A JSON file named on the command line; not readable or not JSON is a UsageError. */
+export function readJsonFile(path: string, what: string): unknown {
+  const text = readInputFile(path, what).toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UsageError(`${what} ${path} is not JSON`);
+  }
+}
+
+/** `--root FILE` (repeatable): trusted root certificates, PEM or DER text as given. */
+export function readRootOptions(paths: readonly string[] | undefined): string[] {
+  return (paths ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8'));
+}
+
 /** `--policy FILE`: the measurement policy file (docs/policy.md), read and checked once for every command. */
 export function readPolicyOption(path: string): LoadedPolicy {
-  let json: unknown;
-  try {
-    json = JSON.parse(readInputFile(path, 'policy file').toString('utf8'));
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`policy file ${path} is not JSON`);
-  }
+  const json = readJsonFile(path, 'policy file');
   try {
     return parsePolicyFile(json);
   } catch (err) {

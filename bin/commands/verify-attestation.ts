@@ -3,7 +3,7 @@ import { fromHex } from '../../attestation/bytes';
 import { decodeDocumentInput } from '../../attestation/document-input';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
 import { attestationToJSON, verifyAttestationReport } from '../../attestation/nitro/verify';
-import { UsageError, parseCommandArgs, parseTime, readInputFile } from './usage';
+import { UsageError, parseCommandArgs, parseTime, readInputFile, readRootOptions } from './usage';
 
 const HELP = `usage: teegate verify-attestation FILE [options]
 
@@ -64,7 +64,7 @@ export async function verifyAttestationCommand(args: string[]): Promise<number> 
     if (!/^\d+$/.test(values['max-age'])) throw new UsageError('--max-age: expected whole seconds');
     maxAgeMs = Number(values['max-age']) * 1000;
   }
-  const roots = (values.root ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8'));
+  const roots = readRootOptions(values.root);
   const raw = readInputFile(file, 'document');
 
   let report;

@@ -5,7 +5,7 @@ import { decodeDocumentInput } from '../../attestation/document-input';
 import { isTeegateError } from '../../attestation/errors';
 import { parseInferTensors, type InferTensor } from '../../attestation/tensors';
 import { formatSteps, rejectionLine } from './report-output';
-import { UsageError, parseCommandArgs, readInputFile, readPolicyOption } from './usage';
+import { UsageError, parseCommandArgs, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
 
 const HELP = `usage: teegate verify-receipt RECEIPT --attestation DOC --manifest FILE [options]
 
@@ -28,13 +28,7 @@ exit: 0 valid, 1 rejected (REJECTED <CODE>: <message>), 2 usage or I/O error
 `;
 
 function readJson(path: string, what: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(readInputFile(path, what).toString('utf8'));
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${what} ${path} is not JSON`);
-  }
+  const json = readJsonFile(path, what);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UsageError(`${what} ${path} must hold a JSON object`);
   return json as Record<string, unknown>;
 }
@@ -88,7 +82,7 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
   const manifest = 'manifest' in manifestFile && !('keys' in manifestFile) ? manifestFile.manifest : manifestFile;
 
   const policy = values.policy !== undefined ? readPolicyOption(values.policy) : undefined;
-  const roots = (values.root ?? []).map((p) => readInputFile(p, 'root certificate').toString('utf8'));
+  const roots = readRootOptions(values.root);
 
   let inputs: InferTensor[] | undefined;
   let nonce: string | undefined;

@@ -26,7 +26,6 @@ export interface VerifiedEnclave {
   /** The boot document bytes (COSE_Sign1) and its base64 as the enclave published it. */
   readonly document: Uint8Array;
   readonly documentBase64: string;
-  readonly attestation: VerifiedAttestation;
   readonly receiptKid: string;
   readonly verifiedAt: number;
 }
@@ -90,7 +89,6 @@ export async function attestEnclave(client: EnclaveClient, req: AttestationRequi
     manifest,
     document: boot.document,
     documentBase64: boot.documentBase64,
-    attestation,
     receiptKid: manifest.keys.receipt.kid,
     verifiedAt: Date.now(),
   };

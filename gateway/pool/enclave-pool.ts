@@ -20,7 +20,6 @@ export const MEMBER_STATES: readonly MemberState[] = ['pending', 'ready', 'unhea
 
 export interface EnclaveMember {
   readonly id: string;
-  readonly url: string;
   readonly client: EnclaveClient;
   state: MemberState;
   identity?: VerifiedEnclave;
@@ -60,7 +59,6 @@ export class EnclavePool {
   constructor(private readonly options: EnclavePoolOptions) {
     this.members = options.enclaves.map((url, i) => ({
       id: `enclave-${i}`,
-      url,
       client: new EnclaveClient(url, options.client),
       state: 'pending' as MemberState,
       inFlight: 0,

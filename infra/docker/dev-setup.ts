@@ -44,9 +44,8 @@ export async function writeDevSetup(dir: string): Promise<DevSetup> {
     rootCertificates: [ca.rootPem],
     image: { name: 'teegate-dev-enclave', builtAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), source: 'docker-compose dev' },
   });
-  const gatewayConfig = {
-    attestation: { rootCertificates: [DEV_ROOT_FILE], policy: { pcrs, allowDebug: false, maxAgeMs: MAX_AGE_SECONDS * 1000 } },
-  };
+  // The gateway reads the same policy file as clients do (roots, PCRs, debug, maximum age).
+  const gatewayConfig = { attestation: { policyFile: POLICY_FILE } };
   await writeFile(join(dir, DEV_ROOT_FILE), ca.rootPem, { mode: 0o644 });
   await writeFile(join(dir, POLICY_FILE), `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o644 });
   await writeFile(join(dir, GATEWAY_CONFIG_FILE), `${JSON.stringify(gatewayConfig, null, 2)}\n`, { mode: 0o644 });

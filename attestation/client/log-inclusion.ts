@@ -11,7 +11,7 @@ import { fromBase64, fromHex } from '../bytes';
 import { TeegateError, isTeegateError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../log/checkpoint';
 import { encodeEntry, entryLeafHash } from '../log/entry';
-import { verifyInclusion } from '../log/merkle';
+import { MAX_PROOF_ELEMENTS, verifyInclusion } from '../log/merkle';
 import { parseVerifierKey } from '../log/signed-note';
 import { jsonObject, parseJson, type GatewayHttp } from './http';
 import type { ReportStepOutcome } from './report';
@@ -42,7 +42,7 @@ function proofHash(value: unknown, i: number): Uint8Array {
 export function parseInclusionProof(value: unknown): Uint8Array[] {
   const o = jsonObject(value, 'inclusion proof answer');
   const list = o.proof ?? o.hashes;
-  if (!Array.isArray(list) || list.length > 128) throw new TeegateError('LOG_PROOF_INVALID', 'inclusion proof answer has no proof array of at most 128 hashes');
+  if (!Array.isArray(list) || list.length > MAX_PROOF_ELEMENTS) throw new TeegateError('LOG_PROOF_INVALID', `inclusion proof answer has no proof array of at most ${MAX_PROOF_ELEMENTS} hashes`);
   return list.map(proofHash);
 }
 

@@ -63,6 +63,9 @@ beforeAll(async () => {
       attestation: { rootCertificates: [ca.rootPem], policy: policyFor(enclaves[0]!.pcrs) },
       auth: { keys: k.config },
       pool: { healthIntervalMs: 200, healthTimeoutMs: 2000, selection: 'round-robin' },
+      // Every connect() attests (GET /v1/attestation, limited per client address): this suite
+      // connects about 30 times in a second or two, which the default (10/s, burst 20) refuses.
+      limits: { anonymousRateLimit: { requestsPerSecond: 1000, burst: 1000 } },
     }),
     { sink: new MemoryReceiptSink(), logger: captureLogger().logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
   );

@@ -7,7 +7,14 @@
  */
 import { TeegateError } from '../../attestation/errors';
 import { fromUtf8 } from '../../attestation/bytes';
-import type { LastAxisArgmax } from './model-session';
+
+/** The [1, steps, classes] scores reduced over classes: per step, the (first) most likely class and its probability. */
+export interface StepWinners {
+  /** The scores' dimensions, [1, steps, classes]; `indices` and `values` have one entry per step. */
+  readonly dims: readonly number[];
+  readonly indices: BigInt64Array;
+  readonly values: Float32Array;
+}
 
 export interface Recognition {
   text: string;
@@ -31,10 +38,10 @@ export function parseOcrDictionary(bytes: Uint8Array): string[] {
 }
 
 /**
- * Decodes the model's output reduced to each time step's best class and its probability
- * (ModelSession.runArgmax of the [1, steps, classes] softmax output).
+ * Decodes the model's softmax output reduced to each time step's best class and its probability
+ * (the ArgMax and ReduceMax the OCR model appends to the graph: onnx-proto.ts withLastAxisBest).
  */
-export function ctcGreedyDecode(best: LastAxisArgmax, charset: readonly string[]): Recognition {
+export function ctcGreedyDecode(best: StepWinners, charset: readonly string[]): Recognition {
   const { dims, indices, values } = best;
   const classes = dims[dims.length - 1];
   const steps = indices.length;
@@ -45,7 +52,8 @@ export function ctcGreedyDecode(best: LastAxisArgmax, charset: readonly string[]
   const probabilities: number[] = [];
   let previous = -1;
   for (let t = 0; t < steps; t++) {
-    const k = indices[t]!;
+    const k = Number(indices[t]!);
+    if (!(k >= 0 && k < classes)) throw new TeegateError('INTERNAL', `CTC step ${t} names class ${k} of ${classes}`);
     if (k !== 0 && k !== previous) {
       chars.push(charset[k - 1]!);
       probabilities.push(values[t]!);

@@ -10,26 +10,17 @@ import { Tensor, type InferenceSession } from 'onnxruntime-node';
 type Metadata = InferenceSession.ValueMetadata;
 type PlainTensor = { type: Tensor.Type; data: Tensor.DataType; dims: number[] };
 
-/** A float32 output reduced over its last axis: per row, the (first) largest element and its index. */
-export interface LastAxisArgmax {
-  /** The output's full dimensions; `indices` and `values` have one entry per row (all but the last axis). */
-  readonly dims: readonly number[];
-  readonly indices: Int32Array;
-  readonly values: Float32Array;
-}
-
 type WorkerMessage =
   | { type: 'ready'; inputNames: string[]; outputNames: string[]; inputMetadata: Metadata[]; outputMetadata: Metadata[] }
-  | { type: 'result'; id: number; outputs: Record<string, PlainTensor | LastAxisArgmax> }
+  | { type: 'result'; id: number; outputs: Record<string, PlainTensor> }
   | { type: 'error'; id: number; message: string }
   | { type: 'fatal'; message: string };
 
 const WORKER = join(__dirname, 'ort-worker.js');
-type WorkerOutputs = Record<string, PlainTensor | LastAxisArgmax>;
 
 export class ModelSession {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (v: WorkerOutputs) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: Record<string, PlainTensor>) => void; reject: (e: Error) => void }>();
   private closed = false;
 
   private constructor(
@@ -67,27 +58,17 @@ export class ModelSession {
   }
 
   /**
-   * Runs the model on `feeds`. Takes ownership of the feeds' typed arrays: each one that covers its
-   * whole ArrayBuffer is moved to the worker without a copy and is detached (empty) afterwards;
+   * Runs the model on `feeds` and returns the outputs named in `fetches` (default: all; onnxruntime
+   * computes only what they need). Takes ownership of the feeds' typed arrays: each one that covers
+   * its whole ArrayBuffer is moved to the worker without a copy and is detached (empty) afterwards;
    * callers pass arrays made for this run (toOrtTensor and the OCR pre-processing do).
    */
-  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const outputs = await this.post(feeds, false);
-    return Object.fromEntries(Object.entries(outputs).map(([name, t]) => {
-      const { type, data, dims } = t as PlainTensor;
-      return [name, new Tensor(type, data, dims)];
-    }));
+  async run(feeds: Record<string, Tensor>, fetches?: readonly string[]): Promise<Record<string, Tensor>> {
+    const outputs = await this.post(feeds, fetches);
+    return Object.fromEntries(Object.entries(outputs).map(([name, { type, data, dims }]) => [name, new Tensor(type, data, dims)]));
   }
 
-  /**
-   * Runs the model and reduces every output (float32) over its last axis in the worker thread, so
-   * only the per-row winners cross threads. Same ownership of `feeds` as run().
-   */
-  async runArgmax(feeds: Record<string, Tensor>): Promise<Record<string, LastAxisArgmax>> {
-    return (await this.post(feeds, true)) as Record<string, LastAxisArgmax>;
-  }
-
-  private post(feeds: Record<string, Tensor>, argmax: boolean): Promise<WorkerOutputs> {
+  private post(feeds: Record<string, Tensor>, fetches: readonly string[] | undefined): Promise<Record<string, PlainTensor>> {
     if (this.closed) return Promise.reject(new Error('the model session is closed'));
     const id = this.nextId++;
     const transfer: ArrayBuffer[] = [];
@@ -102,7 +83,7 @@ export class ModelSession {
     );
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'run', id, feeds: plain, argmax }, transfer);
+      this.worker.postMessage({ type: 'run', id, feeds: plain, ...(fetches ? { fetches: [...fetches] } : {}) }, transfer);
     });
   }
 

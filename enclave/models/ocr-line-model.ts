@@ -3,6 +3,12 @@
  * OIP interface: input `image` BYTES [1] (a PNG file as a base64 string) → outputs `text`
  * BYTES [1] and `confidence` FP32 [1]. Pipeline: base64 → strict PNG decode → resize/normalise
  * (ocr-preprocess.ts) → onnxruntime → CTC greedy decode (ctc-decode.ts).
+ *
+ * Greedy CTC needs only each time step's most likely class and its probability. The session runs
+ * the model's graph with an ArgMax and a ReduceMax over the classes appended (onnx-proto.ts
+ * withLastAxisBest) and fetches just those: the [1, steps, classes] scores (1.5 MB for the demo
+ * line) are never copied out of onnxruntime. The model file and its SHA-256 are the shipped ones;
+ * the two appended nodes are this (measured) code's doing.
  */
 import { Tensor } from 'onnxruntime-node';
 import type { ModelSession } from './model-session';
@@ -10,6 +16,7 @@ import { fromBase64 } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
 import { ctcGreedyDecode, parseOcrDictionary, type Recognition } from './ctc-decode';
+import { withLastAxisBest, type ModelWithBest } from './onnx-proto';
 import { checkInputs } from './input-check';
 import type { ModelConfig } from './model-config';
 import { ONNX_PLATFORM, checkFileDigest, createOnnxSession, runSession } from './onnx-model';
@@ -36,6 +43,7 @@ export class OcrLineModel implements ServedModel {
     readonly config: ModelConfig,
     private readonly session: ModelSession,
     private readonly charset: readonly string[],
+    private readonly best: Omit<ModelWithBest, 'model'>,
   ) {}
 
   /** Checks both digests, loads the dictionary and the model, and checks they fit each other. */
@@ -43,19 +51,24 @@ export class OcrLineModel implements ServedModel {
     if (config.kind !== 'ocr-line' || config.dictionary === undefined) throw loadFailed(config, 'not an ocr-line config');
     checkFileDigest(config.dictionary, dictionaryBytes, `dictionary of ${config.name}@${config.version}`);
     const charset = parseOcrDictionary(dictionaryBytes);
-    const session = await createOnnxSession(config, modelBytes);
+    let best: ModelWithBest | undefined;
+    const session = await createOnnxSession(config, modelBytes, (checked) => {
+      best = withLastAxisBest(checked, 2, `model ${config.name}@${config.version}`);
+      return best.model;
+    });
     const [input] = session.inputMetadata;
-    const [output] = session.outputMetadata;
+    const output = session.outputMetadata.find((m) => m.name === best!.output);
     const fits =
       session.inputMetadata.length === 1 && input?.isTensor && input.type === 'float32' &&
       input.shape.length === 4 && input.shape[1] === 3 && input.shape[2] === OCR_INPUT_HEIGHT &&
-      session.outputMetadata.length === 1 && output?.isTensor && output.type === 'float32' &&
+      output?.isTensor && output.type === 'float32' &&
       output.shape.length === 3 && output.shape[2] === charset.length + 1;
     if (!fits) {
       await session.release();
       throw loadFailed(config, `not a text-recognition model taking [N, 3, 48, W] with ${charset.length + 1} classes`);
     }
-    return new OcrLineModel(config, session, charset);
+    const { output: scores, indices, values } = best!;
+    return new OcrLineModel(config, session, charset, { output: scores, indices, values });
   }
 
   async infer(inputs: unknown): Promise<InferTensor[]> {
@@ -81,10 +94,14 @@ export class OcrLineModel implements ServedModel {
   async recognize(png: Uint8Array): Promise<Recognition> {
     const input = preprocessLineImage(decodePng(png));
     const feeds = { [this.session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
-    // Greedy CTC needs only each step's best class: the worker reduces the [1, steps, classes]
-    // scores to that, so they never cross threads.
-    const results = await runSession(this.session.runArgmax(feeds));
-    return ctcGreedyDecode(results[this.session.outputNames[0]!]!, this.charset);
+    const { indices, values } = this.best;
+    const results = await runSession(this.session.run(feeds, [indices, values]));
+    const best = { index: results[indices], value: results[values] };
+    if (best.index?.type !== 'int64' || best.value?.type !== 'float32' || best.index.dims.length !== 2) {
+      throw new TeegateError('INTERNAL', `the OCR reduction returned ${best.index?.type} [${best.index?.dims.join(', ')}] and ${best.value?.type}`);
+    }
+    const [batch, steps] = best.index.dims as [number, number];
+    return ctcGreedyDecode({ dims: [batch, steps, this.charset.length + 1], indices: best.index.data as BigInt64Array, values: best.value.data as Float32Array }, this.charset);
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,8 @@ import { fromOrtTensor, oipDatatypeOf, toOrtTensor } from './ort-tensors';
 import type { ServedModel, TensorSpec } from './served-model';
 
 export const ONNX_PLATFORM = 'onnxruntime_onnx';
+/** The onnxruntime session options of every model the enclave serves (bench:enclave's raw session uses them too). */
+export const SESSION_OPTIONS: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
 
 /** Throws MODEL_DIGEST_MISMATCH unless SHA-256(bytes) is the configured digest. */
 export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: string): void {
@@ -23,11 +25,15 @@ export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: 
   }
 }
 
-/** Checks the digest, then creates an onnxruntime session from the bytes (MODEL_LOAD_FAILED). */
-export async function createOnnxSession(config: ModelConfig, bytes: Uint8Array): Promise<ModelSession> {
+/**
+ * Checks the digest of the model file as shipped, then creates an onnxruntime session from it, or
+ * from the graph `derive` makes of it (MODEL_LOAD_FAILED).
+ */
+export async function createOnnxSession(config: ModelConfig, bytes: Uint8Array, derive?: (checked: Uint8Array) => Uint8Array): Promise<ModelSession> {
   checkFileDigest(config, bytes, `model ${config.name}@${config.version}`);
+  const graph = derive ? derive(bytes) : bytes;
   try {
-    return await ModelSession.create(bytes, { graphOptimizationLevel: 'all' });
+    return await ModelSession.create(graph, SESSION_OPTIONS);
   } catch (err) {
     throw new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: onnxruntime could not load it: ${String(err)}`, { cause: err });
   }

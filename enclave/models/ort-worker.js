@@ -3,9 +3,8 @@
  * One onnxruntime session in its own thread. onnxruntime-node's session.run executes on the calling
  * thread (about 20 ms for the OCR model), so in the enclave's main thread it would stall HTTP,
  * attestation and receipt signing. Plain JavaScript: workers load it without a TypeScript loader.
- * Messages: {type:'run', id, feeds:{name:{type,data,dims}}, argmax?} → {type:'result', id, outputs} |
- * {type:'error', id, message}. With `argmax` set, each output
- * comes back reduced over its last axis instead ({dims, indices, values}: see lastAxisArgmax).
+ * Messages: {type:'run', id, feeds:{name:{type,data,dims}}, fetches?:[name]} → {type:'result', id,
+ * outputs} | {type:'error', id, message}. Without `fetches`, every output of the model comes back.
  */
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require('onnxruntime-node');
@@ -23,37 +22,6 @@ function plainTensor(t) {
   return { tensor: { type: t.type, data, dims: Array.from(t.dims) }, buffer: data.buffer };
 }
 
-/**
- * The index and value of the largest element of every row along the last axis of a float32 tensor
- * (the first one on ties). Classifiers' post-processing (CTC decoding, top-1) needs only these, so
- * the full scores (1.5 MB per line for the OCR model) never leave this thread.
- */
-function lastAxisArgmax(t) {
-  if (t.type !== 'float32') throw new Error(`argmax needs a float32 output, got ${t.type}`);
-  const dims = Array.from(t.dims);
-  const width = dims[dims.length - 1];
-  if (!(width > 0)) throw new Error(`argmax needs a non-empty last axis, got [${dims}]`);
-  const data = t.data;
-  const rows = data.length / width;
-  const indices = new Int32Array(rows);
-  const values = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    const row = data.subarray(r * width, (r + 1) * width);
-    let best = 0;
-    let bestValue = row[0];
-    for (let k = 1; k < width; k++) {
-      const v = row[k];
-      if (v > bestValue) {
-        bestValue = v;
-        best = k;
-      }
-    }
-    indices[r] = best;
-    values[r] = bestValue;
-  }
-  return { dims, indices, values };
-}
-
 async function main() {
   const session = await ort.InferenceSession.create(workerData.model, workerData.options);
   const meta = (m) => ({ name: m.name, isTensor: m.isTensor, type: m.type, shape: m.shape ? Array.from(m.shape) : undefined });
@@ -68,16 +36,10 @@ async function main() {
     try {
       const feeds = {};
       for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
-      const results = await session.run(feeds);
+      const results = await (msg.fetches ? session.run(feeds, msg.fetches) : session.run(feeds));
       const outputs = {};
       const transfer = [];
       for (const [name, t] of Object.entries(results)) {
-        if (msg.argmax) {
-          const reduced = lastAxisArgmax(t);
-          outputs[name] = reduced;
-          transfer.push(reduced.indices.buffer, reduced.values.buffer);
-          continue;
-        }
         const { tensor, buffer } = plainTensor(t);
         outputs[name] = tensor;
         if (buffer !== undefined) transfer.push(buffer);

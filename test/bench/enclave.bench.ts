@@ -2,9 +2,12 @@
  * bench:enclave — the shipped real model (PP-OCRv4 text recognition) on the shipped demo line, one
  * request at a time, in one run:
  *  - raw_per_s:              onnxruntime-node session.run alone on the pre-processed input tensor
- *                            (same session options as the enclave);
+ *                            (same session options as the enclave), fetching the model's output;
  *  - signed_inprocess_per_s: EnclaveService.infer: tensor checks, PNG decode and pre-processing,
  *                            session.run, CTC decode, salted digests, receipt signature;
+ *  - raw_enclave_graph_per_s: session.run as the enclave makes it: the model's graph with the
+ *                            per-step ArgMax and ReduceMax appended (onnx-proto.ts), fetching only
+ *                            those; shown so the reader sees how much of the ratio that accounts for;
  *  - signed_http_per_s:      the same through the enclave's HTTP server on loopback (keep-alive).
  * The top-level numbers are one request at a time; `with_4_in_flight` repeats all three with four
  * requests in flight (a server's view: pre- and post-processing of one request overlap the
@@ -18,6 +21,8 @@ import { startEnclave } from '../../enclave/main';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from '../../enclave/models/ocr-preprocess';
 import { decodePng } from '../../enclave/models/png';
+import { SESSION_OPTIONS } from '../../enclave/models/onnx-model';
+import { withLastAxisBest } from '../../enclave/models/onnx-proto';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
 import { httpPost as post, log, median, opsPerSecond, opsPerSecondConcurrent, report } from './measure';
 
@@ -26,11 +31,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 const SLICE = Number(process.env.BENCH_SLICE_SECONDS ?? 1);
 /** Requests kept in flight for the server's-view measurement (raw measured the same way). */
 const IN_FLIGHT = 4;
-/** The session options of enclave/models/onnx-model.ts createOnnxSession. */
-const RAW_SESSION_OPTIONS: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
-
-type Case = 'raw' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
-const CASES: readonly Case[] = ['raw', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
+type Case = 'raw' | 'rawgraph' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
+const CASES: readonly Case[] = ['raw', 'rawgraph', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -44,8 +46,12 @@ async function main(): Promise<void> {
 
   // The raw session: the same model bytes and session options as the enclave, the same input,
   // pre-processed once. The enclave runs its own session in its model worker thread.
-  const session = await InferenceSession.create(readFileSync(config.path), RAW_SESSION_OPTIONS);
+  const modelBytes = readFileSync(config.path);
+  const session = await InferenceSession.create(modelBytes, SESSION_OPTIONS);
   const feeds = { [session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
+  const best = withLastAxisBest(modelBytes, 2, config.name);
+  const graphSession = await InferenceSession.create(best.model, SESSION_OPTIONS);
+  const fetches = [best.indices, best.values];
   const enclave = await startEnclave({ models: [config] });
   const out = await enclave.service.infer(DEMO_MODEL, request);
   if (out.response.outputs[0]!.data[0] !== DEMO_TEXT) throw new Error(`unexpected OCR output ${JSON.stringify(out.response.outputs[0])}`);
@@ -54,6 +60,7 @@ async function main(): Promise<void> {
   const agent4 = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
   const ops: Record<Case, () => Promise<number>> = {
     raw: () => opsPerSecond(() => session.run(feeds), SLICE, 0.2),
+    rawgraph: () => opsPerSecond(() => graphSession.run(feeds, fetches), SLICE, 0.2),
     inprocess: () => opsPerSecond(() => enclave.service.infer(DEMO_MODEL, request), SLICE, 0.2),
     http: () => opsPerSecond(() => post(agent, url, body), SLICE, 0.2),
     raw4: () => opsPerSecondConcurrent(() => session.run(feeds), IN_FLIGHT, SLICE, 0.2),
@@ -64,7 +71,7 @@ async function main(): Promise<void> {
   // This machine's speed drifts by up to 2x for seconds at a time (a shared VM). So the cases are
   // measured in short slices, one after another, for ROUNDS rounds: each round's ratios compare
   // slices taken within a few seconds of each other, and the medians over rounds are reported.
-  const rates: Record<Case, number[]> = { raw: [], inprocess: [], http: [], raw4: [], inprocess4: [], http4: [] };
+  const rates: Record<Case, number[]> = { raw: [], rawgraph: [], inprocess: [], http: [], raw4: [], inprocess4: [], http4: [] };
   for (let round = 0; round < ROUNDS; round++) {
     log(`round ${round + 1}/${ROUNDS}`);
     for (const c of CASES) rates[c].push(await ops[c]());
@@ -73,6 +80,7 @@ async function main(): Promise<void> {
   agent4.destroy();
   await enclave.close();
   await session.release();
+  await graphSession.release();
 
   const ratio = (num: Case, den: Case): number => round3(median(rates[num].map((r, i) => r / rates[den][i]!)));
   const rate = (c: Case): number => round1(median(rates[c]));
@@ -86,6 +94,8 @@ async function main(): Promise<void> {
     signed_http_per_s: rate('http'),
     inprocess_vs_raw: ratio('inprocess', 'raw'),
     http_vs_raw: ratio('http', 'raw'),
+    raw_enclave_graph_per_s: rate('rawgraph'),
+    inprocess_vs_raw_enclave_graph: ratio('inprocess', 'rawgraph'),
     with_4_in_flight: {
       raw_per_s: rate('raw4'),
       signed_inprocess_per_s: rate('inprocess4'),

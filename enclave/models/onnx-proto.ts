@@ -1,0 +1,295 @@
+/**
+ * The ONNX protobuf format (onnx/onnx.proto) as far as the enclave needs it: a writer for the
+ * messages of small graphs (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto,
+ * ValueInfoProto) and a strict reader of one message's top-level fields. Used to append a
+ * reduction to a model's graph at load time (withLastAxisBest) and, in tests, to build tiny models
+ * (testing/tiny-onnx.ts).
+ *
+ * Only the wire types ONNX uses are read: varint (0), 64-bit (1), length-delimited (2) and 32-bit
+ * (5); groups, overlong varints and fields that run past their message are refused.
+ */
+import { fromUtf8 } from '../../attestation/bytes';
+import { TeegateError } from '../../attestation/errors';
+
+/** TensorProto.DataType values. */
+export const ONNX_ELEMENT_TYPE = {
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+} as const;
+export type OnnxElementType = (typeof ONNX_ELEMENT_TYPE)[keyof typeof ONNX_ELEMENT_TYPE];
+
+/** A graph input or output: a dimension is a fixed size or a symbolic name (dynamic); no shape: unknown rank. */
+export interface ValueInfo {
+  name: string;
+  elemType: OnnxElementType;
+  shape?: ReadonlyArray<number | string>;
+}
+
+export interface NodeSpec {
+  opType: string;
+  inputs: readonly string[];
+  outputs: readonly string[];
+  /** Defaults to `<optype>_<index in the graph spec>`. */
+  name?: string;
+  /** Integer attributes (e.g. ArgMax `axis`, `keepdims`). */
+  intAttributes?: Record<string, number>;
+  /** Integer-list attributes (e.g. ReduceMax `axes` before opset 18). */
+  intsAttributes?: Record<string, readonly number[]>;
+}
+
+/** A constant FP32 or INT64 initializer stored as raw little-endian data. */
+export interface InitializerSpec {
+  name: string;
+  elemType: typeof ONNX_ELEMENT_TYPE.FLOAT | typeof ONNX_ELEMENT_TYPE.INT64;
+  dims: readonly number[];
+  values: readonly number[];
+}
+
+// --- writer: varint (type 0) and length-delimited (type 2) fields ---
+
+function varint(value: number | bigint): number[] {
+  let v = BigInt.asUintN(64, BigInt(value)); // negative int64 is ten bytes of two's complement
+  const out: number[] = [];
+  do {
+    let byte = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v !== 0n) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0n);
+  return out;
+}
+
+export function intField(field: number, value: number): number[] {
+  return [...varint(field << 3), ...varint(value)];
+}
+
+export function bytesField(field: number, bytes: Uint8Array | readonly number[]): number[] {
+  return [...varint((field << 3) | 2), ...varint(bytes.length), ...bytes];
+}
+
+export function stringField(field: number, text: string): number[] {
+  return bytesField(field, new TextEncoder().encode(text));
+}
+
+export function message(...fields: number[][]): number[] {
+  return fields.flat();
+}
+
+/** AttributeProto.AttributeType values used here. */
+const ATTRIBUTE_INT = 2;
+const ATTRIBUTE_INTS = 7;
+
+function dimension(dim: number | string): number[] {
+  return typeof dim === 'number' ? intField(1, dim) : stringField(2, dim);
+}
+
+/** A ValueInfoProto. */
+export function encodeValueInfo(info: ValueInfo): number[] {
+  const shape = info.shape === undefined ? [] : bytesField(2, message(...info.shape.map((d) => bytesField(1, dimension(d)))));
+  const tensorType = message(intField(1, info.elemType), shape);
+  return message(stringField(1, info.name), bytesField(2, bytesField(1, tensorType)));
+}
+
+/** A NodeProto in the default domain. */
+export function encodeNode(spec: NodeSpec, index: number): number[] {
+  const ints = Object.entries(spec.intAttributes ?? {}).map(([name, value]) =>
+    bytesField(5, message(stringField(1, name), intField(3, value), intField(20, ATTRIBUTE_INT))),
+  );
+  const lists = Object.entries(spec.intsAttributes ?? {}).map(([name, values]) =>
+    bytesField(5, message(stringField(1, name), ...values.map((v) => intField(8, v)), intField(20, ATTRIBUTE_INTS))),
+  );
+  return message(
+    ...spec.inputs.map((name) => stringField(1, name)),
+    ...spec.outputs.map((name) => stringField(2, name)),
+    stringField(3, spec.name ?? `${spec.opType.toLowerCase()}_${index}`),
+    stringField(4, spec.opType),
+    ...ints,
+    ...lists,
+  );
+}
+
+/** A TensorProto with raw little-endian data. */
+export function encodeInitializer(spec: InitializerSpec): number[] {
+  const isFloat = spec.elemType === ONNX_ELEMENT_TYPE.FLOAT;
+  const raw = new Uint8Array(spec.values.length * (isFloat ? 4 : 8));
+  const view = new DataView(raw.buffer);
+  spec.values.forEach((v, i) => (isFloat ? view.setFloat32(i * 4, v, true) : view.setBigInt64(i * 8, BigInt(v), true)));
+  return message(
+    ...spec.dims.map((d) => intField(1, d)),
+    intField(2, spec.elemType),
+    stringField(8, spec.name),
+    bytesField(9, raw),
+  );
+}
+
+// --- reader ---
+
+/** One top-level field of a message: where it starts and, for length-delimited fields, its bytes. */
+export interface ProtoField {
+  readonly field: number;
+  readonly wireType: 0 | 1 | 2 | 5;
+  /** Offset of the field's key in the message. */
+  readonly start: number;
+  /** Offset just past the field. */
+  readonly end: number;
+  /** Varint fields: the value (exact up to 2^53). */
+  readonly value?: number;
+  /** Length-delimited fields: the payload (a view, no copy). */
+  readonly bytes?: Uint8Array;
+}
+
+function malformed(what: string, detail: string): TeegateError {
+  return new TeegateError('MODEL_LOAD_FAILED', `${what} is not a valid ONNX protobuf: ${detail}`);
+}
+
+function readVarint(bytes: Uint8Array, offset: number, what: string): [value: number, next: number] {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    const byte = bytes[offset + i];
+    if (byte === undefined) throw malformed(what, `a varint at byte ${offset} runs past the end`);
+    value += (byte & 0x7f) * scale;
+    scale *= 128;
+    if ((byte & 0x80) === 0) return [value, offset + i + 1];
+  }
+  throw malformed(what, `a varint at byte ${offset} is longer than 10 bytes`);
+}
+
+/** The top-level fields of one protobuf message, in order. */
+export function protoFields(bytes: Uint8Array, what: string): ProtoField[] {
+  const fields: ProtoField[] = [];
+  let offset = 0;
+  while (offset < bytes.length) {
+    const start = offset;
+    const [key, afterKey] = readVarint(bytes, offset, what);
+    const field = Math.floor(key / 8);
+    const wireType = key % 8;
+    if (field === 0) throw malformed(what, `field number 0 at byte ${start}`);
+    if (wireType === 0) {
+      const [value, next] = readVarint(bytes, afterKey, what);
+      fields.push({ field, wireType, start, end: next, value });
+      offset = next;
+    } else if (wireType === 2) {
+      const [length, payload] = readVarint(bytes, afterKey, what);
+      if (length > bytes.length - payload) throw malformed(what, `field ${field} at byte ${start} runs past the end`);
+      fields.push({ field, wireType, start, end: payload + length, bytes: bytes.subarray(payload, payload + length) });
+      offset = payload + length;
+    } else if (wireType === 1 || wireType === 5) {
+      const end = afterKey + (wireType === 1 ? 8 : 4);
+      if (end > bytes.length) throw malformed(what, `field ${field} at byte ${start} runs past the end`);
+      fields.push({ field, wireType, start, end });
+      offset = end;
+    } else {
+      throw malformed(what, `wire type ${wireType} at byte ${start}`);
+    }
+  }
+  return fields;
+}
+
+function utf8Field(f: ProtoField | undefined, what: string): string {
+  if (f?.bytes === undefined) return '';
+  try {
+    return fromUtf8(f.bytes);
+  } catch {
+    throw malformed(what, `field ${f.field} is not UTF-8`);
+  }
+}
+
+// --- a reduction appended to a model's graph ---
+
+/** ModelProto and GraphProto field numbers used here (onnx.proto). */
+const MODEL_GRAPH = 7;
+const MODEL_OPSET_IMPORT = 8;
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const GRAPH_OUTPUT = 12;
+
+/** The model's version of the default operator set (domain "" or "ai.onnx"). */
+export function defaultOpsetVersion(model: Uint8Array, what: string): number {
+  const versions = protoFields(model, what)
+    .filter((f) => f.field === MODEL_OPSET_IMPORT && f.bytes !== undefined)
+    .map((f) => {
+      const fields = protoFields(f.bytes!, what);
+      return { domain: utf8Field(fields.find((x) => x.field === 1), what), version: fields.find((x) => x.field === 2)?.value };
+    })
+    .filter((o) => o.domain === '' || o.domain === 'ai.onnx');
+  const version = versions[0]?.version;
+  if (versions.length !== 1 || version === undefined) throw malformed(what, 'it does not import the default operator set exactly once');
+  return version;
+}
+
+/** A model with a reduction appended, and the names of the reduction's two outputs. */
+export interface ModelWithBest {
+  readonly model: Uint8Array;
+  /** The graph's original (only) output, which the reduction reads. */
+  readonly output: string;
+  /** INT64: per row, the index of the first largest element along `axis`. */
+  readonly indices: string;
+  /** FLOAT: per row, that largest element (the output must be float32). */
+  readonly values: string;
+}
+
+/**
+ * Appends ArgMax and ReduceMax over `axis` (keepdims 0) of the graph's only output, as two more
+ * graph outputs, so a session can fetch just the per-row winners: onnxruntime computes them
+ * without handing the full output to JavaScript (1.5 MB per line for the OCR model). The model's
+ * own nodes, weights and output are untouched (its SHA-256 is checked before this, on the bytes as
+ * shipped). ReduceMax takes its axes as an attribute before opset 18 and as an input from 18 on.
+ */
+export function withLastAxisBest(model: Uint8Array, axis: number, what: string): ModelWithBest {
+  const top = protoFields(model, what);
+  const graphs = top.filter((f) => f.field === MODEL_GRAPH && f.bytes !== undefined);
+  if (graphs.length !== 1) throw malformed(what, `it has ${graphs.length} graphs`);
+  const graph = graphs[0]!;
+  const outputs = protoFields(graph.bytes!, what)
+    .filter((f) => f.field === GRAPH_OUTPUT)
+    .map((f) => utf8Field(protoFields(f.bytes!, what).find((x) => x.field === 1), what));
+  const output = outputs[0];
+  if (outputs.length !== 1 || output === undefined || output === '') {
+    throw new TeegateError('MODEL_LOAD_FAILED', `${what}: a reduction needs exactly one graph output, the model has ${outputs.length}`);
+  }
+  const opset = defaultOpsetVersion(model, what);
+  const indices = `${output}:teegate_best_index`;
+  const values = `${output}:teegate_best_value`;
+  const axesName = `${output}:teegate_axes`;
+  const axesAsInput = opset >= 18;
+  const appended = Uint8Array.from(
+    message(
+      bytesField(GRAPH_NODE, encodeNode({ opType: 'ArgMax', name: indices, inputs: [output], outputs: [indices], intAttributes: { axis, keepdims: 0 } }, 0)),
+      bytesField(
+        GRAPH_NODE,
+        encodeNode(
+          axesAsInput
+            ? { opType: 'ReduceMax', name: values, inputs: [output, axesName], outputs: [values], intAttributes: { keepdims: 0 } }
+            : { opType: 'ReduceMax', name: values, inputs: [output], outputs: [values], intAttributes: { keepdims: 0 }, intsAttributes: { axes: [axis] } },
+          0,
+        ),
+      ),
+      ...(axesAsInput ? [bytesField(GRAPH_INITIALIZER, encodeInitializer({ name: axesName, elemType: ONNX_ELEMENT_TYPE.INT64, dims: [1], values: [axis] }))] : []),
+      bytesField(GRAPH_OUTPUT, encodeValueInfo({ name: indices, elemType: ONNX_ELEMENT_TYPE.INT64 })),
+      bytesField(GRAPH_OUTPUT, encodeValueInfo({ name: values, elemType: ONNX_ELEMENT_TYPE.FLOAT })),
+    ),
+  );
+  // Repeated fields of a message may come in any order, so the graph is the old one plus the new
+  // fields; only its length prefix changes.
+  const graphLength = graph.bytes!.length + appended.length;
+  const header = Uint8Array.from([...varint((MODEL_GRAPH << 3) | 2), ...varint(graphLength)]);
+  const out = new Uint8Array(graph.start + header.length + graphLength + (model.length - graph.end));
+  out.set(model.subarray(0, graph.start), 0);
+  out.set(header, graph.start);
+  out.set(graph.bytes!, graph.start + header.length);
+  out.set(appended, graph.start + header.length + graph.bytes!.length);
+  out.set(model.subarray(graph.end), graph.start + header.length + graphLength);
+  return { model: out, output, indices, values };
+}

@@ -6,6 +6,9 @@
  * attestation, checks API keys and rate limits, relays, and appends every receipt to the
  * transparency log (file store) before answering.
  * Primary case: the shipped real model (PP-OCRv4 text recognition) on the shipped demo line.
+ * Latency (the p50/p99 fields): the same 64 connections at a fixed offered load of half the direct
+ * side's saturated rate, open loop, alternating slices; the saturated (closed-loop) percentiles, which
+ * are the queue's length over the throughput, are reported under `saturated`.
  * Also reported: one connection at a time, direct and gateway requests alternating (the gateway's
  * own latency per request, free of queueing, to 0.01 ms),
  * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
@@ -25,7 +28,7 @@ import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { startChildService } from '../../infra/dev-stack/child-service';
 import { DEMO_MODEL, demoRequest } from '../support/demo';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
-import { httpPost, log, median, report } from './measure';
+import { httpPost, log, median, quantile, report } from './measure';
 
 /** Alternating slices per side, and their length in seconds: 10 x 3 s = 30 s per side by default. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -101,6 +104,41 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
   }
 }
 
+interface FixedLoad {
+  p50: number;
+  p99: number;
+  requests: number;
+  errors: number;
+}
+
+/**
+ * Open-loop load at a fixed rate over at most `connections` keep-alive connections: request i is
+ * sent at start + i / rate whether or not earlier ones have been answered, and its latency runs from
+ * that call to the end of the answer (to 0.01 ms; a request waiting for a free connection counts
+ * its wait). Below saturation this is the latency a client sees at that load, not queue length.
+ */
+async function fixedRate(url: URL, body: string, headers: Record<string, string>, rate: number, seconds: number, connections: number): Promise<FixedLoad> {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const latencies: number[] = [];
+  let errors = 0;
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  const total = Math.floor(rate * seconds);
+  try {
+    for (let i = 0; i < total; i++) {
+      const wait = start + (i * 1000) / rate - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const sent = performance.now();
+      pending.push(httpPost(agent, url, body, headers).then(() => void latencies.push(performance.now() - sent), () => void errors++));
+    }
+    await Promise.all(pending);
+  } finally {
+    agent.destroy();
+  }
+  const ms = (x: number) => Math.round(x * 100) / 100;
+  return { p50: ms(median(latencies)), p99: ms(quantile(latencies, 0.99)), requests: latencies.length, errors };
+}
+
 /** Waits until the enclave has no inference in flight (its /health), then a moment for sockets to close. */
 async function drained(enclaveUrl: string): Promise<void> {
   const deadline = Date.now() + 120_000;
@@ -161,7 +199,7 @@ async function main(): Promise<void> {
         { name: DEMO_MODEL, body: JSON.stringify(demoRequest()) },
         { name: 'affine', body: JSON.stringify(affineRequest()) },
       ];
-      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; pairedRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; inFlightDirect: number; inFlightGateway: number }> = {};
+      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; pairedRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; atLoad?: { rate: number; direct: FixedLoad[]; gateway: FixedLoad[] }; inFlightDirect: number; inFlightGateway: number }> = {};
       for (const c of cases) {
         const path = `/v2/models/${c.name}/infer`;
         log(`${c.name}: warm-up ...`);
@@ -191,32 +229,67 @@ async function main(): Promise<void> {
         const through = combine(gatewayRuns, SLICE * ROUNDS);
         log(`${c.name}: one connection, ${SEQUENTIAL} requests per side, alternating ...`);
         const sequential = await sequentialPaired(new URL(`${enclave.url}${path}`), new URL(`${gateway.url}${path}`), c.body, auth, SEQUENTIAL);
+        // Latency at a fixed load: at saturation a closed-loop p50 is the queue (64 / rps), whatever
+        // the gateway's own latency. Half the direct side's throughput, offered to both sides over
+        // the same 64 connections, alternating slices as above (the real model only: the tiny
+        // model's rate is beyond a timer-driven sender).
+        let atLoad: { rate: number; direct: FixedLoad[]; gateway: FixedLoad[] } | undefined;
+        if (c.name === DEMO_MODEL) {
+          const rate = Math.max(1, Math.round(median(directRuns.map((r) => r.rps)) / 2));
+          atLoad = { rate, direct: [], gateway: [] };
+          for (let r = 0; r < ROUNDS; r++) {
+            log(`${c.name}: fixed load ${rate}/s, round ${r + 1}/${ROUNDS}, ${SLICE} s per side ...`);
+            for (const side of r % 2 === 0 ? (['direct', 'gateway'] as const) : (['gateway', 'direct'] as const)) {
+              await drained(enclave.url);
+              const run = side === 'direct'
+                ? await fixedRate(new URL(`${enclave.url}${path}`), c.body, {}, rate, SLICE, CONNECTIONS)
+                : await fixedRate(new URL(`${gateway.url}${path}`), c.body, auth, rate, SLICE, CONNECTIONS);
+              atLoad[side].push(run);
+            }
+          }
+        }
         const mean = (xs: number[]) => Math.round((xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 10) / 10;
         // Each round's two slices are seconds apart; the median of their ratios is what the machine's
         // slow phases (which can start or end within any slice) disturb least.
         const pairedRatio = median(gatewayRuns.map((g, i) => g.rps / directRuns[i]!.rps));
-        results[c.name] = { directRuns, gatewayRuns, direct, gateway: through, pairedRatio, sequential, inFlightDirect: mean(inFlight.direct), inFlightGateway: mean(inFlight.gateway) };
+        results[c.name] = { directRuns, gatewayRuns, direct, gateway: through, pairedRatio, sequential, atLoad, inFlightDirect: mean(inFlight.direct), inFlightGateway: mean(inFlight.gateway) };
       }
       const real = results[DEMO_MODEL]!;
       const tiny = results.affine!;
       const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+      const fixed = real.atLoad!;
+      const sliceMedian = (runs: FixedLoad[], key: 'p50' | 'p99') => Math.round(median(runs.map((r) => r[key])) * 100) / 100;
+      const atLoad = {
+        direct_p50_ms: sliceMedian(fixed.direct, 'p50'),
+        gateway_p50_ms: sliceMedian(fixed.gateway, 'p50'),
+        direct_p99_ms: sliceMedian(fixed.direct, 'p99'),
+        gateway_p99_ms: sliceMedian(fixed.gateway, 'p99'),
+        requests: { direct: fixed.direct.reduce((n, r) => n + r.requests, 0), gateway: fixed.gateway.reduce((n, r) => n + r.requests, 0) },
+        errors: [...fixed.direct, ...fixed.gateway].reduce((n, r) => n + r.errors, 0),
+        p50_overhead_paired_ms: Math.round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)) * 100) / 100,
+      };
       report({
         model: DEMO_MODEL,
         connections: CONNECTIONS,
         seconds_per_side: SLICE * ROUNDS,
         slices_per_side: ROUNDS,
         per_slice_rps: { direct: real.directRuns.map((r) => r.rps), gateway: real.gatewayRuns.map((r) => r.rps) },
-        // gateway_vs_direct: the median over rounds of gateway/direct of the round's two slices;
-        // p50_overhead_ms at 64 connections is queueing (64 / rps); one_connection is the gateway's own latency.
+        // Throughput: 64 connections closed-loop (saturated), totals over all slices per side;
+        // gateway_vs_direct is the median over rounds of the two slices' ratio.
         direct_rps: real.direct.rps,
         gateway_rps: real.gateway.rps,
-        direct_p50_ms: real.direct.p50,
-        gateway_p50_ms: real.gateway.p50,
-        gateway_p99_ms: real.gateway.p99,
-        errors: real.direct.errors + real.gateway.errors,
+        // Latency: the same 64 connections at a fixed offered load (latency_basis), medians of the
+        // slices' percentiles; `saturated` has the closed-loop percentiles, which are queueing (64 / rps).
+        latency_basis: `64 connections, open loop at ${fixed.rate} requests/s to each side (half the direct side's saturated rate), ${ROUNDS} alternating slices of ${SLICE} s per side`,
+        direct_p50_ms: atLoad.direct_p50_ms,
+        gateway_p50_ms: atLoad.gateway_p50_ms,
+        gateway_p99_ms: atLoad.gateway_p99_ms,
+        errors: real.direct.errors + real.gateway.errors + atLoad.errors,
         gateway_vs_direct: Math.round(real.pairedRatio * 1000) / 1000,
         gateway_vs_direct_of_totals: ratio(real.gateway.rps, real.direct.rps),
-        p50_overhead_ms: real.gateway.p50 - real.direct.p50,
+        p50_overhead_ms: Math.round((atLoad.gateway_p50_ms - atLoad.direct_p50_ms) * 100) / 100,
+        at_fixed_load: { rate_per_s: fixed.rate, ...atLoad, per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50) } },
+        saturated: { direct_p50_ms: real.direct.p50, gateway_p50_ms: real.gateway.p50, gateway_p99_ms: real.gateway.p99, p50_overhead_ms: real.gateway.p50 - real.direct.p50 },
         one_connection: real.sequential,
         // Mean inferences in flight at the enclave (its /health, every 100 ms): equal means the
         // gateway keeps the enclave as busy as direct clients do.

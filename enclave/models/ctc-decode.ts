@@ -8,10 +8,8 @@
 import { TeegateError } from '../../attestation/errors';
 import { fromUtf8 } from '../../attestation/bytes';
 
-/** The [1, steps, classes] scores reduced over classes: per step, the (first) most likely class and its probability. */
+/** One line's [1, steps, classes] scores reduced over classes: per step, the (first) most likely class and its probability. */
 export interface StepWinners {
-  /** The scores' dimensions, [1, steps, classes]; `indices` and `values` have one entry per step. */
-  readonly dims: readonly number[];
   readonly indices: BigInt64Array;
   readonly values: Float32Array;
 }
@@ -42,12 +40,10 @@ export function parseOcrDictionary(bytes: Uint8Array): string[] {
  * (the ArgMax and ReduceMax the OCR model appends to the graph: onnx-proto.ts withLastAxisBest).
  */
 export function ctcGreedyDecode(best: StepWinners, charset: readonly string[]): Recognition {
-  const { dims, indices, values } = best;
-  const classes = dims[dims.length - 1];
+  const { indices, values } = best;
+  const classes = charset.length + 1; // the blank, then the dictionary
   const steps = indices.length;
-  if (dims.length !== 3 || dims[0] !== 1 || dims[1] !== steps || classes !== charset.length + 1 || values.length !== steps) {
-    throw new TeegateError('INTERNAL', `CTC output [${dims.join(', ')}] does not fit a dictionary of ${charset.length}`);
-  }
+  if (values.length !== steps) throw new TeegateError('INTERNAL', `CTC output has ${steps} steps but ${values.length} probabilities`);
   const chars: string[] = [];
   const probabilities: number[] = [];
   let previous = -1;

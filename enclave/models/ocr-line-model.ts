@@ -43,7 +43,7 @@ export class OcrLineModel implements ServedModel {
     readonly config: ModelConfig,
     private readonly session: ModelSession,
     private readonly charset: readonly string[],
-    private readonly best: Omit<ModelWithBest, 'model'>,
+    private readonly best: Pick<ModelWithBest, 'indices' | 'values'>,
   ) {}
 
   /** Checks both digests, loads the dictionary and the model, and checks they fit each other. */
@@ -67,8 +67,7 @@ export class OcrLineModel implements ServedModel {
       await session.release();
       throw loadFailed(config, `not a text-recognition model taking [N, 3, 48, W] with ${charset.length + 1} classes`);
     }
-    const { output: scores, indices, values } = best!;
-    return new OcrLineModel(config, session, charset, { output: scores, indices, values });
+    return new OcrLineModel(config, session, charset, best!);
   }
 
   async infer(inputs: unknown): Promise<InferTensor[]> {
@@ -96,12 +95,13 @@ export class OcrLineModel implements ServedModel {
     const feeds = { [this.session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
     const { indices, values } = this.best;
     const results = await runSession(this.session.run(feeds, [indices, values]));
-    const best = { index: results[indices], value: results[values] };
-    if (best.index?.type !== 'int64' || best.value?.type !== 'float32' || best.index.dims.length !== 2) {
-      throw new TeegateError('INTERNAL', `the OCR reduction returned ${best.index?.type} [${best.index?.dims.join(', ')}] and ${best.value?.type}`);
+    const index = results[indices];
+    const value = results[values];
+    // One line in, so one row of steps out: [1, steps] each.
+    if (index?.type !== 'int64' || value?.type !== 'float32' || index.dims.length !== 2 || index.dims[0] !== 1) {
+      throw new TeegateError('INTERNAL', `the OCR reduction returned ${index?.type} [${index?.dims.join(', ')}] and ${value?.type}`);
     }
-    const [batch, steps] = best.index.dims as [number, number];
-    return ctcGreedyDecode({ dims: [batch, steps, this.charset.length + 1], indices: best.index.data as BigInt64Array, values: best.value.data as Float32Array }, this.charset);
+    return ctcGreedyDecode({ indices: index.data as BigInt64Array, values: value.data as Float32Array }, this.charset);
   }
 
   async close(): Promise<void> {

@@ -185,7 +185,15 @@ export class EnclavePool {
       return;
     }
     if (this.stopped) return;
-    const { index } = await this.options.sink.appendAttestation(identity.document, identity.manifest);
+    // An enclave takes traffic only once its attestation is in the log; a log that cannot take it
+    // now leaves the enclave out until a later health check tries again.
+    let index: number;
+    try {
+      ({ index } = await this.options.sink.appendAttestation(identity.document, identity.manifest));
+    } catch (err) {
+      this.markUnhealthy(member, isTeegateError(err) ? err.code : 'LOG_STORAGE_FAILED', `its attestation could not be logged: ${(err as Error).message}`);
+      return;
+    }
     member.identity = identity;
     member.attestationLogIndex = index;
     this.setState(member, 'ready');

@@ -12,6 +12,7 @@ import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyManifestBinding, type EnclaveManifest } from '../../attestation/manifest';
 import { verifyAttestation } from '../../attestation/nitro/verify';
 import { verifyReceipt, parseReceiptClaims } from '../../attestation/receipt';
+import { TeegateError } from '../../attestation/errors';
 import { sealRequest } from '../../attestation/sealed-request';
 import type { InferTensor } from '../../attestation/tensors';
 import type { RunningEnclave } from '../../enclave/main';
@@ -210,6 +211,35 @@ describe('pool rules', () => {
     await expect(verifyReceipt({ receipt: body.parameters.receipt, attestation, manifest, inputs: affineRequest().inputs, outputs: body.outputs, salt: body.parameters.salt, sealed: false })).resolves.toBeDefined();
     const listed = (await enclavesOf(gateway.url))[0]!;
     expect(fromBase64(listed.document!)).toEqual(again.bootDocument);
+  });
+  it('keeps an enclave out, and the gateway up, while its new attestation cannot be logged; admits it once the log recovers', async () => {
+    class FailingSink extends MemoryReceiptSink {
+      failing = false;
+      override async appendAttestation(document: Uint8Array, manifest: unknown): Promise<{ index: number }> {
+        if (this.failing) throw new TeegateError('LOG_STORAGE_FAILED', 'disk full');
+        return super.appendAttestation(document, manifest);
+      }
+    }
+    const restarted = await startTestEnclave(ca, models);
+    const port = Number(new URL(restarted.url).port);
+    const sink = new FailingSink();
+    const gateway = await startGateway(
+      testGatewayConfig({ enclaves: [restarted.url], attestation: { rootCertificates: [ca.rootPem], policy: policyFor(enclaveA.pcrs) }, auth: { disabled: true }, pool: { healthIntervalMs: 100 } }),
+      { sink, metrics: new GatewayMetrics({ defaultMetrics: false }), logger: quietLogger() },
+    );
+    cleanup.push(() => gateway.close());
+    expect((await infer(gateway.url)).status).toBe(200);
+    sink.failing = true;
+    await restarted.close();
+    const again = await startTestEnclave(ca, models, port);
+    cleanup.push(() => again.close());
+    await until(async () => (await enclavesOf(gateway.url))[0]!.last_error?.code === 'LOG_STORAGE_FAILED');
+    expect((await enclavesOf(gateway.url))[0]!.state).toBe('unhealthy');
+    expect((await infer(gateway.url)).json().code).toBe('NO_ENCLAVE_AVAILABLE');
+    sink.failing = false;
+    await until(async () => (await enclavesOf(gateway.url))[0]!.state === 'ready');
+    expect((await enclavesOf(gateway.url))[0]!.boot_id).toBe(again.manifest.boot_id);
+    expect((await infer(gateway.url)).status).toBe(200);
   });
 });
 

@@ -77,6 +77,9 @@ export class EnclaveClient {
         if (req.contentType) headers['content-type'] = req.contentType;
       }
       const outgoing = httpRequest({ agent: this.agent, host: this.host, port: this.port, method: req.method, path: req.path, headers });
+      // Started once a new connection is being made: a request queued for one of the agent's busy
+      // keep-alive sockets has not been sent either, but nothing is wrong with the enclave.
+      let connectTimer: NodeJS.Timeout | undefined;
       const finish = (err: UpstreamError | undefined, res?: UpstreamResponse): void => {
         if (settled) return;
         settled = true;
@@ -87,9 +90,6 @@ export class EnclaveClient {
           rejectPromise(err);
         } else resolvePromise(res!);
       };
-      const connectTimer = setTimeout(() => {
-        if (!connected) finish(new UpstreamError('not-sent', `no connection to ${this.baseUrl} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
-      }, this.options.connectTimeoutMs);
       const answerTimer = setTimeout(() => {
         finish(
           connected
@@ -98,8 +98,17 @@ export class EnclaveClient {
         );
       }, req.timeoutMs ?? this.options.timeoutMs);
       outgoing.on('socket', (socket) => {
-        if (!socket.connecting) connected = true;
-        else socket.once('connect', () => (connected = true));
+        if (!socket.connecting) {
+          connected = true;
+          return;
+        }
+        connectTimer = setTimeout(() => {
+          if (!connected) finish(new UpstreamError('not-sent', `no connection to ${this.baseUrl} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
+        }, this.options.connectTimeoutMs);
+        socket.once('connect', () => {
+          connected = true;
+          clearTimeout(connectTimer);
+        });
       });
       outgoing.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'UNKNOWN';

@@ -32,16 +32,24 @@ export class ModelSession {
   ) {
     worker.on('message', (msg: WorkerMessage) => this.onMessage(msg));
     worker.on('error', (err) => this.failAll(err));
-    worker.on('exit', () => this.failAll(new Error('the model worker exited')));
+    worker.on('exit', (code) => {
+      // A dead worker drops messages silently: later runs must fail, not wait forever.
+      this.closed = true;
+      this.failAll(new Error(`the model worker exited (code ${code})`));
+    });
   }
 
   /** Starts a worker with a session of the model bytes (rejects with onnxruntime's message). */
   static create(model: Uint8Array, options: InferenceSession.SessionOptions): Promise<ModelSession> {
     const worker = new Worker(WORKER, { workerData: { model, options } });
     return new Promise((resolve, reject) => {
-      const onMessage = (msg: WorkerMessage) => {
+      const settle = () => {
         worker.off('error', onError);
+        worker.off('exit', onExit);
         worker.off('message', onMessage);
+      };
+      const onMessage = (msg: WorkerMessage) => {
+        settle();
         if (msg.type === 'ready') resolve(new ModelSession(worker, msg.inputNames, msg.outputNames, msg.inputMetadata, msg.outputMetadata));
         else {
           void worker.terminate();
@@ -49,11 +57,16 @@ export class ModelSession {
         }
       };
       const onError = (err: Error) => {
-        worker.off('message', onMessage);
+        settle();
         reject(err);
+      };
+      const onExit = (code: number) => {
+        settle();
+        reject(new Error(`the model worker exited (code ${code}) before its session was ready`));
       };
       worker.on('message', onMessage);
       worker.once('error', onError);
+      worker.once('exit', onExit);
     });
   }
 

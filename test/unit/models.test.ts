@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { Tensor } from 'onnxruntime-node';
+import type { Worker } from 'node:worker_threads';
 import { ModelSession } from '../../enclave/models/model-session';
 import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
@@ -186,6 +187,15 @@ describe('tiny ONNX models', () => {
     } finally {
       await session.release();
     }
+  });
+
+  it('fails runs with MODEL_RUN_FAILED, then and later, once its worker thread has died', async () => {
+    const session = await ModelSession.create(affineModel(), {});
+    const x = () => ({ x: new Tensor('float32', Float32Array.from([1, 2, 3, 4]), [1, 4]) });
+    expect((await session.run(x())).y!.dims).toEqual([1, 4]);
+    await (session as unknown as { worker: Worker }).worker.terminate(); // as an out-of-memory kill would
+    expect(await codeOf(runSession(session.run(x())))).toBe('MODEL_RUN_FAILED');
+    await session.release();
   });
 
   it('returns only the outputs asked for, and MODEL_RUN_FAILED for a name the model does not have', async () => {

@@ -29,6 +29,17 @@ export interface UiRouterOptions {
   readonly build?: () => Promise<UiBundle>;
 }
 
+/** The page's placeholder until the script renders (static/index.html). */
+const LOADING = '<p class="muted">Loading the explorer…</p>';
+
+function buildFailure(err: unknown): string {
+  return `The explorer could not be built: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
 function send(res: Response, type: string, body: string | Buffer): void {
   res.setHeader('Content-Security-Policy', UI_CSP);
   res.setHeader('Cache-Control', 'no-cache');
@@ -38,6 +49,7 @@ function send(res: Response, type: string, body: string | Buffer): void {
 export function createUiRouter(options: UiRouterOptions = {}): Router {
   const router = Router();
   const html = readFileSync(join(STATIC, 'index.html'), 'utf8');
+  if (!html.includes(LOADING)) throw new Error(`${STATIC}/index.html has no "${LOADING}" placeholder`);
   const css = readFileSync(join(STATIC, 'app.css'), 'utf8');
   const icon = readFileSync(join(STATIC, 'icon.svg'), 'utf8');
   let bundle: Promise<UiBundle> | undefined;
@@ -50,11 +62,17 @@ export function createUiRouter(options: UiRouterOptions = {}): Router {
   };
 
   let demoImage: Buffer | undefined;
-  router.get('/', (req, res) => {
+  router.get('/', async (req, res) => {
     // Relative asset URLs need the trailing slash.
     if (!req.originalUrl.split('?')[0]!.endsWith('/')) return res.redirect(301, `${req.baseUrl}/`);
-    void getBundle().catch(() => undefined); // warm the build while the browser parses the page
-    send(res, 'text/html; charset=utf-8', html);
+    try {
+      await getBundle();
+      send(res, 'text/html; charset=utf-8', html);
+    } catch (err) {
+      // Browsers run no script answered with an error status, so the page itself says why.
+      res.status(503);
+      send(res, 'text/html; charset=utf-8', html.replace(LOADING, `<div class="error-box"><strong>${escapeHtml(buildFailure(err))}</strong></div>`));
+    }
   });
   router.get('/app.css', (_req, res) => send(res, 'text/css; charset=utf-8', css));
   router.get('/icon.svg', (_req, res) => send(res, 'image/svg+xml', icon));
@@ -64,7 +82,7 @@ export function createUiRouter(options: UiRouterOptions = {}): Router {
       send(res, 'text/javascript; charset=utf-8', (await getBundle()).js);
     } catch (err) {
       res.status(503);
-      send(res, 'text/javascript; charset=utf-8', `document.body.textContent = ${JSON.stringify(`The explorer could not be built: ${err instanceof Error ? err.message : String(err)}`)};`);
+      send(res, 'text/javascript; charset=utf-8', `document.body.textContent = ${JSON.stringify(buildFailure(err))};`);
     }
   });
   return router;

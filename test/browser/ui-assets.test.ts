@@ -119,6 +119,14 @@ describe('router', () => {
     await fetch(`${url}/broken/app.js`);
     expect(builds).toBe(2);
   });
+
+  test('a page whose script could not be built says why (browsers run no script answered 503)', async () => {
+    const page = await fetch(`${url}/broken/`);
+    expect(page.status).toBe(503);
+    const html = await page.text();
+    expect(html).toContain('The explorer could not be built: src/main.ts imports the Node built-in &#34;fs&#34;');
+    expect(html).not.toContain('Loading the explorer');
+  });
 });
 
 describe('published policy', () => {

@@ -37,7 +37,8 @@ function observe(ctx: GatewayContext): RequestHandler {
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      // The route's pattern, with the mount point of a router (`/v1/log`, `/ui`) in front.
+      const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
       const model = typeof res.locals.model === 'string' ? res.locals.model : '';
       ctx.metrics.requestDuration.observe({ route, method: req.method, model, status: String(res.statusCode) }, seconds);
       if (typeof res.locals.mode === 'string') {

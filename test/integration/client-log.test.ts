@@ -143,6 +143,13 @@ describe('infer() with a gateway that logs every receipt', () => {
       const bad = await wrongKey.infer('affine', affineRequest().inputs, { sealed: false, logWaitMs: 10_000 });
       expect(bad.report.valid).toBe(false);
       expect(bad.report.steps.find((s) => s.step === 'log')).toMatchObject({ status: 'failed', code: 'LOG_SIGNATURE_INVALID' });
+
+      // Routes of mounted routers are labelled with their mount point, and a tile route by its pattern.
+      expect((await fetch(`${gateway.url}/v1/log/checkpoint`)).status).toBe(200);
+      expect((await fetch(`${gateway.url}/v1/log/tile/0/000`)).status).toBeLessThan(500);
+      const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+      expect(metrics).toContain('route="/v1/log/checkpoint",method="GET"');
+      expect(metrics).toContain('route="/v1/log/tile/*tile",method="GET"');
     } finally {
       await gateway.close();
       await new Promise<void>((resolve) => logServer.close(() => resolve()));

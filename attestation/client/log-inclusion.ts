@@ -12,8 +12,8 @@ import { TeegateError, isTeegateError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../log/checkpoint';
 import { encodeEntry, entryLeafHash } from '../log/entry';
 import { MAX_PROOF_ELEMENTS, verifyInclusion } from '../log/merkle';
-import { parseVerifierKey } from '../log/signed-note';
-import { jsonObject, parseJson, type GatewayHttp } from './http';
+import { parseVerifierKey, type NoteVerifierKey } from '../log/signed-note';
+import { jsonObject, type GatewayHttp } from './http';
 import type { ReportStepOutcome } from './report';
 
 export interface LogCheckOptions {
@@ -46,9 +46,17 @@ export function parseInclusionProof(value: unknown): Uint8Array[] {
   return list.map(proofHash);
 }
 
-async function latestCheckpoint(http: GatewayHttp, key: Awaited<ReturnType<typeof parseVerifierKey>>): Promise<Checkpoint> {
+/** The log's latest checkpoint, its signature checked against `logKey` (a note verifier key). */
+export async function latestCheckpoint(http: GatewayHttp, logKey: string | NoteVerifierKey): Promise<Checkpoint> {
+  const key = typeof logKey === 'string' ? await parseVerifierKey(logKey.trim()) : logKey;
   const answer = await http.ok('/v1/log/checkpoint');
   return (await openCheckpoint(answer.text, key)).checkpoint;
+}
+
+/** RFC 9162 inclusion of `leaf` at `index` under `checkpoint`, with the proof the log serves. Throws LOG_PROOF_INVALID. */
+export async function verifyLeafInclusion(http: GatewayHttp, leaf: Uint8Array, index: number, checkpoint: Checkpoint): Promise<void> {
+  const proof = parseInclusionProof(await http.getJson(`/v1/log/proof/inclusion?index=${index}&size=${checkpoint.size}`));
+  await verifyInclusion(leaf, index, checkpoint.size, proof, checkpoint.rootHash);
 }
 
 function outcome(status: ReportStepOutcome['status'], reason: string, code?: ReportStepOutcome['code']): ReportStepOutcome {
@@ -68,8 +76,7 @@ export async function checkLogInclusion(http: GatewayHttp, receipt: string, inde
       checkpoint = await latestCheckpoint(http, key);
     }
     if (checkpoint.size <= index) return outcome('pending', `log index ${index} is not yet in the latest checkpoint (size ${checkpoint.size}); check again later`);
-    const proof = parseInclusionProof(parseJson('inclusion proof', (await http.ok(`/v1/log/proof/inclusion?index=${index}&size=${checkpoint.size}`)).text));
-    await verifyInclusion(leaf, index, checkpoint.size, proof, checkpoint.rootHash);
+    await verifyLeafInclusion(http, leaf, index, checkpoint);
     return outcome('passed', `entry ${index} included in checkpoint ${checkpoint.origin} size ${checkpoint.size}, signed by ${key.name}`);
   } catch (err) {
     if (!isTeegateError(err)) throw err;

@@ -155,6 +155,19 @@ test('the log view verifies the checkpoint, charts receipts per image and checks
   // A second visit checks consistency with the checkpoint the first one remembered.
   await page.reload();
   await page.waitForSelector('[data-consistency="passed"]');
+  // A remembered checkpoint larger than the log: under the same key the log shrank; under another
+  // key (a new log that took the same origin, e.g. after `rm -rf data`) it is a first visit.
+  const remember = (logKey?: string) =>
+    page.evaluate((k) => {
+      const seen = JSON.parse(localStorage.getItem('teegate.ui.checkpoint')!) as { size: number; logKey: string };
+      localStorage.setItem('teegate.ui.checkpoint', JSON.stringify({ ...seen, size: seen.size + 100, logKey: k ?? seen.logKey }));
+    }, logKey);
+  await remember();
+  await page.reload();
+  expect(await (await page.waitForSelector('.error-box')).getAttribute('data-code')).toBe('LOG_INCONSISTENT');
+  await remember('another.log+01234567+AQ==');
+  await page.reload();
+  expect(await (await page.waitForSelector('[data-consistency="first-visit"]')).textContent()).toContain('first visit from this browser');
 });
 
 test('a policy that pins another image rejects the enclave, in words', async () => {

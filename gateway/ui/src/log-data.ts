@@ -5,13 +5,12 @@
  */
 import { fromBase64, fromUtf8, fromBase64Url, toBase64, toHex } from '../../../attestation/bytes';
 import { jsonObject, parseJson, type GatewayHttp } from '../../../attestation/client/http';
-import { parseInclusionProof } from '../../../attestation/client/log-inclusion';
+import { parseInclusionProof, verifyLeafInclusion } from '../../../attestation/client/log-inclusion';
 import { parseCoseSign1 } from '../../../attestation/cose/sign1';
 import { TeegateError, isTeegateError } from '../../../attestation/errors';
-import { openCheckpoint, type Checkpoint } from '../../../attestation/log/checkpoint';
+import type { Checkpoint } from '../../../attestation/log/checkpoint';
 import { decodeEntry, entryLeafHash, type AttestationEntry } from '../../../attestation/log/entry';
-import { verifyConsistency, verifyInclusion } from '../../../attestation/log/merkle';
-import { parseVerifierKey } from '../../../attestation/log/signed-note';
+import { verifyConsistency } from '../../../attestation/log/merkle';
 import { parseNitroPayload } from '../../../attestation/nitro/document';
 
 export const PAGE = 256;
@@ -31,12 +30,6 @@ export interface LogRow {
   readonly jws?: string;
   readonly attestation?: AttestationEntry;
   readonly error?: string;
-}
-
-export async function fetchCheckpoint(http: GatewayHttp, logKey: string): Promise<{ checkpoint: Checkpoint; note: string }> {
-  const key = await parseVerifierKey(logKey.trim());
-  const note = (await http.ok('/v1/log/checkpoint')).text;
-  return { checkpoint: (await openCheckpoint(note, key)).checkpoint, note };
 }
 
 function receiptRow(index: number, bytes: Uint8Array, jws: string): LogRow {
@@ -108,12 +101,12 @@ export async function findLoggedAttestation(http: GatewayHttp, size: number, boo
 /** RFC 9162 inclusion of the row's leaf under the checkpoint. Throws LOG_PROOF_INVALID. */
 export async function checkInclusion(http: GatewayHttp, row: LogRow, checkpoint: Checkpoint): Promise<void> {
   if (row.index >= checkpoint.size) throw new TeegateError('LOG_NOT_FOUND', `entry ${row.index} is not yet under the checkpoint (size ${checkpoint.size})`);
-  const answer = await http.ok(`/v1/log/proof/inclusion?index=${row.index}&size=${checkpoint.size}`);
-  const proof = parseInclusionProof(parseJson('inclusion proof', answer.text));
-  await verifyInclusion(await entryLeafHash(row.bytes), row.index, checkpoint.size, proof, checkpoint.rootHash);
+  await verifyLeafInclusion(http, await entryLeafHash(row.bytes), row.index, checkpoint);
 }
 
 export interface SeenCheckpoint {
+  /** The log key it was verified with: another key (a new log under the same origin) starts afresh. */
+  readonly logKey: string;
   readonly origin: string;
   readonly size: number;
   readonly root: string;
@@ -125,14 +118,14 @@ const SEEN_KEY = 'teegate.ui.checkpoint';
 export function lastSeenCheckpoint(): SeenCheckpoint | undefined {
   try {
     const v = JSON.parse(localStorage.getItem(SEEN_KEY) ?? 'null') as SeenCheckpoint | null;
-    return v && typeof v.size === 'number' && typeof v.root === 'string' && typeof v.origin === 'string' ? v : undefined;
+    return v && typeof v.size === 'number' && typeof v.root === 'string' && typeof v.origin === 'string' && typeof v.logKey === 'string' ? v : undefined;
   } catch {
     return undefined;
   }
 }
 
-export function rememberCheckpoint(c: Checkpoint): void {
-  localStorage.setItem(SEEN_KEY, JSON.stringify({ origin: c.origin, size: c.size, root: toBase64(c.rootHash), seenAt: Date.now() } satisfies SeenCheckpoint));
+export function rememberCheckpoint(c: Checkpoint, logKey: string): void {
+  localStorage.setItem(SEEN_KEY, JSON.stringify({ logKey, origin: c.origin, size: c.size, root: toBase64(c.rootHash), seenAt: Date.now() } satisfies SeenCheckpoint));
 }
 
 /** The log only grew since the checkpoint this browser saw last (RFC 9162 consistency). Throws LOG_INCONSISTENT. */

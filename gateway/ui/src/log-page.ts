@@ -4,12 +4,13 @@
  * each with an inclusion check against the checkpoint.
  */
 import { toBase64 } from '../../../attestation/bytes';
+import { latestCheckpoint } from '../../../attestation/client/log-inclusion';
 import type { Checkpoint } from '../../../attestation/log/checkpoint';
 import type { UiContext } from './context';
 import { actionButton, formatTime, h, relativeTime, replace, shortHex } from './dom';
 import { errorBox, explain } from './explain';
 import { receiptsChart, seriesByImage } from './chart';
-import { checkConsistency, checkInclusion, fetchCheckpoint, fetchRows, lastSeenCheckpoint, rememberCheckpoint, type LogRow } from './log-data';
+import { checkConsistency, checkInclusion, fetchRows, lastSeenCheckpoint, rememberCheckpoint, type LogRow } from './log-data';
 import { verdict } from './steps-view';
 
 const SHOWN = 100;
@@ -40,12 +41,13 @@ function checkpointView(ctx: UiContext, c: Checkpoint, consistency: HTMLElement)
 async function consistencyView(ctx: UiContext, c: Checkpoint): Promise<HTMLElement> {
   const previous = lastSeenCheckpoint();
   try {
-    if (!previous || previous.origin !== c.origin) {
-      rememberCheckpoint(c);
-      return h('span', {}, 'first visit from this browser: remembered for the next consistency check');
+    const logKey = ctx.trust.logKey!.trim();
+    if (!previous || previous.origin !== c.origin || previous.logKey !== logKey) {
+      rememberCheckpoint(c, logKey);
+      return h('span', { 'data-consistency': 'first-visit' }, 'first visit from this browser: remembered for the next consistency check');
     }
     await checkConsistency(ctx.http, previous, c);
-    rememberCheckpoint(c);
+    rememberCheckpoint(c, logKey);
     return h('span', { 'data-consistency': 'passed' }, `✓ consistent with the checkpoint you saw ${relativeTime(previous.seenAt)} (size ${previous.size}): entries were only appended`);
   } catch (err) {
     return errorBox(explain(err));
@@ -90,13 +92,13 @@ export async function renderLog(ctx: UiContext, root: HTMLElement): Promise<void
     body,
   );
   if (!ctx.trust.logKey) {
-    replace(body, errorBox(explain(new Error('no log key: the gateway serves none at /v1/log/key and none is pinned in Trust settings'))));
+    replace(body, h('p', {}, 'No log key: the gateway serves none at ', h('code', {}, '/v1/log/key'), ' (it may run without a transparency log) and none is pinned in Trust settings.'));
     return;
   }
   let checkpoint: Checkpoint;
   let rows: LogRow[];
   try {
-    checkpoint = (await fetchCheckpoint(ctx.http, ctx.trust.logKey)).checkpoint;
+    checkpoint = await latestCheckpoint(ctx.http, ctx.trust.logKey);
     const from = Math.max(0, checkpoint.size - CHART_SPAN);
     rows = await fetchRows(ctx.http, from, checkpoint.size - from);
   } catch (err) {

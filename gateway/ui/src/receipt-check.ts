@@ -13,7 +13,8 @@ import { verifyManifestBinding, type EnclaveManifest } from '../../../attestatio
 import { verifyAttestationReport, type VerifiedAttestation } from '../../../attestation/nitro/verify';
 import { verifyReceiptReport, type ReceiptClaims } from '../../../attestation/receipt';
 import { anchors, type UiContext } from './context';
-import { fetchCheckpoint, findLoggedAttestation } from './log-data';
+import { latestCheckpoint } from '../../../attestation/client/log-inclusion';
+import { findLoggedAttestation } from './log-data';
 import type { ReceiptBundle } from './receipt-bundle';
 
 export interface ReceiptCheck {
@@ -38,7 +39,7 @@ async function findAttestation(ctx: UiContext, bootId: string): Promise<{ docume
   const live = (await listEnclaves(ctx.http)).find((e) => e.bootId === bootId && e.document);
   if (live?.document) return { document: live.document, manifest: live.manifest, source: `live enclave ${live.id}` };
   if (!ctx.trust.logKey) return undefined;
-  const { checkpoint } = await fetchCheckpoint(ctx.http, ctx.trust.logKey);
+  const checkpoint = await latestCheckpoint(ctx.http, ctx.trust.logKey);
   const logged = await findLoggedAttestation(ctx.http, checkpoint.size, bootId);
   return logged ? { document: logged.entry.document, manifest: logged.entry.manifest, source: `transparency log entry ${logged.index}` } : undefined;
 }

@@ -97,6 +97,14 @@ export function fromUtf8(bytes: Uint8Array): string {
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  return concatByteList(parts);
+}
+
+/**
+ * concatBytes of a list. Use it for lists of any length: spreading a long list into a call
+ * (`concatBytes(...parts)`) throws RangeError past about 100,000 elements.
+ */
+export function concatByteList(parts: readonly Uint8Array[]): Uint8Array {
   let len = 0;
   for (const p of parts) len += p.length;
   const out = new Uint8Array(len);

@@ -26,7 +26,7 @@
  * `[1, 2.0]` and `[1.0, 2]` (or flat and nested data) give the same bytes; negative zero is
  * encoded as zero, since JSON.stringify cannot carry it.
  */
-import { compareBytes, concatBytes, sha256, toHex, utf8 } from './bytes';
+import { compareBytes, concatByteList, concatBytes, sha256, toHex, utf8 } from './bytes';
 import { TeegateError } from './errors';
 
 export const OIP_DATATYPES = [
@@ -315,7 +315,7 @@ function encodeRaw(tensor: InferTensor): Uint8Array {
       new DataView(length.buffer).setUint32(0, bytes.length, true);
       parts.push(length, bytes);
     }
-    return concatBytes(...parts);
+    return concatByteList(parts);
   }
   const size = ELEMENT_SIZE[datatype];
   const out = new Uint8Array(data.length * size);
@@ -377,7 +377,7 @@ export function canonicalBytesOfParsed(checked: readonly InferTensor[]): Uint8Ar
     for (const dim of tensor.shape) parts.push(u64be(dim));
     parts.push(u64be(raw.length), raw);
   }
-  return concatBytes(...parts);
+  return concatByteList(parts);
 }
 
 /** Hex SHA-256(salt || canonicalTensorBytes(tensors)): the `input`/`output` digest of a receipt. */

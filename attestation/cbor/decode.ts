@@ -9,7 +9,7 @@
  * - text strings must be valid UTF-8; trailing bytes after the top-level item are rejected.
  * Every byte here is attacker-controlled.
  */
-import { concatBytes } from '../bytes';
+import { concatByteList } from '../bytes';
 import { TeegateError } from '../errors';
 import { CborTag, type CborKey, type CborMap, type CborValue } from './types';
 
@@ -144,7 +144,7 @@ class Reader {
       }
       chunks.push(chunk);
     }
-    return concatBytes(...chunks);
+    return concatByteList(chunks);
   }
 
   private text(bytes: Uint8Array): string {

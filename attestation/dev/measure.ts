@@ -14,7 +14,7 @@
  * As in Nitro, files are hashed as one concatenated stream: the boundaries between them are not
  * measured. Contents only: the Node caller reads the files; nothing here does I/O.
  */
-import { concatBytes, sha384 } from '../bytes';
+import { concatByteList, concatBytes, sha384 } from '../bytes';
 import { TeegateError } from '../errors';
 
 export const PCR_LENGTH = 48;
@@ -41,7 +41,7 @@ export async function extendPcr(pcr: Uint8Array, data: Uint8Array): Promise<Uint
 
 /** One build-time measurement: extend of the zero register by SHA-384 of the files streamed in order. */
 export async function measureFiles(files: readonly Uint8Array[]): Promise<Uint8Array> {
-  return extendPcr(new Uint8Array(PCR_LENGTH), await sha384(concatBytes(...files)));
+  return extendPcr(new Uint8Array(PCR_LENGTH), await sha384(concatByteList(files)));
 }
 
 function checkFiles(files: unknown, what: string, required: boolean): files is readonly Uint8Array[] {

@@ -3,7 +3,7 @@
  * lengths; minimal INTEGERs; times chosen as RFC 5280 §4.1.2.5 requires. Every function returns the
  * complete TLV. The reader that checks this output is `der.ts`.
  */
-import { compareBytes, concatBytes } from '../bytes';
+import { compareBytes, concatByteList, concatBytes } from '../bytes';
 import { TeegateError } from '../errors';
 import { TAG } from './der';
 
@@ -26,13 +26,13 @@ export function derTlv(tag: number, content: Uint8Array): Uint8Array {
 }
 
 export function derSequence(...items: Uint8Array[]): Uint8Array {
-  return derTlv(TAG.SEQUENCE, concatBytes(...items));
+  return derTlv(TAG.SEQUENCE, concatByteList(items));
 }
 
 
 /** SET OF: DER orders the encoded elements (X.690 §11.6). */
 export function derSet(...items: Uint8Array[]): Uint8Array {
-  return derTlv(TAG.SET, concatBytes(...[...items].sort(compareBytes)));
+  return derTlv(TAG.SET, concatByteList([...items].sort(compareBytes)));
 }
 
 /**

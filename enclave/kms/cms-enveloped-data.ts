@@ -22,7 +22,7 @@
  * decryption only and abort on failure, so a padding-error oracle cannot be queried.
  */
 import { KeyObject, constants, createDecipheriv, privateDecrypt } from 'node:crypto';
-import { bytesEqual, concatBytes } from '../../attestation/bytes';
+import { bytesEqual, concatByteList } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 
 export type KeyEncryptionAlgorithm = 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_SHA_1';
@@ -240,7 +240,7 @@ function oaepAlgorithm(node: BerNode | undefined): KeyEncryptionAlgorithm {
 /** encryptedContent [0] IMPLICIT OCTET STRING: primitive, or constructed of primitive chunks. */
 function encryptedContent(node: BerNode): Uint8Array {
   if (node.tag === 0x80 && node.bytes !== undefined) return node.bytes.slice();
-  return concatBytes(...constructedOf(node, 0xa0, 'encryptedContent').map((c) => primitiveOf(c, 0x04, 'encryptedContent chunk')));
+  return concatByteList(constructedOf(node, 0xa0, 'encryptedContent').map((c) => primitiveOf(c, 0x04, 'encryptedContent chunk')));
 }
 
 function keyTransRecipient(recipientInfos: readonly BerNode[]): Pick<ParsedEnvelopedData, 'subjectKeyIdentifier' | 'encryptedKey' | 'keyEncryption'> {

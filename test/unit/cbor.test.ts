@@ -58,6 +58,13 @@ describe('decodeCbor: accepted items', () => {
     expect(decodeHex('5fff')).toEqual(new Uint8Array(0));
   });
 
+  it('joins an indefinite byte string of 150,000 empty chunks (no argument spread of one chunk each)', () => {
+    const item = new Uint8Array(150_002).fill(0x40); // 0x40: an empty byte string
+    item[0] = 0x5f;
+    item[150_001] = 0xff;
+    expect(decodeCbor(item)).toEqual(new Uint8Array(0));
+  });
+
   it('returns byte strings that do not alias the input', () => {
     const input = h('42aabb');
     const out = decodeCbor(input) as Uint8Array;

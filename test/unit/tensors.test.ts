@@ -51,6 +51,13 @@ describe('canonical tensors', () => {
     expect(expected).toBe('c187cf9d3bcfb78a87ebdf1e3c25e1ed0beaa2115bb3baea8083f77258759754');
   });
 
+  it('frames a BYTES tensor of 200,000 elements (no argument spread of one part per element)', () => {
+    const tensor: InferTensor = { name: 'x', datatype: 'BYTES', shape: [200_000], data: Array.from({ length: 200_000 }, () => 'a') };
+    const bytes = canonicalTensorBytes([tensor]);
+    // count, name, datatype, rank, one dim, raw length, then a u32 length and one byte per element
+    expect(bytes.length).toBe(4 + 4 + 1 + 4 + 5 + 4 + 8 + 8 + 200_000 * 5);
+  });
+
   it('gives the same digest whatever the JSON number formatting', async () => {
     const a = JSON.parse('{"name":"x","datatype":"FP32","shape":[2],"data":[1, 2.0]}') as InferTensor;
     const b = JSON.parse('{"name":"x","datatype":"FP32","shape":[2],"data":[1.0, 2]}') as InferTensor;

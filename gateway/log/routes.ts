@@ -64,7 +64,7 @@ export function logRouter(log: TransparencyLog, options: LogRouterOptions = {}):
     res.type('text/plain; charset=utf-8').send(`${log.verifierKey}\n`);
   });
 
-  get('/tile/*tile', async (req, res) => {
+  get('/tile/*path', async (req, res) => {
     const parsed = parseTilePath(req.path.slice(1));
     const body =
       parsed.kind === 'entries' ? await log.entryBundle(parsed.index, parsed.width) : await log.tile(parsed.level, parsed.index, parsed.width);

@@ -149,7 +149,7 @@ describe('infer() with a gateway that logs every receipt', () => {
       expect((await fetch(`${gateway.url}/v1/log/tile/0/000`)).status).toBeLessThan(500);
       const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
       expect(metrics).toContain('route="/v1/log/checkpoint",method="GET"');
-      expect(metrics).toContain('route="/v1/log/tile/*tile",method="GET"');
+      expect(metrics).toContain('route="/v1/log/tile/*path",method="GET"');
     } finally {
       await gateway.close();
       await new Promise<void>((resolve) => logServer.close(() => resolve()));

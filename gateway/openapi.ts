@@ -2,6 +2,7 @@
  * OpenAPI 3.1 description of the gateway's HTTP surface. test/unit/gateway-openapi.test.ts keeps
  * it in step with the routes the app registers (same paths, same methods).
  */
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../attestation/headers';
 import { OIP_DATATYPES } from '../attestation/tensors';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -53,7 +54,7 @@ function inferOp(versioned: boolean) {
       security: [{ bearer: [] }],
       parameters: [
         ...(versioned ? [modelParam, versionParam] : [modelParam]),
-        { name: 'teegate-seal-kid', in: 'header', required: false, description: 'Sealed requests: kid of the seal key the JWE is encrypted to (routes to that enclave)', schema: { type: 'string' } },
+        { name: SEAL_KID_HEADER, in: 'header', required: false, description: 'Sealed requests: kid of the seal key the JWE is encrypted to (routes to that enclave)', schema: { type: 'string' } },
       ],
       requestBody: {
         required: true,
@@ -63,9 +64,9 @@ function inferOp(versioned: boolean) {
         '200': {
           description: 'Inference response; receipt in parameters.receipt (plain) or inside the sealed response',
           headers: {
-            'teegate-receipt': { description: 'The receipt JWS', schema: { type: 'string' } },
-            'teegate-log-index': { description: 'Index of the receipt in the transparency log', schema: { type: 'integer' } },
-            'teegate-enclave': { description: 'The enclave that served the request', schema: { type: 'string' } },
+            [RECEIPT_HEADER]: { description: 'The receipt JWS', schema: { type: 'string' } },
+            [LOG_INDEX_HEADER]: { description: 'Index of the receipt in the transparency log', schema: { type: 'integer' } },
+            [ENCLAVE_HEADER]: { description: 'The enclave that served the request', schema: { type: 'string' } },
           },
           content: { ...json(ref('InferenceResponse')), 'application/jose': { schema: { type: 'string' } } },
         },

@@ -9,6 +9,7 @@
  *     (user_data and public_key equal to the fresh document's).
  * The gateway is untrusted: it only carries evidence; a wrong answer fails one of these checks.
  */
+import { ENCLAVE_HEADER } from '../headers';
 import { fromBase64, randomBytes, toHex } from '../bytes';
 import { TeegateError, isTeegateError, type ErrorCode } from '../errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
@@ -118,7 +119,7 @@ export async function attestThroughGateway(http: GatewayHttp, anchors: TrustAnch
   const query = `nonce=${toHex(nonce)}${options.enclaveId !== undefined ? `&enclave=${encodeURIComponent(options.enclaveId)}` : ''}`;
   const answer = await http.ok(`/v1/attestation?${query}`);
   const { document, manifest: rawManifest } = documentAnswer(parseJson('/v1/attestation', answer.text), '/v1/attestation answer');
-  const enclaveId = answer.headers.get('teegate-enclave') ?? options.enclaveId;
+  const enclaveId = answer.headers.get(ENCLAVE_HEADER) ?? options.enclaveId;
 
   const report = await verifyAttestationReport(document, {
     ...(anchors.rootCertificates ? { rootCertificates: anchors.rootCertificates } : {}),

@@ -5,15 +5,14 @@
  * field of the answer is attacker-controlled until the receipt check.
  */
 import { fromBase64Url, fromUtf8 } from '../bytes';
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, SEAL_KID_HEADER } from '../headers';
 import { TeegateError } from '../errors';
 import type { EnclaveManifest } from '../manifest';
 import { sealRequest } from '../sealed-request';
 import { parseInferTensors, type InferTensor, type TensorParameters } from '../tensors';
 import { errorFromAnswer, jsonObject, parseJson, type GatewayHttp } from './http';
 
-export const RECEIPT_HEADER = 'teegate-receipt';
-export const LOG_INDEX_HEADER = 'teegate-log-index';
-export const SEAL_KID_HEADER = 'teegate-seal-kid';
+
 
 /** The OIP request the client sends (its own tensors, already validated). */
 export interface InferRequest {
@@ -59,7 +58,7 @@ export function parseInferAnswer(value: unknown, headers: Headers): InferAnswer 
     throw new TeegateError('CLIENT_RESPONSE_INVALID', `inference response outputs: ${err instanceof Error ? err.message : String(err)}`);
   }
   const logIndex = logIndexFrom(params.log_index, headers.get(LOG_INDEX_HEADER));
-  const enclaveId = headers.get('teegate-enclave');
+  const enclaveId = headers.get(ENCLAVE_HEADER);
   return {
     outputs,
     receipt: params.receipt,

@@ -2,9 +2,10 @@
  * Security headers on every answer, and CORS for the configured origins. The API serves JSON and
  * opaque JOSE bodies only: nothing may be framed, sniffed or cached.
  */
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER } from '../../attestation/headers';
 import type { RequestHandler } from 'express';
 
-export const EXPOSED_HEADERS = ['teegate-receipt', 'teegate-log-index', 'teegate-enclave', 'x-request-id', 'retry-after'];
+export const EXPOSED_HEADERS = [RECEIPT_HEADER, LOG_INDEX_HEADER, ENCLAVE_HEADER, 'x-request-id', 'retry-after'];
 const EXPOSED = EXPOSED_HEADERS.join(', ');
 
 export function securityHeaders(): RequestHandler {

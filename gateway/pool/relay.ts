@@ -8,6 +8,8 @@
  *  - an answer whose receipt is signed by a key other than the attested one → the enclave is
  *    re-attested and the caller gets ENCLAVE_IDENTITY_CHANGED (502).
  */
+import { decodeProtectedHeader } from 'jose';
+import { RECEIPT_HEADER } from '../../attestation/headers';
 import { TeegateError } from '../../attestation/errors';
 import type { GatewayMetrics } from '../observability/metrics';
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './enclave-client';
@@ -40,15 +42,11 @@ export interface RelayResult {
   readonly response: UpstreamResponse;
 }
 
-import { RECEIPT_HEADER } from '../../attestation/client/infer';
-
-/** `kid` of a JWS compact protected header, without verifying anything (cheap identity check). */
-export function jwsKid(jws: string): string | undefined {
-  const dot = jws.indexOf('.');
-  if (dot <= 0 || dot > 2048) return undefined;
+/** `kid` of a JWS compact protected header, without verifying anything (a cheap identity check). */
+function receiptKid(jws: string): string | undefined {
   try {
-    const header = JSON.parse(Buffer.from(jws.slice(0, dot), 'base64url').toString('utf8')) as { kid?: unknown };
-    return typeof header.kid === 'string' ? header.kid : undefined;
+    const { kid } = decodeProtectedHeader(jws);
+    return typeof kid === 'string' ? kid : undefined;
   } catch {
     return undefined;
   }
@@ -112,7 +110,7 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
       }
     }
     const receipt = response.headers[RECEIPT_HEADER];
-    if (typeof receipt === 'string' && identity && jwsKid(receipt) !== identity.receiptKid) {
+    if (typeof receipt === 'string' && identity && receiptKid(receipt) !== identity.receiptKid) {
       pool.reportIdentityChanged(member, `enclave ${member.id} signed with a receipt key it was not attested with`);
       throw new TeegateError('ENCLAVE_IDENTITY_CHANGED', `enclave ${member.id} answered with a receipt key other than its attested one; it is being attested again`);
     }

@@ -3,6 +3,7 @@
  * enclave's NSM carrying the client's nonce, with the manifest it is bound to. The gateway relays
  * the enclave's answer unchanged; the client verifies it (the gateway is not trusted).
  */
+import { ENCLAVE_HEADER } from '../../attestation/headers';
 import type { Express } from 'express';
 import { TeegateError } from '../../attestation/errors';
 import type { GatewayContext } from '../context';
@@ -29,7 +30,7 @@ export function registerAttestationRoutes(app: Express, ctx: GatewayContext): vo
       undefined,
       { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, ...(only ? { only } : {}) },
     );
-    res.setHeader('teegate-enclave', member.id);
+    res.setHeader(ENCLAVE_HEADER, member.id);
     res.status(response.status).setHeader('Content-Type', response.headers['content-type'] ?? 'application/json');
     res.end(response.body);
   });

@@ -11,7 +11,7 @@ import type { GatewayContext } from '../context';
 import { readRawBody } from '../http/read-body';
 import { spliceLogIndex } from '../http/splice-log-index';
 import type { ModelSelector } from '../pool/enclave-pool';
-import { LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../../attestation/client/infer';
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../../attestation/headers';
 import { relay } from '../pool/relay';
 
 export const SERVER_NAME = 'teegate';
@@ -60,7 +60,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
     const model = selector(req);
     const { member, response } = await relay(pool, { method: 'GET', path: `/v2/models/${encodeURIComponent(model.name)}` }, model, relayOptions);
     res.locals.model = model.name;
-    res.setHeader('teegate-enclave', member.id);
+    res.setHeader(ENCLAVE_HEADER, member.id);
     send(res, response.status, response.headers['content-type'], response.body);
   };
   app.get('/v2/models/:model', metadata);
@@ -93,7 +93,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
     // Only a model some attested enclave serves names a metrics series: the path is the client's.
     res.locals.model = base.name;
     res.locals.enclave = member.id;
-    res.setHeader('teegate-enclave', member.id);
+    res.setHeader(ENCLAVE_HEADER, member.id);
     let out = response.body;
     if (response.status === 200) {
       const receipt = response.headers[RECEIPT_HEADER];

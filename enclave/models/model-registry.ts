@@ -3,6 +3,7 @@
  * model metadata, and routes inference by name and optional version (default: the version
  * configured last for that name).
  */
+import { checkInputs } from './input-check';
 import { readFile } from 'node:fs/promises';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
@@ -118,7 +119,7 @@ export class ModelRegistry {
   /** Validates the untrusted `inputs` of an OIP request and runs the model. */
   async infer(name: string, inputs: unknown, version?: string): Promise<InferResult> {
     const model = this.get(name, version);
-    return { model: modelIdentity(model), outputs: await model.infer(inputs) };
+    return { model: modelIdentity(model), outputs: await model.run(checkInputs(model.inputs, inputs)) };
   }
 
   async close(): Promise<void> {

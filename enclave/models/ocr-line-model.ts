@@ -17,7 +17,6 @@ import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
 import { ctcGreedyDecode, parseOcrDictionary, type Recognition } from './ctc-decode';
 import { withLastAxisBest, type ModelWithBest } from './onnx-proto';
-import { checkInputs } from './input-check';
 import type { ModelConfig } from './model-config';
 import { ONNX_PLATFORM, checkFileDigest, createOnnxSession, runSession } from './onnx-model';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from './ocr-preprocess';
@@ -68,10 +67,6 @@ export class OcrLineModel implements ServedModel {
       throw loadFailed(config, `not a text-recognition model taking [N, 3, 48, W] with ${charset.length + 1} classes`);
     }
     return new OcrLineModel(config, session, charset, best!);
-  }
-
-  async infer(inputs: unknown): Promise<InferTensor[]> {
-    return this.run(checkInputs(INPUTS, inputs));
   }
 
   async run(checked: readonly InferTensor[]): Promise<InferTensor[]> {

@@ -8,7 +8,6 @@ import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ModelSession } from './model-session';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
-import { checkInputs } from './input-check';
 import type { ModelConfig, ModelFileConfig } from './model-config';
 import { fromOrtTensor, oipDatatypeOf, toOrtTensor } from './ort-tensors';
 import type { ServedModel, TensorSpec } from './served-model';
@@ -77,10 +76,6 @@ export class OnnxModel implements ServedModel {
       await session.release();
       throw err;
     }
-  }
-
-  async infer(inputs: unknown): Promise<InferTensor[]> {
-    return this.run(checkInputs(this.inputs, inputs));
   }
 
   async run(checked: readonly InferTensor[]): Promise<InferTensor[]> {

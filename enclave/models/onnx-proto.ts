@@ -215,9 +215,9 @@ const GRAPH_NODE = 1;
 const GRAPH_INITIALIZER = 5;
 const GRAPH_OUTPUT = 12;
 
-/** The model's version of the default operator set (domain "" or "ai.onnx"). */
-export function defaultOpsetVersion(model: Uint8Array, what: string): number {
-  const versions = protoFields(model, what)
+/** The model's version of the default operator set (domain "" or "ai.onnx"); `top`: its fields, if already read. */
+export function defaultOpsetVersion(model: Uint8Array, what: string, top = protoFields(model, what)): number {
+  const versions = top
     .filter((f) => f.field === MODEL_OPSET_IMPORT && f.bytes !== undefined)
     .map((f) => {
       const fields = protoFields(f.bytes!, what);
@@ -259,7 +259,7 @@ export function withLastAxisBest(model: Uint8Array, axis: number, what: string):
   if (outputs.length !== 1 || output === undefined || output === '') {
     throw new TeegateError('MODEL_LOAD_FAILED', `${what}: a reduction needs exactly one graph output, the model has ${outputs.length}`);
   }
-  const opset = defaultOpsetVersion(model, what);
+  const opset = defaultOpsetVersion(model, what, top);
   const indices = `${output}:teegate_best_index`;
   const values = `${output}:teegate_best_value`;
   const axesName = `${output}:teegate_axes`;

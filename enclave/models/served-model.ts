@@ -16,11 +16,10 @@ export interface ServedModel {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   /**
-   * Validates the untrusted request inputs against `inputs` (typed TENSOR_* errors before the
-   * model runs), runs the model and returns its outputs as OIP tensors with flat data.
+   * Runs the model on inputs already parsed and checked against `inputs` (checkInputs or
+   * checkAgainstSpecs: typed TENSOR_* errors before the model runs) and returns its outputs as OIP
+   * tensors with flat data.
    */
-  infer(inputs: unknown): Promise<InferTensor[]>;
-  /** Runs the model on inputs already parsed and checked against `inputs` (checkAgainstSpecs). */
   run(checked: readonly InferTensor[]): Promise<InferTensor[]>;
   close(): Promise<void>;
 }

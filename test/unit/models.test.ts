@@ -9,6 +9,8 @@ import { crc32, deflateSync } from 'node:zlib';
 import { Tensor } from 'onnxruntime-node';
 import type { Worker } from 'node:worker_threads';
 import { ModelSession } from '../../enclave/models/model-session';
+import { checkInputs } from '../../enclave/models/input-check';
+import type { ServedModel } from '../../enclave/models/served-model';
 import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
@@ -23,6 +25,8 @@ const DEMO_TEXT = 'Confidential inference verified';
 
 /** onnxruntime's session class: its `run` is spied on to prove that rejected requests never reach it. */
 const SESSION_PROTOTYPE = ModelSession.prototype;
+/** What ModelRegistry.infer does for one model: check the untrusted inputs, then run. */
+const inferOn = async (model: ServedModel, inputs: unknown) => model.run(checkInputs(model.inputs, inputs));
 const spyOnRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'run');
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -118,14 +122,14 @@ describe('tiny ONNX models', () => {
   });
 
   it('runs affine (FP32, nested input) and returns flat OIP outputs', async () => {
-    const out = await affine.infer([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [[1, 2, 3, 4], [0.5, -1, 0, 10]] }]);
+    const out = await inferOn(affine, [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [[1, 2, 3, 4], [0.5, -1, 0, 10]] }]);
     expect(out).toEqual([{ name: 'y', datatype: 'FP32', shape: [2, 4], data: [3, 5, 7, 9, 2, -1, 1, 21] }]);
   });
 
   it('runs argmax (FP32 → INT64) and add (INT64 near 2^53)', async () => {
-    const idx = await argmax.infer([{ name: 'scores', datatype: 'FP32', shape: [2, 4], data: [0, 3, 1, 2, 9, 1, 1, 1] }]);
+    const idx = await inferOn(argmax, [{ name: 'scores', datatype: 'FP32', shape: [2, 4], data: [0, 3, 1, 2, 9, 1, 1, 1] }]);
     expect(idx).toEqual([{ name: 'index', datatype: 'INT64', shape: [2], data: [1, 0] }]);
-    const sum = await add.infer([
+    const sum = await inferOn(add, [
       { name: 'b', datatype: 'INT64', shape: [2], data: [1, -5] },
       { name: 'a', datatype: 'INT64', shape: [2], data: [2 ** 52, 3] },
     ]);
@@ -133,7 +137,7 @@ describe('tiny ONNX models', () => {
   });
 
   it('runs BOOL and BYTES tensors', async () => {
-    const out = await notEcho.infer([
+    const out = await inferOn(notEcho, [
       { name: 'bits', datatype: 'BOOL', shape: [2, 2], data: [true, false, false, true] },
       { name: 'text', datatype: 'BYTES', shape: [2], data: ['héllo', ''] },
     ]);
@@ -161,13 +165,13 @@ describe('tiny ONNX models', () => {
   ];
   it('sees a valid request reach session.run (the spy the rejection tests rely on works)', async () => {
     const run = spyOnRun();
-    await affine.infer([x()]);
+    await inferOn(affine, [x()]);
     expect(run).toHaveBeenCalledTimes(1);
   });
 
   it.each(badRequests)('rejects %s before the model runs', async (_label, model, request, expected) => {
     const run = spyOnRun();
-    expect(await codeOf(model().infer(request))).toBe(expected);
+    expect(await codeOf(inferOn(model(), request))).toBe(expected);
     expect(run).not.toHaveBeenCalled();
   });
 
@@ -217,7 +221,7 @@ describe('tiny ONNX models', () => {
       { name: 'a', datatype: 'INT64', shape: [2], data: [1, 2] },
       { name: 'b', datatype: 'INT64', shape: [3], data: [1, 2, 3] },
     ];
-    expect(await codeOf(add.infer(request))).toBe('MODEL_RUN_FAILED');
+    expect(await codeOf(inferOn(add, request))).toBe('MODEL_RUN_FAILED');
   });
 
   it('refuses model bytes whose SHA-256 differs from the configuration, before loading them', async () => {

@@ -9,7 +9,7 @@ import { KeyObject, constants, createCipheriv, createHash, createPublicKey, publ
 import { bytesEqual, concatBytes } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 import { CMS_OID } from '../../enclave/kms/cms-enveloped-data';
-import { derTlv } from '../../attestation/x509/der-writer';
+import { derSequence, derTlv } from '../../attestation/x509/der-writer';
 
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
@@ -21,15 +21,12 @@ function indefinite(tag: number, ...children: Uint8Array[]): Uint8Array {
   return concatBytes(Uint8Array.of(tag, 0x80), ...children, Uint8Array.of(0x00, 0x00));
 }
 
-const sha256Algorithm = derTlv(0x30, concatBytes(derTlv(0x06, CMS_OID.sha256), derTlv(0x05, new Uint8Array(0))));
+const sha256Algorithm = derSequence(derTlv(0x06, CMS_OID.sha256), derTlv(0x05, new Uint8Array(0)));
 
 /** rsaesOaep { [0] sha256, [1] mgf1(sha256) } with NULL hash parameters, byte for byte as KMS sends it. */
-const rsaesOaepSha256 = derTlv(
-  0x30,
-  concatBytes(
-    derTlv(0x06, CMS_OID.rsaesOaep),
-    derTlv(0x30, concatBytes(derTlv(0xa0, sha256Algorithm), derTlv(0xa1, derTlv(0x30, concatBytes(derTlv(0x06, CMS_OID.mgf1), sha256Algorithm))))),
-  ),
+const rsaesOaepSha256 = derSequence(
+  derTlv(0x06, CMS_OID.rsaesOaep),
+  derSequence(derTlv(0xa0, sha256Algorithm), derTlv(0xa1, derSequence(derTlv(0x06, CMS_OID.mgf1), sha256Algorithm))),
 );
 
 /** The recipient's RSA public key; the SPKI must be DER exactly as Node re-encodes it. */
@@ -69,16 +66,13 @@ export function buildEnvelopedData(plaintext: Uint8Array, recipientSpkiDer: Uint
     const ciphertext = concatBytes(cipher.update(plaintext), cipher.final());
     const encryptedKey = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, contentKey);
 
-    const recipientInfo = derTlv(
-      0x30,
-      concatBytes(derTlv(0x02, Uint8Array.of(2)), derTlv(0x80, subjectKeyIdentifierOf(key)), rsaesOaepSha256, derTlv(0x04, encryptedKey)),
-    );
+    const recipientInfo = derSequence(derTlv(0x02, Uint8Array.of(2)), derTlv(0x80, subjectKeyIdentifierOf(key)), rsaesOaepSha256, derTlv(0x04, encryptedKey));
     const chunks: Uint8Array[] = [];
     for (let off = 0; off < ciphertext.length; off += CHUNK_BYTES) chunks.push(derTlv(0x04, ciphertext.subarray(off, off + CHUNK_BYTES)));
     const encryptedContentInfo = indefinite(
       0x30,
       derTlv(0x06, CMS_OID.data),
-      derTlv(0x30, concatBytes(derTlv(0x06, CMS_OID.aes256Cbc), derTlv(0x04, iv))),
+      derSequence(derTlv(0x06, CMS_OID.aes256Cbc), derTlv(0x04, iv)),
       indefinite(0xa0, ...chunks),
     );
     const envelopedData = indefinite(0x30, derTlv(0x02, Uint8Array.of(2)), derTlv(0x31, recipientInfo), encryptedContentInfo);

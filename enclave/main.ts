@@ -70,7 +70,7 @@ export async function startEnclave(options: StartEnclaveOptions = {}): Promise<R
     pcrs = new Map(await Promise.all([0, 1, 2].map(async (i) => [i, (await nsm.describePcr(i)).data] as [number, Uint8Array])));
   } else {
     // The dev image holds what ships: the sealed file where a model is sealed, else the model itself.
-    pcrs = await measureDevEnclave(configs.map((c) => c.sealed?.path ?? c.path));
+    pcrs = await measureDevEnclave(configs);
     nsm = await DevNsm.create({ ca: ca!, pcrs, attester: { debug: options.debug ?? false } });
   }
 

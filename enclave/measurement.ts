@@ -5,12 +5,23 @@
  * with the same checkout computes the same values: `teegate up` turns them into the gateway's
  * measurement policy, and a changed source file changes PCR0 and PCR2.
  */
+import type { ModelConfig } from './models/model-config';
 import { readFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { utf8 } from '../attestation/bytes';
+import { toHex, utf8 } from '../attestation/bytes';
 import { measureImage } from '../attestation/dev/measure';
 
 export const REPO_ROOT = join(__dirname, '..');
+
+/** PCR0-2 as lowercase hex, the form measurement policies pin. */
+export function pcrHex(pcrs: ReadonlyMap<number, Uint8Array>): Record<0 | 1 | 2, string> {
+  const hex = (i: number): string => {
+    const value = pcrs.get(i);
+    if (value === undefined) throw new Error(`no PCR${i}`);
+    return toHex(value);
+  };
+  return { 0: hex(0), 1: hex(1), 2: hex(2) };
+}
 const SOURCE_DIRS = ['attestation', 'enclave'];
 
 async function listFiles(dir: string): Promise<string[]> {
@@ -36,12 +47,16 @@ async function named(root: string, files: readonly string[]): Promise<Uint8Array
   return parts;
 }
 
-export async function measureDevEnclave(modelFiles: readonly string[] = [], root = REPO_ROOT): Promise<Map<number, Uint8Array>> {
+/**
+ * PCR0-2 of the dev image that ships `models`: for each, the file it loads from, which is the
+ * sealed file where the model is sealed (the enclave gets its key from KMS) and the model otherwise.
+ */
+export async function measureDevEnclave(models: readonly Pick<ModelConfig, 'path' | 'sealed'>[] = [], root = REPO_ROOT): Promise<Map<number, Uint8Array>> {
   const sources = await named(root, await enclaveSourceFiles(root));
-  const models = await Promise.all(modelFiles.map((f) => readFile(f)));
+  const modelBytes = await Promise.all(models.map((m) => readFile(m.sealed?.path ?? m.path)));
   const lock = await readFile(join(root, 'package-lock.json'));
   return measureImage({
-    image: [...sources, lock, ...models],
+    image: [...sources, lock, ...modelBytes],
     kernel: [utf8(`node ${process.version} ${process.platform} ${process.arch}`)],
     application: sources,
   });

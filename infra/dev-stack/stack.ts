@@ -9,9 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createKmsClient } from '../../enclave/kms/kms-client';
 import { loadOrCreateDevCa } from '../../enclave/main';
-import { measureDevEnclave, REPO_ROOT } from '../../enclave/measurement';
+import { measureDevEnclave, pcrHex, REPO_ROOT } from '../../enclave/measurement';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
-import { toHex } from '../../attestation/bytes';
 import { makePolicyFile } from '../../attestation/policy-file';
 import { startDevKms } from '../dev-kms/main';
 import { startChildService, type ChildService } from './child-service';
@@ -83,12 +82,11 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     await writeFileAtomic(modelsFile, JSON.stringify(models, null, 2), 0o644);
 
     // The image measurement the enclaves will report, computed the same way they compute it.
-    const pcrs = await measureDevEnclave(models.map((m) => m.sealed?.path ?? m.path));
-    const pcrHex = Object.fromEntries([0, 1, 2].map((i) => [i, toHex(pcrs.get(i)!)]));
-    await pinKeyPolicy(operator, keyId, credentials, pcrHex[0]!);
+    const pcrs = pcrHex(await measureDevEnclave(models));
+    await pinKeyPolicy(operator, keyId, credentials, pcrs[0]);
     operator.destroy();
-    say(`model key ${keyId} released only to PCR0 ${pcrHex[0]!.slice(0, 16)}…`);
-    const policyFile = makePolicyFile(pcrHex, { maxAgeSeconds: 600, rootCertificates: [ca.rootPem], image: { name: 'teegate-enclave (dev)', source: REPO_ROOT } });
+    say(`model key ${keyId} released only to PCR0 ${pcrs[0].slice(0, 16)}…`);
+    const policyFile = makePolicyFile(pcrs, { maxAgeSeconds: 600, rootCertificates: [ca.rootPem], image: { name: 'teegate-enclave (dev)', source: REPO_ROOT } });
     await writeFileAtomic(join(dataDir, 'measurement-policy.json'), JSON.stringify(policyFile, null, 2), 0o644);
 
     const enclaves: ChildService[] = [];

@@ -15,10 +15,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { toHex } from '../../attestation/bytes';
 import { makePolicyFile, type PolicyFile } from '../../attestation/policy-file';
 import { loadOrCreateDevCa } from '../../enclave/main';
-import { measureDevEnclave } from '../../enclave/measurement';
+import { measureDevEnclave, pcrHex } from '../../enclave/measurement';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
 
 export const DEV_ROOT_FILE = 'dev-root.pem';
@@ -36,8 +35,7 @@ export interface DevSetup {
 export async function writeDevSetup(dir: string): Promise<DevSetup> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const ca = await loadOrCreateDevCa(join(dir, 'dev-ca.json'));
-  const measured = await measureDevEnclave(defaultModelConfigs().map((c) => c.path));
-  const pcrs = Object.fromEntries([0, 1, 2].map((i) => [i, toHex(measured.get(i)!)]));
+  const pcrs = pcrHex(await measureDevEnclave(defaultModelConfigs()));
   const policy = makePolicyFile(pcrs, {
     allowDebug: false,
     maxAgeSeconds: MAX_AGE_SECONDS,

@@ -20,10 +20,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Agent } from 'node:http';
-import { fromBase64, toHex } from '../../attestation/bytes';
+import { fromBase64 } from '../../attestation/bytes';
 import { importDevCa, type DevCaJson } from '../../attestation/dev/dev-ca';
 import { verifyAttestation } from '../../attestation/nitro/verify';
-import { REPO_ROOT } from '../../enclave/measurement';
+import { pcrHex, REPO_ROOT } from '../../enclave/measurement';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { startChildService } from '../../infra/dev-stack/child-service';
 import { DEMO_MODEL, demoRequest } from '../support/demo';
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     const ca = await importDevCa(JSON.parse(readFileSync(join(dir, 'dev-ca.json'), 'utf8')) as DevCaJson);
     const att = (await (await fetch(`${enclave.url}/attestation`)).json()) as { document: string };
     const verified = await verifyAttestation(fromBase64(att.document), { rootCertificates: [ca.rootPem] });
-    const pcrs = Object.fromEntries([0, 1, 2].map((i) => [i, toHex(verified.pcrs.get(i)!)]));
+    const pcrs = pcrHex(verified.pcrs);
     const apiKey = 'tg_bench_' + createHash('sha256').update(dir).digest('hex').slice(0, 24);
     const config = {
       port: 0,

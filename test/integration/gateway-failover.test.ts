@@ -107,7 +107,7 @@ beforeAll(async () => {
   const models = testModelConfigs(dir);
   modelsFile = join(dir, 'models.json');
   writeFileSync(modelsFile, JSON.stringify(models));
-  const pcrs = await measureDevEnclave(models.map((m) => m.path));
+  const pcrs = await measureDevEnclave(models);
   sink = new MemoryReceiptSink();
   const [a, b] = await Promise.all([spawnEnclave(), spawnEnclave()]);
   gateway = await startGateway(

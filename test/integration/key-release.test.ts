@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import canonicalize from 'canonicalize';
-import { concatBytes, fromBase64, fromUtf8, toBase64, toHex, utf8 } from '../../attestation/bytes';
+import { concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from '../../attestation/bytes';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyManifestBinding } from '../../attestation/manifest';
 import { verifyAttestation } from '../../attestation/nitro/verify';
@@ -24,7 +24,7 @@ import { prepareSealedModels } from '../../enclave/kms/key-release';
 import { createKmsClient, kmsClientConfigFromEnv } from '../../enclave/kms/kms-client';
 import { SEALED_MODEL_PREFIX_BYTES, modelEncryptionContext, parseSealedModel, sealModel } from '../../enclave/kms/sealed-model';
 import { startEnclave, type RunningEnclave } from '../../enclave/main';
-import { measureDevEnclave, REPO_ROOT } from '../../enclave/measurement';
+import { measureDevEnclave, pcrHex, REPO_ROOT } from '../../enclave/measurement';
 import { PP_OCRV4_REC_CONFIG, defaultModelConfigs, type ModelConfig } from '../../enclave/models/model-config';
 import { buildEnvelopedData } from '../../infra/dev-kms/cms-build';
 import { startDevKms, type DevKms } from '../../infra/dev-kms/main';
@@ -78,7 +78,7 @@ interface Boot {
 
 /** PCR0 of the dev enclave image that ships `config`: the sources, the lock file and the sealed model file. */
 async function imagePcr0(config: ModelConfig): Promise<string> {
-  return toHex((await measureDevEnclave([config.sealed?.path ?? config.path])).get(0)!);
+  return pcrHex(await measureDevEnclave([config]))[0];
 }
 
 /**

@@ -10,7 +10,7 @@ import { TeegateError } from '../errors';
 import type { EnclaveManifest } from '../manifest';
 import { sealRequest } from '../sealed-request';
 import { parseInferTensors, type InferTensor, type TensorParameters } from '../tensors';
-import { errorFromAnswer, jsonObject, parseJson, type GatewayHttp } from './http';
+import { jsonObject, parseJson, type GatewayHttp } from './http';
 
 
 
@@ -26,8 +26,6 @@ export interface InferAnswer {
   readonly receipt: string;
   readonly salt: string;
   readonly logIndex?: number;
-  readonly modelName?: string;
-  readonly modelVersion?: string;
   /** The gateway's name of the enclave that answered (`teegate-enclave`), informational. */
   readonly enclaveId?: string;
 }
@@ -64,29 +62,25 @@ export function parseInferAnswer(value: unknown, headers: Headers): InferAnswer 
     receipt: params.receipt,
     salt: params.salt,
     ...(logIndex !== undefined ? { logIndex } : {}),
-    ...(typeof o.model_name === 'string' ? { modelName: o.model_name } : {}),
-    ...(typeof o.model_version === 'string' ? { modelVersion: o.model_version } : {}),
     ...(enclaveId !== null ? { enclaveId } : {}),
   };
 }
 
 export async function sendPlain(http: GatewayHttp, model: string, version: string | undefined, request: InferRequest): Promise<InferAnswer> {
   const path = inferPath(model, version);
-  const answer = await http.request(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request), auth: true });
-  if (answer.status !== 200) throw errorFromAnswer(path, answer);
+  const answer = await http.ok(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request), auth: true });
   return parseInferAnswer(parseJson(path, answer.text), answer.headers);
 }
 
 export async function sendSealed(http: GatewayHttp, model: string, version: string | undefined, request: InferRequest, manifest: EnclaveManifest): Promise<InferAnswer> {
   const path = inferPath(model, version);
   const sealed = await sealRequest(manifest, request, request.id !== undefined ? { id: request.id } : {});
-  const answer = await http.request(path, {
+  const answer = await http.ok(path, {
     method: 'POST',
     headers: { 'content-type': 'application/jose', [SEAL_KID_HEADER]: manifest.keys.seal.kid },
     body: sealed.jwe,
     auth: true,
   });
-  if (answer.status !== 200) throw errorFromAnswer(path, answer);
   const type = answer.headers.get('content-type') ?? '';
   if (!type.startsWith('application/jose')) throw new TeegateError('CLIENT_RESPONSE_INVALID', `sealed request answered with ${type || 'no content type'}, not application/jose`);
   const opened = await sealed.open(answer.text);

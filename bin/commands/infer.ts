@@ -123,8 +123,10 @@ export async function inferCommand(args: string[]): Promise<number> {
     out(`gateway ${client.url}\nattested enclave ${a.bootId}${a.enclaveId ? ` (${a.enclaveId})` : ''}, module ${a.fresh.moduleId}${policy ? '' : ' — no --policy: any enclave image under the root is accepted'}\n`);
     result = await client.infer(model, inputs, { sealed: !values.plain, logWaitMs, ...(values.version !== undefined ? { version: values.version } : {}) });
     report = result.report;
-    const signer = await client.enclave(result.bootId).catch(() => client.attestation);
-    bootDocument = { document: signer.bootDocument, manifest: signer.manifest };
+    if (values.save) {
+      const signer = await client.enclave(result.bootId).catch(() => client.attestation);
+      bootDocument = { document: signer.bootDocument, manifest: signer.manifest };
+    }
   } catch (err) {
     if (err instanceof AttestationRejectedError) report = rejectedAttestationReport(err);
     else if (isTeegateError(err) && err.action === 'stop') report = { valid: false, steps: [], error: err.toJSON() };

@@ -16,7 +16,7 @@ import { parseInferTensors, type InferTensor, type TensorParameters } from '../t
 import { parseVerifierKey } from '../log/signed-note';
 import { CertificateCache } from '../x509/certificate-cache';
 import { AttestationCache, DEFAULT_MAX_AGE_MS } from './attestation-cache';
-import { AttestationRejectedError, attestThroughGateway, findEnclaveId, type AttestedEnclave, type TrustAnchors } from './enclave-attestation';
+import { AttestationRejectedError, attestThroughGateway, findEnclaveId, trustAnchors, type AttestedEnclave, type TrustAnchors } from './enclave-attestation';
 import { GatewayHttp, type FetchLike } from './http';
 import { receiptIssuer, sendPlain, sendSealed, type InferAnswer, type InferRequest } from './infer';
 import { checkLogInclusion } from './log-inclusion';
@@ -68,10 +68,6 @@ export interface InferResult {
   readonly report: VerificationReport;
 }
 
-function isLoadedPolicy(p: MeasurementPolicy | LoadedPolicy): p is LoadedPolicy {
-  return 'file' in p && 'policy' in p;
-}
-
 export class TeegateClient {
   readonly url: string;
   private readonly http: GatewayHttp;
@@ -90,11 +86,8 @@ export class TeegateClient {
     });
     this.url = this.http.baseUrl;
     this.logHttp = options.logUrl !== undefined ? new GatewayHttp(options.logUrl, { ...(options.fetch ? { fetch: options.fetch } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) }) : this.http;
-    const loaded = options.policy && isLoadedPolicy(options.policy) ? options.policy : undefined;
-    const policy: MeasurementPolicy = loaded ? loaded.policy : ((options.policy as MeasurementPolicy | undefined) ?? {});
-    const roots = options.rootCertificates ?? loaded?.rootCertificates;
-    this.anchors = { policy, ...(roots ? { rootCertificates: roots } : {}), cache: new CertificateCache() };
-    this.cache = new AttestationCache(options.maxAgeMs ?? policy.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
+    this.anchors = trustAnchors(options.policy, options.rootCertificates, new CertificateCache());
+    this.cache = new AttestationCache(options.maxAgeMs ?? this.anchors.policy.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
     this.logKey = options.logKey;
   }
 

@@ -14,6 +14,7 @@ import { fromBase64, randomBytes, toHex } from '../bytes';
 import { TeegateError, isTeegateError, type ErrorCode } from '../errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
 import type { MeasurementPolicy } from '../nitro/policy';
+import type { LoadedPolicy } from '../policy-file';
 import type { StepOutcome } from '../nitro/report';
 import { verifyAttestation, verifyAttestationReport, type VerifiedAttestation } from '../nitro/verify';
 import { CertificateCache } from '../x509/certificate-cache';
@@ -42,6 +43,20 @@ export interface TrustAnchors {
   /** PEM or DER roots; default AWS Nitro Enclaves Root-G1. */
   readonly rootCertificates?: readonly (Uint8Array | string)[];
   readonly cache?: CertificateCache;
+}
+
+/**
+ * The verifier's anchors for a policy: a bare MeasurementPolicy, or a loaded policy file with the
+ * roots it names. `roots`, when given, win over the file's.
+ */
+export function trustAnchors(policy: MeasurementPolicy | LoadedPolicy | undefined, roots?: readonly (Uint8Array | string)[], cache?: CertificateCache): TrustAnchors {
+  const loaded = policy !== undefined && 'file' in policy && 'policy' in policy ? policy : undefined;
+  const rootCertificates = roots ?? loaded?.rootCertificates;
+  return {
+    policy: loaded ? loaded.policy : ((policy as MeasurementPolicy | undefined) ?? {}),
+    ...(rootCertificates ? { rootCertificates } : {}),
+    ...(cache ? { cache } : {}),
+  };
 }
 
 /** A rejected attestation, with the fresh document's step outcomes when it got that far. */

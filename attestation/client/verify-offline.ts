@@ -5,6 +5,7 @@
  * than its certificates' lifetime) under the policy without a maximum age: freshness is what an
  * online `connect` adds. Same report shape as `infer()`; the log step is skipped.
  */
+import { trustAnchors } from './enclave-attestation';
 import { isTeegateError } from '../errors';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
 import type { MeasurementPolicy } from '../nitro/policy';
@@ -43,10 +44,8 @@ function stopAt(failed: ReportStepOutcome): VerificationReport {
 }
 
 export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<OfflineReceiptResult> {
-  const loaded = e.policy && 'file' in e.policy && 'policy' in e.policy ? e.policy : undefined;
-  const policy: MeasurementPolicy = loaded ? loaded.policy : ((e.policy as MeasurementPolicy | undefined) ?? {});
-  const roots = e.rootCertificates ?? loaded?.rootCertificates;
-  const att = await verifyAttestationReport(e.document, { ...(roots ? { rootCertificates: roots } : {}), policy, at: 'document' });
+  const trust = trustAnchors(e.policy, e.rootCertificates);
+  const att = await verifyAttestationReport(e.document, { ...trust, at: 'document' });
   if (!att.valid || !att.attestation) {
     const error = att.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     const failed = att.steps.find((s) => s.status === 'failed');
@@ -70,7 +69,7 @@ export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<O
     ...(e.nonce !== undefined ? { nonce: e.nonce } : {}),
     ...(e.sealed !== undefined ? { sealed: e.sealed } : {}),
   });
-  const pinned = Object.keys(policy.pcrs ?? {}).length;
+  const pinned = Object.keys(trust.policy.pcrs ?? {}).length;
   const reason =
     `boot document of module ${attestation.moduleId} at ${new Date(attestation.timestamp).toISOString()} (checked at its own time), ` +
     `chain to root ${attestation.rootFingerprint.slice(0, 16)}…, ${pinned} PCR(s) pinned by the policy${attestation.debug ? ', DEBUG MODE' : ''}, sha384 ${attestation.documentSha384.slice(0, 16)}…`;

@@ -1,6 +1,6 @@
 /** What every page gets: the gateway connection, the current trust, and a way to reload it. */
 import { GatewayHttp } from '../../../attestation/client/http';
-import type { TrustAnchors } from '../../../attestation/client/enclave-attestation';
+import { trustAnchors, type TrustAnchors } from '../../../attestation/client/enclave-attestation';
 import { CertificateCache } from '../../../attestation/x509/certificate-cache';
 import { loadTrust, requirePolicy, type Trust } from './trust';
 
@@ -17,10 +17,5 @@ export async function createContext(origin: string): Promise<UiContext> {
 
 /** Roots and policy for the verifier (throws POLICY_INVALID when there is no policy). */
 export function anchors(ctx: UiContext): TrustAnchors {
-  const loaded = requirePolicy(ctx.trust);
-  return {
-    policy: loaded.policy,
-    ...(loaded.rootCertificates ? { rootCertificates: loaded.rootCertificates } : {}),
-    cache: ctx.certificates,
-  };
+  return trustAnchors(requirePolicy(ctx.trust), undefined, ctx.certificates);
 }

@@ -17,31 +17,31 @@ export interface UiBundle {
   readonly js: string;
   /** Source files that went into it, relative to the repository root. */
   readonly inputs: readonly string[];
-  readonly buildMs: number;
 }
 
 export interface UiBuildOptions {
   readonly entry?: string;
-  readonly minify?: boolean;
 }
 
-const BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+const BUILTINS = new Set(builtinModules);
+
+/** Whether an import specifier names a Node built-in: `node:x`, `fs`, or a subpath such as `fs/promises`. */
+export function isNodeBuiltin(specifier: string): boolean {
+  return specifier.startsWith('node:') || BUILTINS.has(specifier.split('/')[0]!);
+}
 
 /** Fails the build on any Node built-in (`fs`, `node:crypto`, `buffer`, ...), naming who imports it. */
 export const noNodeBuiltins: Plugin = {
   name: 'no-node-builtins',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
-      const bare = args.path.split('/')[0]!;
-      if (!args.path.startsWith('node:') && !BUILTINS.has(args.path) && !BUILTINS.has(bare)) return undefined;
-      if (args.path.startsWith('.') || args.path.startsWith('/')) return undefined;
+      if (!isNodeBuiltin(args.path)) return undefined;
       return { errors: [{ text: `${relative(ROOT, args.importer) || args.importer} imports the Node built-in "${args.path}": browser code may use fetch and WebCrypto only` }] };
     });
   },
 };
 
 export async function buildUiBundle(options: UiBuildOptions = {}): Promise<UiBundle> {
-  const started = performance.now();
   // Loaded on first use: a gateway installed without esbuild still starts (the page then says why it has no bundle).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { build } = require('esbuild') as typeof import('esbuild');
@@ -52,7 +52,7 @@ export async function buildUiBundle(options: UiBuildOptions = {}): Promise<UiBun
     platform: 'browser',
     format: 'iife',
     target: 'es2022',
-    minify: options.minify ?? true,
+    minify: true,
     sourcemap: false,
     legalComments: 'none',
     metafile: true,
@@ -62,5 +62,5 @@ export async function buildUiBundle(options: UiBuildOptions = {}): Promise<UiBun
   });
   const out = result.outputFiles[0];
   if (!out) throw new Error('esbuild produced no output');
-  return { js: out.text, inputs: Object.keys(result.metafile.inputs), buildMs: Math.round(performance.now() - started) };
+  return { js: out.text, inputs: Object.keys(result.metafile.inputs) };
 }

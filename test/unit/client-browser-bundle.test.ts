@@ -6,7 +6,7 @@
  * process or Buffer) and exposes the SDK. A control entry that does import a built-in shows the
  * check can fail.
  */
-import { builtinModules } from 'node:module';
+import { isNodeBuiltin } from '../../gateway/ui/build';
 import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import { runInNewContext } from 'node:vm';
@@ -15,15 +15,13 @@ import { build, type Plugin } from 'esbuild';
 jest.setTimeout(60_000);
 
 const ROOT = join(__dirname, '../..');
-const BUILTINS = new Set(builtinModules.flatMap((m) => [m, m.split('/')[0]!]));
 
 function builtinRecorder(found: string[]): Plugin {
   return {
     name: 'node-builtin-recorder',
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
-        const bare = args.path.split('/')[0]!;
-        if (args.path.startsWith('node:') || BUILTINS.has(args.path) || BUILTINS.has(bare)) {
+        if (isNodeBuiltin(args.path)) {
           found.push(`${args.path} (from ${args.importer.replace(`${ROOT}/`, '')})`);
           return { path: args.path, external: true };
         }

@@ -4,6 +4,8 @@
  * (`GET /v1/policy`, `GET /v1/log/key`): the gateway is not trusted, so values it serves are shown
  * as such. The API key (for inference) stays in sessionStorage.
  */
+import { bytesEqual } from '../../../attestation/bytes';
+import { pemToDerList } from '../../../attestation/x509/pem';
 import { TeegateError, isTeegateError } from '../../../attestation/errors';
 import { parseVerifierKey } from '../../../attestation/log/signed-note';
 import { AWS_NITRO_ROOT_G1_PEM } from '../../../attestation/nitro/aws-root';
@@ -107,7 +109,9 @@ export async function loadTrust(http: GatewayHttp): Promise<Trust> {
 
 /** True when the policy trusts roots other than AWS Nitro Enclaves Root-G1 (a dev deployment). */
 export function trustsCustomRoot(policy: LoadedPolicy): boolean {
-  return (policy.rootCertificates ?? []).some((pem) => pem.replace(/\s+/g, '') !== AWS_NITRO_ROOT_G1_PEM.replace(/\s+/g, ''));
+  // By certificate, not by PEM text: a root file may carry text around its BEGIN/END lines.
+  const aws = pemToDerList(AWS_NITRO_ROOT_G1_PEM)[0]!;
+  return (policy.rootCertificates ?? []).some((pem) => pemToDerList(pem).some((der) => !bytesEqual(der, aws)));
 }
 
 /** The trust anchors for the verifier, or the reason there are none. */

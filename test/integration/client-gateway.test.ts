@@ -5,7 +5,7 @@
  * Attacks go through the SDK's injectable fetch, which stands where a hostile network or gateway
  * would: replayed attestation, rewritten outputs, a receipt from another enclave, a changed nonce.
  */
-import { fromBase64Url, fromUtf8 } from '../../attestation/bytes';
+import { receiptIssuer } from '../../attestation/client/infer';
 import { connect, type FetchLike } from '../../attestation/client';
 import { AttestationRejectedError } from '../../attestation/client/enclave-attestation';
 import { rejectedAttestationReport } from '../../attestation/client/report';
@@ -44,10 +44,6 @@ function intercept(rewrite: { request?: (url: string, init: RequestInit) => [str
     headers.delete('content-length');
     return new Response(text, { status: res.status, headers });
   };
-}
-
-function claimsOf(jws: string): { iss: string; seq: number } {
-  return JSON.parse(fromUtf8(fromBase64Url(jws.split('.')[1]!))) as { iss: string; seq: number };
 }
 
 beforeAll(async () => {
@@ -216,7 +212,7 @@ describe('infer', () => {
     });
     const client = await connect(gateway.url, options({ fetch: swap }));
     const r = await client.infer('affine', X, { sealed: false, nonce: 'aa' });
-    expect(claimsOf(r.receipt).iss).toBe(outsider.manifest.boot_id);
+    expect(receiptIssuer(r.receipt)).toBe(outsider.manifest.boot_id);
     expect(r.report.valid).toBe(false);
     expect(r.report.steps.find((s) => s.step === 'signature')).toMatchObject({ status: 'failed', code: 'RECEIPT_SIGNATURE_INVALID' });
   });

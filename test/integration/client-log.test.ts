@@ -5,18 +5,13 @@
  * pinned key or a receipt that is not the entry at its claimed index, skipped without a key.
  * Then end to end: a gateway logging into that log, and `infer()` whose log step passes.
  */
-import { mkdtempSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import express from 'express';
 import { connect } from '../../attestation/client';
 import { GatewayHttp } from '../../attestation/client/http';
 import { createDevCa } from '../../attestation/dev/dev-ca';
 import { checkLogInclusion, parseInclusionProof } from '../../attestation/client/log-inclusion';
 import { generateNoteKey } from '../../attestation/log/signed-note';
 import { startEnclave, type RunningEnclave } from '../../enclave/main';
-import { logRouter } from '../../gateway/log/routes';
+import { openFileLog, serveLog, tempDir, type ServedLog } from './log-fixtures';
 import { FileLogStorage } from '../../gateway/log/storage/file-storage';
 import { TransparencyLog } from '../../gateway/log/transparency-log';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
@@ -28,16 +23,8 @@ jest.setTimeout(60_000);
 
 let enclave: RunningEnclave;
 let log: TransparencyLog;
-let server: Server;
+let served: ServedLog;
 let http: GatewayHttp;
-
-async function serveLog(l: TransparencyLog): Promise<Server> {
-  const app = express();
-  app.use('/v1/log', logRouter(l));
-  return new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-}
 
 async function receipt(): Promise<string> {
   const res = await fetch(`${enclave.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
@@ -46,13 +33,13 @@ async function receipt(): Promise<string> {
 
 beforeAll(async () => {
   enclave = await startEnclave({ models: tinyModelConfigs() });
-  log = await TransparencyLog.open({ storage: await FileLogStorage.open(mkdtempSync(join(tmpdir(), 'teegate-client-log-'))), origin: 'client-test.local/log' });
-  server = await serveLog(log);
-  http = new GatewayHttp(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  log = await openFileLog(tempDir('teegate-client-log-'), 'client-test.local/log');
+  served = await serveLog(log);
+  http = new GatewayHttp(served.url);
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server?.close(() => resolve()));
+  await served?.close();
   await log?.close();
   await enclave?.close();
 });
@@ -120,7 +107,7 @@ describe('infer() with a gateway that logs every receipt', () => {
     const ca = await createDevCa();
     const served = await startTestEnclave(ca, tinyModelConfigs());
     const live = await TransparencyLog.open({
-      storage: await FileLogStorage.open(mkdtempSync(join(tmpdir(), 'teegate-client-log-'))),
+      storage: await FileLogStorage.open(tempDir('teegate-client-log-')),
       origin: 'gateway.test/log',
       integrateIntervalMs: 20,
       publishIntervalMs: 50,
@@ -132,7 +119,7 @@ describe('infer() with a gateway that logs every receipt', () => {
       { sink: live, logger: captureLogger().logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
     );
     try {
-      const logUrl = `http://127.0.0.1:${(logServer.address() as { port: number }).port}`;
+      const logUrl = logServer.url;
       const client = await connect(gateway.url, { policy: policyFor(served.pcrs), rootCertificates: [ca.rootPem], logKey: live.verifierKey, logUrl });
       const r = await client.infer('affine', affineRequest().inputs, { logWaitMs: 10_000 });
       expect(r.report.valid).toBe(true);
@@ -152,7 +139,7 @@ describe('infer() with a gateway that logs every receipt', () => {
       expect(metrics).toContain('route="/v1/log/tile/*path",method="GET"');
     } finally {
       await gateway.close();
-      await new Promise<void>((resolve) => logServer.close(() => resolve()));
+      await logServer.close();
       await live.close();
       await served.close();
     }

@@ -4,7 +4,6 @@
  * OCR model's answer against one decoded from the full scores.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Tensor } from 'onnxruntime-node';
 import { errorCodeOf as codeOfSync } from '../support/error-code';
 import { ctcGreedyDecode, parseOcrDictionary } from '../../enclave/models/ctc-decode';
@@ -16,7 +15,7 @@ import { SESSION_OPTIONS } from '../../enclave/models/onnx-model';
 import { bytesField, defaultOpsetVersion, intField, message, protoFields, stringField, withLastAxisBest } from '../../enclave/models/onnx-proto';
 import { decodePng } from '../../enclave/models/png';
 import { affineModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
-import { toBase64 } from '../../attestation/bytes';
+import { DEMO_TEXT, demoRequest } from '../support/demo';
 
 /** The reference: per row, the first largest element and its index. */
 function referenceBest(data: Float32Array, width: number): { indices: number[]; values: number[] } {
@@ -107,7 +106,8 @@ describe('withLastAxisBest', () => {
 describe('the OCR model with the appended reduction', () => {
   it('answers exactly what greedy CTC over the full scores of the unmodified model gives', async () => {
     const [config] = defaultModelConfigs();
-    const png = readFileSync(join(__dirname, '../../enclave/models/demo/line.png'));
+    const request = demoRequest();
+    const png = Buffer.from(request.inputs[0]!.data[0]!, 'base64');
     const registry = await ModelRegistry.load([config!]);
     const reference = await ModelSession.create(readFileSync(config!.path), SESSION_OPTIONS);
     try {
@@ -117,12 +117,12 @@ describe('the OCR model with the appended reduction', () => {
       const best = referenceBest(scores.data as Float32Array, classes);
       const charset = parseOcrDictionary(readFileSync(config!.dictionary!.path));
       const expected = ctcGreedyDecode({ indices: BigInt64Array.from(best.indices, BigInt), values: Float32Array.from(best.values) }, charset);
-      const answer = await registry.infer(config!.name, [{ name: 'image', datatype: 'BYTES', shape: [1], data: [toBase64(png)] }]);
+      const answer = await registry.infer(config!.name, request.inputs);
       expect(answer.outputs).toEqual([
         { name: 'text', datatype: 'BYTES', shape: [1], data: [expected.text] },
         { name: 'confidence', datatype: 'FP32', shape: [1], data: [Math.fround(expected.confidence)] },
       ]);
-      expect(expected.text).toBe('Confidential inference verified');
+      expect(expected.text).toBe(DEMO_TEXT);
     } finally {
       await reference.release();
       await registry.close();

@@ -6,53 +6,32 @@
  * whether or not the gateway mounts them itself.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest, createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import express from 'express';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createDevCa } from '../../attestation/dev/dev-ca';
 import type { PolicyFile } from '../../attestation/policy-file';
 import { startEnclave, type RunningEnclave } from '../../enclave/main';
 import { parseGatewayConfig } from '../../gateway/config';
 import { openTransparencyLog } from '../../gateway/log/open-log';
-import { logRouter } from '../../gateway/log/routes';
 import type { TransparencyLog } from '../../gateway/log/transparency-log';
 import { createLogger } from '../../gateway/observability/logger';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import { publishedPolicyFile } from '../../gateway/ui/published-policy';
-import { createUiRouter } from '../../gateway/ui/router';
+import { policyFor } from '../support/gateway-harness';
 
 export const CHROMIUM = process.env.TEEGATE_CHROMIUM ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 export const SCREENSHOTS = join(__dirname, '../../test-artifacts/screenshots');
 
 export interface ExplorerStack {
-  /** Where the browser goes: the gateway, or the front when the gateway lacks a UI route. */
+  /** Where the browser goes: the gateway. */
   readonly url: string;
   readonly enclave: RunningEnclave;
   readonly gateway: RunningGateway;
   readonly log: TransparencyLog;
   readonly policy: PolicyFile;
-  /** Routes the front served because the gateway did not. */
-  readonly fronted: readonly string[];
   close(): Promise<void>;
-}
-
-async function status(url: string): Promise<number> {
-  return (await fetch(url)).status;
-}
-
-function proxyTo(target: string): express.RequestHandler {
-  const { hostname, port } = new URL(target);
-  return (req, res) => {
-    const upstream = httpRequest({ hostname, port, method: req.method, path: req.originalUrl, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  };
 }
 
 export async function startExplorerStack(): Promise<ExplorerStack> {
@@ -65,7 +44,7 @@ export async function startExplorerStack(): Promise<ExplorerStack> {
       host: '127.0.0.1',
       port: 0,
       enclaves: [enclave.url],
-      attestation: { rootCertificates: [enclave.devRootPem!], policy: { pcrs: { 0: enclave.pcrs[0], 1: enclave.pcrs[1], 2: enclave.pcrs[2] } } },
+      attestation: { rootCertificates: [enclave.devRootPem!], policy: policyFor(enclave.pcrs) },
       auth: { disabled: true },
       logLevel: 'silent',
       pool: { healthIntervalMs: 1000, healthTimeoutMs: 5000 },
@@ -74,34 +53,13 @@ export async function startExplorerStack(): Promise<ExplorerStack> {
   const policy = publishedPolicyFile(config.attestation);
   const gateway = await startGateway(config, { sink: log, logger: createLogger({ level: 'silent' }) });
 
-  const fronted: string[] = [];
-  if ((await status(`${gateway.url}/ui/`)) !== 200) fronted.push('/ui');
-  if ((await status(`${gateway.url}/v1/policy`)) !== 200) fronted.push('/v1/policy');
-  if ((await status(`${gateway.url}/v1/log/checkpoint`)) !== 200) fronted.push('/v1/log');
-  let front: Server | undefined;
-  let url = gateway.url;
-  if (fronted.length > 0) {
-    const app = express();
-    if (fronted.includes('/ui')) app.use('/ui', createUiRouter());
-    if (fronted.includes('/v1/policy')) app.get('/v1/policy', (_req, res) => void res.json(policy));
-    if (fronted.includes('/v1/log')) app.use('/v1/log', logRouter(log));
-    app.use(proxyTo(gateway.url));
-    front = createServer(app);
-    await new Promise<void>((resolve) => front!.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
-  }
   return {
-    url,
+    url: gateway.url,
     enclave,
     gateway,
     log,
     policy,
-    fronted,
     async close() {
-      if (front) {
-        front.closeAllConnections();
-        await new Promise<void>((resolve) => front!.close(() => resolve()));
-      }
       await gateway.close();
       await log.close();
       await enclave.close();

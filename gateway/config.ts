@@ -135,11 +135,12 @@ function fail(message: string): never {
   throw new TeegateError('CONFIG_INVALID', message);
 }
 
-/** Where a value came from, for messages: `limits.bodyBytes` or `TEEGATE_BODY_LIMIT_BYTES (limits.bodyBytes)`. */
-type Source = (field: Field) => string;
+function noUnknownMembers(rest: Record<string, unknown>, where: string, hint = ''): void {
+  if (Object.keys(rest).length > 0) fail(`${where} has unknown members ${Object.keys(rest).join(', ')}${hint}`);
+}
 
-function fromEnv(field: Field, text: string): unknown {
-  const where = `${field.env} (${field.path})`;
+/** `where`: the variable and the setting it sets, for messages (`TEEGATE_BODY_LIMIT_BYTES (limits.bodyBytes)`). */
+function fromEnv(field: Field, text: string, where: string): unknown {
   switch (field.kind) {
     case 'string':
       return text;
@@ -208,7 +209,7 @@ function readFile(file: unknown): Map<string, unknown> {
 function rateLimit(value: unknown, where: string): RateLimitConfig {
   if (!isObject(value)) fail(`${where} must be an object {requestsPerSecond, burst}`);
   const { requestsPerSecond, burst, ...rest } = value;
-  if (Object.keys(rest).length > 0) fail(`${where} has unknown members ${Object.keys(rest).join(', ')}`);
+  noUnknownMembers(rest, where);
   if (typeof requestsPerSecond !== 'number' || !(requestsPerSecond > 0) || requestsPerSecond > 1e6) fail(`${where}.requestsPerSecond must be a number in (0, 1e6]`);
   if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > 1e6) fail(`${where}.burst must be an integer in 1..1e6`);
   return { requestsPerSecond, burst };
@@ -222,7 +223,7 @@ function apiKeys(value: unknown, where: string): ApiKeyConfig[] {
     const at = `${where}[${i}]`;
     if (!isObject(entry)) fail(`${at} must be an object {id, sha256, scopes}`);
     const { id, sha256, scopes, rateLimit: limit, ...rest } = entry;
-    if (Object.keys(rest).length > 0) fail(`${at} has unknown members ${Object.keys(rest).join(', ')} (store keys as sha256 hashes, never the key)`);
+    noUnknownMembers(rest, at, ' (store keys as sha256 hashes, never the key)');
     if (typeof id !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) fail(`${at}.id must be 1..64 characters of A-Z a-z 0-9 . _ -`);
     if (ids.has(id)) fail(`${at}.id ${id} is used twice`);
     ids.add(id);
@@ -240,7 +241,7 @@ function policy(value: unknown, where: string): MeasurementPolicy {
   if (value === undefined) fail(`${where} is required: pin the enclave image measurements (e.g. {"pcrs": {"0": "<96 hex>"}})`);
   if (!isObject(value)) fail(`${where} must be an object {pcrs, allowDebug?, maxAgeMs?}`);
   const { pcrs, allowDebug, maxAgeMs, ...rest } = value;
-  if (Object.keys(rest).length > 0) fail(`${where} has unknown members ${Object.keys(rest).join(', ')}`);
+  noUnknownMembers(rest, where);
   if (!isObject(pcrs) || Object.keys(pcrs).length === 0) fail(`${where}.pcrs must pin at least one PCR`);
   const out = { pcrs: pcrs as Record<number, string>, ...(allowDebug !== undefined ? { allowDebug } : {}), ...(maxAgeMs !== undefined ? { maxAgeMs } : {}) } as MeasurementPolicy;
   try {
@@ -290,16 +291,16 @@ export interface ConfigSources {
 export function parseGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
   const fileValues = readFile(sources.file);
   const values = new Map<string, unknown>();
+  // Where each value came from, for messages: `limits.bodyBytes` or `TEEGATE_BODY_LIMIT_BYTES (limits.bodyBytes)`.
+  const whereOf = new Map<string, string>();
   for (const field of CONFIG_FIELDS) {
     const envText = sources.env?.[field.env];
-    const source: Source = (f) => (envText !== undefined ? `${f.env} (${f.path})` : f.path);
-    const raw = envText !== undefined ? fromEnv(field, envText) : fileValues.has(field.path) ? fileValues.get(field.path) : field.default;
-    values.set(field.path, raw === undefined ? undefined : checkKind(field, raw, source(field)));
+    const at = envText !== undefined ? `${field.env} (${field.path})` : field.path;
+    whereOf.set(field.path, at);
+    const raw = envText !== undefined ? fromEnv(field, envText, at) : fileValues.has(field.path) ? fileValues.get(field.path) : field.default;
+    values.set(field.path, raw === undefined ? undefined : checkKind(field, raw, at));
   }
-  const where = (path: string) => {
-    const f = CONFIG_FIELDS.find((x) => x.path === path)!;
-    return sources.env?.[f.env] !== undefined ? `${f.env} (${path})` : path;
-  };
+  const where = (path: string): string => whereOf.get(path)!;
   const get = <T>(path: string): T => values.get(path) as T;
   const baseDir = sources.baseDir ?? process.cwd();
 

@@ -45,17 +45,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? new GatewayMetrics();
   // The transparency log: opened from the configuration unless the caller brings a sink.
+  const { store } = config.log;
   const ownLog =
-    options.sink === undefined && config.log.store !== 'memory'
+    options.sink === undefined && store !== 'memory'
       ? await openTransparencyLog(
-          {
-            store: config.log.store,
-            dataDir: config.log.dataDir,
-            ...(config.log.postgresUrl ? { pgUrl: config.log.postgresUrl } : {}),
-            pgSchema: config.log.postgresSchema,
-            origin: config.log.origin,
-            ...(config.log.signerKey ? { signerKey: config.log.signerKey } : {}),
-          },
+          { ...config.log, store },
           { onError: (err: unknown) => logger.error({ err: String(err) }, 'transparency log background step failed') },
         )
       : undefined;

@@ -4,25 +4,29 @@
  * file or TEEGATE_LOG_* environment) says which.
  */
 import { join } from 'node:path';
+import { TeegateError } from '../../attestation/errors';
 import { FileLogStorage } from './storage/file-storage';
 import type { LogStorage } from './storage/log-storage';
 import { PostgresLogStorage } from './storage/postgres-storage';
 import { TransparencyLog, type TransparencyLogOptions } from './transparency-log';
 
+/** The `log.*` settings of gateway/config.ts (same names), for a store that keeps entries. */
 export interface LogConfig {
   readonly store: 'file' | 'postgres';
+  /** The file store's data folder: the log lives in `<dataDir>/log`. */
   readonly dataDir?: string;
-  readonly pgUrl?: string;
-  readonly pgSchema?: string;
+  readonly postgresUrl?: string;
+  readonly postgresSchema?: string;
   readonly origin?: string;
   readonly signerKey?: string;
 }
 
 export async function openLogStorage(config: LogConfig): Promise<LogStorage> {
   if (config.store === 'postgres') {
-    return PostgresLogStorage.open({ ...(config.pgUrl ? { url: config.pgUrl } : {}), ...(config.pgSchema ? { schema: config.pgSchema } : {}) });
+    return PostgresLogStorage.open({ ...(config.postgresUrl ? { url: config.postgresUrl } : {}), ...(config.postgresSchema ? { schema: config.postgresSchema } : {}) });
   }
-  return FileLogStorage.open(join(config.dataDir ?? './data', 'log'));
+  if (config.dataDir === undefined) throw new TeegateError('CONFIG_INVALID', 'a file log store needs a data folder (log.dataDir)');
+  return FileLogStorage.open(join(config.dataDir, 'log'));
 }
 
 /** Opens storage and log and starts background integration and publishing. */

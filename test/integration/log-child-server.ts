@@ -14,7 +14,7 @@ import { TransparencyLog } from '../../gateway/log/transparency-log';
 async function main(): Promise<void> {
   const store = process.env.LOG_STORE === 'postgres' ? 'postgres' : 'file';
   const storage = await openLogStorage(
-    store === 'postgres' ? { store, pgSchema: process.env.LOG_SCHEMA ?? 'teegate_log_child' } : { store, dataDir: process.env.LOG_DIR ?? './data' },
+    store === 'postgres' ? { store, postgresSchema: process.env.LOG_SCHEMA ?? 'teegate_log_child' } : { store, dataDir: process.env.LOG_DIR ?? './data' },
   );
   const log = await TransparencyLog.open({
     storage,

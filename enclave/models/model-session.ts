@@ -3,6 +3,7 @@
  * enclave's event loop: health, attestation, receipts and other requests stay responsive under
  * load. Runs are queued in order; each model has its own thread.
  */
+import { TeegateError } from '../../attestation/errors';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Tensor, type InferenceSession } from 'onnxruntime-node';
@@ -74,10 +75,17 @@ export class ModelSession {
    * Runs the model on `feeds` and returns the outputs named in `fetches` (default: all; onnxruntime
    * computes only what they need). Takes ownership of the feeds' typed arrays: each one that covers
    * its whole ArrayBuffer is moved to the worker without a copy and is detached (empty) afterwards;
-   * callers pass arrays made for this run (toOrtTensor and the OCR pre-processing do).
+   * callers pass arrays made for this run (toOrtTensor and the OCR pre-processing do). Any failure
+   * is MODEL_RUN_FAILED.
    */
   async run(feeds: Record<string, Tensor>, fetches?: readonly string[]): Promise<Record<string, Tensor>> {
-    const outputs = await this.post(feeds, fetches);
+    let outputs: Record<string, PlainTensor>;
+    try {
+      outputs = await this.post(feeds, fetches);
+    } catch (err) {
+      // onnxruntime's refusals, a closed session and a dead worker alike.
+      throw new TeegateError('MODEL_RUN_FAILED', `onnxruntime: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
     return Object.fromEntries(Object.entries(outputs).map(([name, { type, data, dims }]) => [name, new Tensor(type, data, dims)]));
   }
 

@@ -18,7 +18,7 @@ import type { InferTensor } from '../../attestation/tensors';
 import { ctcGreedyDecode, parseOcrDictionary, type Recognition } from './ctc-decode';
 import { withLastAxisBest, type ModelWithBest } from './onnx-proto';
 import type { ModelConfig } from './model-config';
-import { ONNX_PLATFORM, checkFileDigest, createOnnxSession, runSession } from './onnx-model';
+import { ONNX_PLATFORM, checkFileDigest, createOnnxSession } from './onnx-model';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from './ocr-preprocess';
 import { decodePng } from './png';
 import type { ServedModel, TensorSpec } from './served-model';
@@ -89,7 +89,7 @@ export class OcrLineModel implements ServedModel {
     const input = preprocessLineImage(decodePng(png));
     const feeds = { [this.session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
     const { indices, values } = this.best;
-    const results = await runSession(this.session.run(feeds, [indices, values]));
+    const results = await this.session.run(feeds, [indices, values]);
     const index = results[indices];
     const value = results[values];
     // One line in, so one row of steps out: [1, steps] each.

@@ -49,15 +49,6 @@ export function tensorSpecs(config: ModelConfig, metadata: readonly InferenceSes
   });
 }
 
-/** Awaits a session run; onnxruntime's own refusals become MODEL_RUN_FAILED. */
-export async function runSession<T>(run: Promise<T>): Promise<T> {
-  try {
-    return await run;
-  } catch (err) {
-    throw new TeegateError('MODEL_RUN_FAILED', `onnxruntime: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
-}
-
 export class OnnxModel implements ServedModel {
   readonly platform = ONNX_PLATFORM;
 
@@ -81,7 +72,7 @@ export class OnnxModel implements ServedModel {
   async run(checked: readonly InferTensor[]): Promise<InferTensor[]> {
     const feeds: Record<string, Tensor> = {};
     for (const t of checked) feeds[t.name] = toOrtTensor(t);
-    const results = await runSession(this.session.run(feeds));
+    const results = await this.session.run(feeds);
     return this.outputs.map((spec) => {
       const value = results[spec.name];
       if (value === undefined) throw new TeegateError('INTERNAL', `model output "${spec.name}" is missing`);

@@ -15,7 +15,7 @@ import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
 import { ModelRegistry } from '../../enclave/models/model-registry';
-import { OnnxModel, runSession } from '../../enclave/models/onnx-model';
+import { OnnxModel } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
 import { preprocessLineImage } from '../../enclave/models/ocr-preprocess';
 import { addInt64Model, affineModel, argmaxModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
@@ -198,7 +198,7 @@ describe('tiny ONNX models', () => {
     const x = () => ({ x: new Tensor('float32', Float32Array.from([1, 2, 3, 4]), [1, 4]) });
     expect((await session.run(x())).y!.dims).toEqual([1, 4]);
     await (session as unknown as { worker: Worker }).worker.terminate(); // as an out-of-memory kill would
-    expect(await codeOf(runSession(session.run(x())))).toBe('MODEL_RUN_FAILED');
+    expect(await codeOf(session.run(x()))).toBe('MODEL_RUN_FAILED');
     await session.release();
   });
 
@@ -210,7 +210,7 @@ describe('tiny ONNX models', () => {
       const some = await session.run(feeds(), ['echo']);
       expect(Object.keys(some)).toEqual(['echo']);
       expect(some.echo!.data).toEqual(['a']);
-      expect(await codeOf(runSession(session.run(feeds(), ['nope'])))).toBe('MODEL_RUN_FAILED');
+      expect(await codeOf(session.run(feeds(), ['nope']))).toBe('MODEL_RUN_FAILED');
     } finally {
       await session.release();
     }

@@ -7,7 +7,7 @@ import { rejectedAttestationReport, type VerificationReport } from '../../attest
 import { toBase64 } from '../../attestation/bytes';
 import { isTeegateError } from '../../attestation/errors';
 import { UsageError, parseCommandArgs, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
-import { formatOutputs, formatSteps, rejectionLine } from './report-output';
+import { formatOutputs, formatSteps, verdictExit } from './report-output';
 
 export const DEMO_MODEL = 'ppocr-v4-rec';
 export const DEMO_INPUT = join(__dirname, '../../enclave/models/demo/line.png');
@@ -161,7 +161,7 @@ export async function inferCommand(args: string[]): Promise<number> {
       )}\n`,
     );
   } else {
-    out(formatSteps(report));
+    out(formatSteps(report.steps));
     if (result) out(`outputs (${model}, ${result.sealed ? 'sealed' : 'plain'}):\n${formatOutputs(result.outputs)}`);
     if (report.valid && result?.claims) {
       const logStep = report.steps.find((s) => s.step === 'log');
@@ -169,10 +169,5 @@ export async function inferCommand(args: string[]): Promise<number> {
     }
     if (values.save && result) out(`saved to ${values.save}/ (check offline: teegate verify-receipt ${values.save}/receipt.jws --attestation ${values.save}/attestation.b64 --manifest ${values.save}/manifest.json --request ${values.save}/request.json --response ${values.save}/response.json)\n`);
   }
-  const rejected = rejectionLine(report);
-  if (rejected) {
-    (values.json ? process.stderr : process.stdout).write(rejected);
-    return 1;
-  }
-  return 0;
+  return verdictExit(report, values.json === true);
 }

@@ -1,4 +1,5 @@
 /** `teegate verify-attestation FILE [--at TIME] [--root PEM] [--expect-pcr N=HEX]... [--nonce HEX] [--allow-debug] [--json]` */
+import { formatSteps, verdictExit } from './report-output';
 import { fromHex } from '../../attestation/bytes';
 import { decodeDocumentInput } from '../../attestation/document-input';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
@@ -92,19 +93,11 @@ export async function verifyAttestationCommand(args: string[]): Promise<number> 
     );
   } else {
     process.stdout.write(`${file} (${raw.length} bytes, ${encoding})\n`);
-    for (const s of report.steps) {
-      const mark = s.status === 'passed' ? 'ok  ' : s.status === 'failed' ? 'FAIL' : 'skip';
-      process.stdout.write(`  ${mark} ${s.step.padEnd(9)} ${s.reason}\n`);
-    }
+    process.stdout.write(formatSteps(report.steps, 9));
     if (report.valid && 'attestation' in report && report.attestation) {
       const a = report.attestation;
       process.stdout.write(`VALID module ${a.moduleId}, ${new Date(a.timestamp).toISOString()}${a.debug ? ', DEBUG MODE' : ''}\n`);
     }
   }
-  if (!report.valid && report.error) {
-    const line = `REJECTED ${report.error.code}: ${report.error.message}\n`;
-    (values.json ? process.stderr : process.stdout).write(line);
-    return 1;
-  }
-  return 0;
+  return verdictExit(report, values.json === true);
 }

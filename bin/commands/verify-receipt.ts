@@ -4,7 +4,7 @@ import { verifyReceiptOffline } from '../../attestation/client/verify-offline';
 import { decodeDocumentInput } from '../../attestation/document-input';
 import { isTeegateError } from '../../attestation/errors';
 import { parseInferTensors, type InferTensor } from '../../attestation/tensors';
-import { formatSteps, rejectionLine } from './report-output';
+import { formatSteps, verdictExit } from './report-output';
 import { UsageError, parseCommandArgs, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
 
 const HELP = `usage: teegate verify-receipt RECEIPT --attestation DOC --manifest FILE [options]
@@ -119,15 +119,10 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ receipt: arg, valid: report.valid, steps: report.steps, error: report.error ?? null, claims: claims ?? null }, null, 2)}\n`);
   } else {
     process.stdout.write(`receipt ${claims ? `${claims.jti} seq ${claims.seq} from enclave ${claims.iss}` : arg}\n`);
-    process.stdout.write(formatSteps(report));
+    process.stdout.write(formatSteps(report.steps));
     if (report.valid && claims) {
       process.stdout.write(`VALID ${claims.model.name}@${claims.model.version}, ${claims.sealed ? 'sealed' : 'plain'}, issued ${new Date(claims.iat * 1000).toISOString()}${inputs && outputs ? '' : ' (tensors not checked: give --request and --response)'}\n`);
     }
   }
-  const rejected = rejectionLine(report);
-  if (rejected) {
-    (values.json ? process.stderr : process.stdout).write(rejected);
-    return 1;
-  }
-  return 0;
+  return verdictExit(report, values.json === true);
 }

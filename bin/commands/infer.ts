@@ -6,7 +6,7 @@ import { AttestationRejectedError } from '../../attestation/client/enclave-attes
 import { rejectedAttestationReport, type VerificationReport } from '../../attestation/client/report';
 import { toBase64 } from '../../attestation/bytes';
 import { isTeegateError } from '../../attestation/errors';
-import { UsageError, parseCommandArgs, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
+import { UsageError, parseCommandArgs, parseWholeNumber, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
 import { formatOutputs, formatSteps, verdictExit } from './report-output';
 
 export const DEMO_MODEL = 'ppocr-v4-rec';
@@ -100,11 +100,7 @@ export async function inferCommand(args: string[]): Promise<number> {
   const policy = values.policy !== undefined ? readPolicyOption(values.policy) : undefined;
   const roots = readRootOptions(values.root);
   const logKey = readLogKey(values['log-key']);
-  let logWaitMs = logKey !== undefined ? 5000 : 0;
-  if (values['log-wait'] !== undefined) {
-    if (!/^\d{1,4}$/.test(values['log-wait'])) throw new UsageError('--log-wait: expected whole seconds');
-    logWaitMs = Number(values['log-wait']) * 1000;
-  }
+  const logWaitMs = values['log-wait'] !== undefined ? parseWholeNumber(values['log-wait'], '--log-wait (seconds)', 0, 9999) * 1000 : logKey !== undefined ? 5000 : 0;
   const apiKey = values['api-key'] ?? process.env.TEEGATE_API_KEY;
   const out = (text: string) => (values.json ? undefined : process.stdout.write(text));
 

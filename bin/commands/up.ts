@@ -1,6 +1,6 @@
 /** `teegate up [--port N] [--data DIR] [--enclaves N] [--host H]`: the whole dev stack on embedded defaults. */
 import { startDevStack } from '../../infra/dev-stack/stack';
-import { UsageError, parseCommandArgs } from './usage';
+import { UsageError, parseCommandArgs, parseWholeNumber } from './usage';
 
 const HELP = `usage: teegate up [options]
 
@@ -25,13 +25,8 @@ export async function upCommand(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}\n\n${HELP}`);
-  const int = (v: string | undefined, name: string, min: number, max: number, dflt: number): number => {
-    if (v === undefined) return dflt;
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
-    return Number(v);
-  };
-  const port = int(values.port, 'port', 0, 65535, 8080);
-  const enclaves = int(values.enclaves, 'enclaves', 1, 16, 1);
+  const port = values.port !== undefined ? parseWholeNumber(values.port, '--port', 0, 65535) : 8080;
+  const enclaves = values.enclaves !== undefined ? parseWholeNumber(values.enclaves, '--enclaves', 1, 16) : 1;
   const verbose = values.verbose ?? false;
   const log = (line: string) => {
     if (verbose || /"level":"?(error|fatal|warn|40|50|60)/.test(line)) process.stderr.write(`${line}\n`);

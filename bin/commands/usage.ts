@@ -37,6 +37,12 @@ export function parseTime(value: string, option: string): number {
   return ms;
 }
 
+/** A whole-number option in min..max (`--port 8080`); anything else is a UsageError naming the option. */
+export function parseWholeNumber(value: string, option: string, min: number, max: number): number {
+  if (!/^\d{1,15}$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`${option} must be a whole number from ${min} to ${max}`);
+  return Number(value);
+}
+
 /** A JSON file named on the command line; not readable or not JSON is a UsageError. */
 export function readJsonFile(path: string, what: string): unknown {
   const text = readInputFile(path, what).toString('utf8');

@@ -4,7 +4,7 @@ import { fromHex } from '../../attestation/bytes';
 import { decodeDocumentInput } from '../../attestation/document-input';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
 import { attestationToJSON, verifyAttestationReport } from '../../attestation/nitro/verify';
-import { UsageError, parseCommandArgs, parseTime, readInputFile, readRootOptions } from './usage';
+import { UsageError, parseCommandArgs, parseTime, parseWholeNumber, readInputFile, readRootOptions } from './usage';
 
 const HELP = `usage: teegate verify-attestation FILE [options]
 
@@ -60,11 +60,7 @@ export async function verifyAttestationCommand(args: string[]): Promise<number> 
     if (!m) throw new UsageError(`--expect-pcr ${JSON.stringify(spec)}: expected N=HEX`);
     pcrs[Number(m[1])] = m[2]!.toLowerCase();
   }
-  let maxAgeMs: number | undefined;
-  if (values['max-age'] !== undefined) {
-    if (!/^\d+$/.test(values['max-age'])) throw new UsageError('--max-age: expected whole seconds');
-    maxAgeMs = Number(values['max-age']) * 1000;
-  }
+  const maxAgeMs = values['max-age'] !== undefined ? parseWholeNumber(values['max-age'], '--max-age (seconds)', 0, 1_000_000_000) * 1000 : undefined;
   const roots = readRootOptions(values.root);
   const raw = readInputFile(file, 'document');
 

@@ -21,9 +21,13 @@ export function generateApiKey(): string {
   return KEY_PREFIX + randomBytes(32).toString('base64url');
 }
 
+function keyDigest(key: string): Buffer {
+  return createHash('sha256').update(key, 'utf8').digest();
+}
+
 /** Lower-case hex SHA-256 of a key: what the configuration stores. */
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  return keyDigest(key).toString('hex');
 }
 
 export class ApiKeyStore {
@@ -44,7 +48,7 @@ export class ApiKeyStore {
     if (header === undefined || header.length === 0) throw new TeegateError('AUTH_REQUIRED', 'this route needs an API key: send Authorization: Bearer <key>');
     const match = /^Bearer ([\x21-\x7e]+)$/i.exec(header.trim());
     if (!match || match[1]!.length > MAX_KEY_CHARS) throw new TeegateError('AUTH_REQUIRED', 'the Authorization header must be "Bearer <key>"');
-    const presented = createHash('sha256').update(match[1]!, 'utf8').digest();
+    const presented = keyDigest(match[1]!);
     let found: AuthenticatedKey | undefined;
     // Compare against every entry (no early exit) so timing does not depend on which one matches.
     for (const entry of this.entries) {

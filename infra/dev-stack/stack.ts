@@ -4,7 +4,7 @@
  * defaults. Everything it makes is kept under the data folder: dev CA, KMS keys, credentials, the
  * sealed model, the measurement policy, the gateway config and API key, and the log.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hashApiKey } from '../../gateway/auth/api-keys';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createKmsClient } from '../../enclave/kms/kms-client';
@@ -107,7 +107,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       port: options.port ?? 8080,
       enclaves: enclaves.map((e) => e.url),
       attestation: { policyFile: 'measurement-policy.json' },
-      auth: { disabled: false, keys: [{ id: 'dev', sha256: createHash('sha256').update(apiKey).digest('hex'), scopes: ['infer', 'admin'] }] },
+      auth: { disabled: false, keys: [{ id: 'dev', sha256: hashApiKey(apiKey), scopes: ['infer', 'admin'] }] },
       log: { store: 'file', dataDir: '.' },
     };
     const gatewayFile = join(dataDir, 'gateway.json');

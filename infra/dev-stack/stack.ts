@@ -5,6 +5,7 @@
  * sealed model, the measurement policy, the gateway config and API key, and the log.
  */
 import { hashApiKey } from '../../gateway/auth/api-keys';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createKmsClient } from '../../enclave/kms/kms-client';

@@ -48,6 +48,11 @@ export interface ModelSelector {
   readonly sealKid?: string;
 }
 
+/** Whether the member's attested manifest lists the model (and version, when given); its state aside. */
+export function servesModel(member: EnclaveMember, model: Pick<ModelSelector, 'name' | 'version'>): boolean {
+  return member.identity?.manifest.models.some((x) => x.name === model.name && (model.version === undefined || x.version === model.version)) ?? false;
+}
+
 export class EnclavePool {
   readonly members: readonly EnclaveMember[];
   private readonly checks = new Map<EnclaveMember, Promise<void>>();
@@ -107,12 +112,7 @@ export class EnclavePool {
 
   /** Ready members that serve the model (and version, and seal key, when given). */
   serving(model: ModelSelector): EnclaveMember[] {
-    return this.ready().filter(
-      (m) =>
-        m.identity !== undefined &&
-        (model.sealKid === undefined || m.identity.manifest.keys.seal.kid === model.sealKid) &&
-        m.identity.manifest.models.some((x) => x.name === model.name && (model.version === undefined || x.version === model.version)),
-    );
+    return this.ready().filter((m) => servesModel(m, model) && (model.sealKid === undefined || m.identity!.manifest.keys.seal.kid === model.sealKid));
   }
 
   /** Picks a ready member (serving `model`, when given) not in `exclude`. */

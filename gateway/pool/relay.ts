@@ -9,7 +9,8 @@
  *    re-attested and the caller gets ENCLAVE_IDENTITY_CHANGED (502).
  */
 import { decodeProtectedHeader } from 'jose';
-import { RECEIPT_HEADER } from '../../attestation/headers';
+import type { Response } from 'express';
+import { ENCLAVE_HEADER, RECEIPT_HEADER } from '../../attestation/headers';
 import { TeegateError } from '../../attestation/errors';
 import type { GatewayMetrics } from '../observability/metrics';
 import { UpstreamError, type UpstreamRequest, type UpstreamResponse } from './enclave-client';
@@ -40,6 +41,14 @@ function errorCodeOf(response: UpstreamResponse): string | undefined {
 export interface RelayResult {
   readonly member: EnclaveMember;
   readonly response: UpstreamResponse;
+}
+
+/** Answers with the enclave's status, content type (default JSON) and body (or `body`), naming the enclave. */
+export function sendRelayed(res: Response, { member, response }: RelayResult, body: Buffer = response.body): void {
+  res.status(response.status);
+  res.setHeader(ENCLAVE_HEADER, member.id);
+  res.setHeader('Content-Type', response.headers['content-type'] ?? 'application/json');
+  res.end(body);
 }
 
 /** `kid` of a JWS compact protected header, without verifying anything (a cheap identity check). */

@@ -3,12 +3,11 @@
  * enclave's NSM carrying the client's nonce, with the manifest it is bound to. The gateway relays
  * the enclave's answer unchanged; the client verifies it (the gateway is not trusted).
  */
-import { ENCLAVE_HEADER } from '../../attestation/headers';
 import type { Express } from 'express';
 import { TeegateError } from '../../attestation/errors';
 import type { GatewayContext } from '../context';
 import type { EnclaveMember } from '../pool/enclave-pool';
-import { relay } from '../pool/relay';
+import { relay, sendRelayed } from '../pool/relay';
 
 const NONCE = /^[0-9a-fA-F]{64}$/;
 
@@ -24,14 +23,12 @@ export function registerAttestationRoutes(app: Express, ctx: GatewayContext): vo
       if (!only) throw new TeegateError('REQUEST_INVALID', `no enclave ${JSON.stringify(enclave)}: see GET /v1/enclaves`);
       if (only.state !== 'ready') throw new TeegateError('NO_ENCLAVE_AVAILABLE', `enclave ${only.id} is ${only.state}`);
     }
-    const { member, response } = await relay(
+    const relayed = await relay(
       ctx.pool,
       { method: 'GET', path: `/attestation?nonce=${nonce.toLowerCase()}` },
       undefined,
       { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, ...(only ? { only } : {}) },
     );
-    res.setHeader(ENCLAVE_HEADER, member.id);
-    res.status(response.status).setHeader('Content-Type', response.headers['content-type'] ?? 'application/json');
-    res.end(response.body);
+    sendRelayed(res, relayed);
   });
 }

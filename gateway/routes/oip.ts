@@ -10,9 +10,9 @@ import { TeegateError } from '../../attestation/errors';
 import type { GatewayContext } from '../context';
 import { readRawBody } from '../http/read-body';
 import { spliceLogIndex } from '../http/splice-log-index';
-import type { ModelSelector } from '../pool/enclave-pool';
+import { servesModel, type ModelSelector } from '../pool/enclave-pool';
 import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../../attestation/headers';
-import { relay } from '../pool/relay';
+import { relay, sendRelayed } from '../pool/relay';
 
 export const SERVER_NAME = 'teegate';
 export const SERVER_VERSION = '0.1.0';
@@ -21,12 +21,6 @@ export const SERVER_EXTENSIONS = ['teegate-receipts', 'teegate-sealed', 'teegate
 function selector(req: Request): ModelSelector {
   const { model, version } = req.params as { model: string; version?: string };
   return { name: model, ...(version !== undefined ? { version } : {}) };
-}
-
-function send(res: Response, status: number, contentType: string | undefined, body: Buffer): void {
-  res.status(status);
-  res.setHeader('Content-Type', contentType ?? 'application/json');
-  res.end(body);
 }
 
 export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
@@ -58,17 +52,16 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const metadata = async (req: Request, res: Response) => {
     const model = selector(req);
-    const { member, response } = await relay(pool, { method: 'GET', path: `/v2/models/${encodeURIComponent(model.name)}` }, model, relayOptions);
+    const relayed = await relay(pool, { method: 'GET', path: `/v2/models/${encodeURIComponent(model.name)}` }, model, relayOptions);
     res.locals.model = model.name;
-    res.setHeader(ENCLAVE_HEADER, member.id);
-    send(res, response.status, response.headers['content-type'], response.body);
+    sendRelayed(res, relayed);
   };
   app.get('/v2/models/:model', metadata);
   app.get('/v2/models/:model/versions/:version', metadata);
 
   const ready = (req: Request, res: Response) => {
     const model = selector(req);
-    const known = pool.members.some((m) => m.identity?.manifest.models.some((x) => x.name === model.name && (model.version === undefined || x.version === model.version)));
+    const known = pool.members.some((m) => servesModel(m, model));
     if (!known) throw new TeegateError('MODEL_NOT_FOUND', `no enclave serves model ${model.name}${model.version ? ` version ${model.version}` : ''}`);
     res.locals.model = model.name;
     const isReady = pool.serving(model).length > 0;
@@ -84,16 +77,17 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
     res.locals.mode = body.mode;
     const sealKid = req.headers[SEAL_KID_HEADER];
     const model: ModelSelector = body.mode === 'sealed' && typeof sealKid === 'string' ? { ...base, sealKid } : base;
-    const { member, response } = await relay(
+    const relayed = await relay(
       pool,
       { method: 'POST', path: `/v2/models/${encodeURIComponent(base.name)}/infer`, body: body.bytes, contentType: body.contentType },
       model,
       body.mode === 'sealed' && model.sealKid === undefined ? sealedRelayOptions : relayOptions,
     );
+    const { member, response } = relayed;
     // Only a model some attested enclave serves names a metrics series: the path is the client's.
     res.locals.model = base.name;
     res.locals.enclave = member.id;
-    res.setHeader(ENCLAVE_HEADER, member.id);
+    res.setHeader(ENCLAVE_HEADER, member.id); // on an UPSTREAM_INVALID answer below too
     let out = response.body;
     if (response.status === 200) {
       const receipt = response.headers[RECEIPT_HEADER];
@@ -105,7 +99,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
       res.setHeader(LOG_INDEX_HEADER, String(index));
       if (body.mode === 'plain') out = spliceLogIndex(out, index) ?? out;
     }
-    send(res, response.status, response.headers['content-type'], out);
+    sendRelayed(res, relayed, out);
   };
   const auth = ctx.requireKey('infer');
   app.post('/v2/models/:model/infer', auth, infer);

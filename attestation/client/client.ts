@@ -16,7 +16,7 @@ import { parseInferTensors, type InferTensor, type TensorParameters } from '../t
 import { parseVerifierKey } from '../log/signed-note';
 import { CertificateCache } from '../x509/certificate-cache';
 import { AttestationCache, DEFAULT_MAX_AGE_MS } from './attestation-cache';
-import { AttestationRejectedError, attestThroughGateway, findEnclaveId, trustAnchors, type AttestedEnclave, type TrustAnchors } from './enclave-attestation';
+import { AttestationRejectedError, attestThroughGateway, listEnclaves, trustAnchors, type AttestedEnclave, type ListedEnclave, type TrustAnchors } from './enclave-attestation';
 import { GatewayHttp, type FetchLike } from './http';
 import { receiptIssuer, sendPlain, sendSealed, type InferAnswer, type InferRequest } from './infer';
 import { checkLogInclusion } from './log-inclusion';
@@ -103,11 +103,11 @@ export class TeegateClient {
   }
 
   /** Attests again with a fresh nonce (any enclave the gateway picks, or the named one). */
-  async refresh(enclaveId?: string): Promise<AttestedEnclave> {
+  async refresh(enclaveId?: string, listed?: ListedEnclave): Promise<AttestedEnclave> {
     const key = enclaveId ?? '';
     const running = this.inFlight.get(key);
     if (running) return running;
-    const task = attestThroughGateway(this.http, this.anchors, enclaveId !== undefined ? { enclaveId } : {}).then((enclave) => {
+    const task = attestThroughGateway(this.http, this.anchors, { ...(enclaveId !== undefined ? { enclaveId } : {}), ...(listed ? { listed } : {}) }).then((enclave) => {
       this.cache.put(enclave, enclaveId === undefined || this.cache.current() === undefined);
       return enclave;
     });
@@ -128,10 +128,10 @@ export class TeegateClient {
   async enclave(bootId: string): Promise<AttestedEnclave> {
     const cached = this.cache.get(bootId);
     if (cached) return cached;
-    const id = await findEnclaveId(this.http, bootId);
-    if (id === undefined) throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `the gateway lists no live enclave with boot id ${bootId}`);
-    const enclave = await this.refresh(id);
-    if (enclave.bootId !== bootId) throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `enclave ${id} now has boot id ${enclave.bootId}, not ${bootId}`);
+    const listed = (await listEnclaves(this.http)).find((e) => e.bootId === bootId);
+    if (listed === undefined) throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `the gateway lists no live enclave with boot id ${bootId}`);
+    const enclave = await this.refresh(listed.id, listed);
+    if (enclave.bootId !== bootId) throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `enclave ${listed.id} now has boot id ${enclave.bootId}, not ${bootId}`);
     return enclave;
   }
 

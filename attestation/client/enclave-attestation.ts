@@ -113,10 +113,8 @@ export async function listEnclaves(http: GatewayHttp): Promise<ListedEnclave[]> 
 /** Verifies the boot document of the enclave whose fresh attestation and manifest we trust. */
 async function verifyBootDocument(document: Uint8Array, manifest: unknown, fresh: VerifiedAttestation, anchors: TrustAnchors): Promise<VerifiedAttestation> {
   const boot = await verifyAttestation(document, {
-    ...(anchors.rootCertificates ? { rootCertificates: anchors.rootCertificates } : {}),
-    policy: anchors.policy,
+    ...anchors,
     at: 'document',
-    ...(anchors.cache ? { cache: anchors.cache } : {}),
     ...(fresh.userData ? { userData: fresh.userData } : {}),
     ...(fresh.publicKey ? { publicKey: fresh.publicKey } : {}),
   });
@@ -129,19 +127,18 @@ async function verifyBootDocument(document: Uint8Array, manifest: unknown, fresh
  * then the boot document of the same enclave. Throws AttestationRejectedError for evidence that
  * fails a check, other TeegateErrors for transport problems.
  */
-export async function attestThroughGateway(http: GatewayHttp, anchors: TrustAnchors, options: { enclaveId?: string; nonce?: Uint8Array } = {}): Promise<AttestedEnclave> {
+export async function attestThroughGateway(
+  http: GatewayHttp,
+  anchors: TrustAnchors,
+  options: { enclaveId?: string; nonce?: Uint8Array; /** The gateway's listing of the enclave, if the caller has it (else fetched). */ listed?: ListedEnclave } = {},
+): Promise<AttestedEnclave> {
   const nonce = options.nonce ?? randomBytes(32);
   const query = `nonce=${toHex(nonce)}${options.enclaveId !== undefined ? `&enclave=${encodeURIComponent(options.enclaveId)}` : ''}`;
   const answer = await http.ok(`/v1/attestation?${query}`);
   const { document, manifest: rawManifest } = documentAnswer(parseJson('/v1/attestation', answer.text), '/v1/attestation answer');
   const enclaveId = answer.headers.get(ENCLAVE_HEADER) ?? options.enclaveId;
 
-  const report = await verifyAttestationReport(document, {
-    ...(anchors.rootCertificates ? { rootCertificates: anchors.rootCertificates } : {}),
-    policy: anchors.policy,
-    nonce,
-    ...(anchors.cache ? { cache: anchors.cache } : {}),
-  });
+  const report = await verifyAttestationReport(document, { ...anchors, nonce });
   if (!report.valid || !report.attestation) {
     const error = report.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     throw new AttestationRejectedError(error.code, error.message, 'attestation', report.steps);
@@ -155,7 +152,9 @@ export async function attestThroughGateway(http: GatewayHttp, anchors: TrustAnch
     throw new AttestationRejectedError(err.code, err.message, 'manifest', report.steps);
   }
 
-  const listed = (await listEnclaves(http)).find((e) => e.bootId === manifest.boot_id && (enclaveId === undefined || e.id === enclaveId));
+  const matches = (e: ListedEnclave) => e.bootId === manifest.boot_id && (enclaveId === undefined || e.id === enclaveId);
+  // A listing taken before this attestation may name the enclave's previous boot: then list again.
+  const listed = options.listed && matches(options.listed) ? options.listed : (await listEnclaves(http)).find(matches);
   if (!listed?.document) {
     throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `the gateway lists no enclave with boot id ${manifest.boot_id}${enclaveId ? ` (enclave ${enclaveId})` : ''}`);
   }
@@ -168,7 +167,7 @@ export async function attestThroughGateway(http: GatewayHttp, anchors: TrustAnch
   }
   return {
     bootId: manifest.boot_id,
-    ...(enclaveId !== undefined ? { enclaveId } : { enclaveId: listed.id }),
+    enclaveId: listed.id, // the one asked for, or the one that answered: matches() saw to it
     manifest,
     fresh,
     nonce: toHex(nonce),
@@ -179,7 +178,3 @@ export async function attestThroughGateway(http: GatewayHttp, anchors: TrustAnch
   };
 }
 
-/** Finds the gateway's id of the live enclave with `bootId` (for `GET /v1/attestation?enclave=`). */
-export async function findEnclaveId(http: GatewayHttp, bootId: string): Promise<string | undefined> {
-  return (await listEnclaves(http)).find((e) => e.bootId === bootId)?.id;
-}

@@ -159,7 +159,7 @@ export async function renderEnclaves(ctx: UiContext, root: HTMLElement): Promise
     listed.map(async (e, i) => {
       let card: HTMLElement;
       try {
-        card = verifiedCard(e, await attestThroughGateway(ctx.http, trust, { enclaveId: e.id }), trust.policy.pcrs ?? {});
+        card = verifiedCard(e, await attestThroughGateway(ctx.http, trust, { enclaveId: e.id, listed: e }), trust.policy.pcrs ?? {});
       } catch (err) {
         card = rejectedCard(e, err, trust.policy.pcrs ?? {});
       }

@@ -24,7 +24,7 @@ import { decodePng } from '../../enclave/models/png';
 import { SESSION_OPTIONS } from '../../enclave/models/onnx-model';
 import { withLastAxisBest } from '../../enclave/models/onnx-proto';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
-import { httpPost as post, log, median, opsPerSecond, opsPerSecondConcurrent, report } from './measure';
+import { httpPost as post, log, median, opsPerSecond, opsPerSecondConcurrent, report, round } from './measure';
 
 /** Rounds of interleaved slices, and the seconds each case is measured per round. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
@@ -34,8 +34,7 @@ const IN_FLIGHT = 4;
 type Case = 'raw' | 'rawgraph' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
 const CASES: readonly Case[] = ['raw', 'rawgraph', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
 
-const round1 = (x: number): number => Math.round(x * 10) / 10;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+const round1 = (x: number): number => round(x, 1);
 
 async function main(): Promise<void> {
   const config = defaultModelConfigs()[0]!;
@@ -82,7 +81,7 @@ async function main(): Promise<void> {
   await session.release();
   await graphSession.release();
 
-  const ratio = (num: Case, den: Case): number => round3(median(rates[num].map((r, i) => r / rates[den][i]!)));
+  const ratio = (num: Case, den: Case): number => round(median(rates[num].map((r, i) => r / rates[den][i]!)), 3);
   const rate = (c: Case): number => round1(median(rates[c]));
   report({
     model: `${config.name}@${config.version}`,

@@ -28,7 +28,7 @@ import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { startChildService } from '../../infra/dev-stack/child-service';
 import { DEMO_MODEL, demoRequest } from '../support/demo';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
-import { httpPost, log, median, quantile, report } from './measure';
+import { httpPost, log, median, quantile, report, round } from './measure';
 
 /** Alternating slices per side, and their length in seconds: 10 x 3 s = 30 s per side by default. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -57,7 +57,7 @@ async function load(url: string, body: string, headers: Record<string, string>, 
     timeout: 60,
   });
   return {
-    rps: Math.round(result.requests.average * 10) / 10,
+    rps: round(result.requests.average, 1),
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx, // autocannon counts timeouts among its errors
@@ -70,7 +70,7 @@ async function load(url: string, body: string, headers: Record<string, string>, 
 function combine(runs: Load[], seconds: number): Load {
   const requests = runs.reduce((n, r) => n + r.requests, 0);
   return {
-    rps: Math.round((requests / seconds) * 10) / 10,
+    rps: round(requests / seconds, 1),
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
     errors: runs.reduce((n, r) => n + r.errors, 0),
@@ -97,7 +97,7 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
       d.push(await timed(agents[0], direct, {}));
       g.push(await timed(agents[1], through, auth));
     }
-    const ms = (x: number) => Math.round(x * 100) / 100;
+    const ms = (x: number) => round(x, 2);
     return { direct_p50_ms: ms(median(d)), gateway_p50_ms: ms(median(g)), p50_overhead_ms: ms(median(g.map((x, i) => x - d[i]!))) };
   } finally {
     for (const a of agents) a.destroy();
@@ -135,7 +135,7 @@ async function fixedRate(url: URL, body: string, headers: Record<string, string>
   } finally {
     agent.destroy();
   }
-  const ms = (x: number) => Math.round(x * 100) / 100;
+  const ms = (x: number) => round(x, 2);
   return { p50: ms(median(latencies)), p99: ms(quantile(latencies, 0.99)), requests: latencies.length, errors };
 }
 
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
             }
           }
         }
-        const mean = (xs: number[]) => Math.round((xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 10) / 10;
+        const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length), 1);
         // Each round's two slices are seconds apart; the median of their ratios is what the machine's
         // slow phases (which can start or end within any slice) disturb least.
         const pairedRatio = median(gatewayRuns.map((g, i) => g.rps / directRuns[i]!.rps));
@@ -256,9 +256,9 @@ async function main(): Promise<void> {
       }
       const real = results[DEMO_MODEL]!;
       const tiny = results.affine!;
-      const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+      const ratio = (a: number, b: number) => round(a / b, 3);
       const fixed = real.atLoad!;
-      const sliceMedian = (runs: FixedLoad[], key: 'p50' | 'p99') => Math.round(median(runs.map((r) => r[key])) * 100) / 100;
+      const sliceMedian = (runs: FixedLoad[], key: 'p50' | 'p99') => round(median(runs.map((r) => r[key])), 2);
       const atLoad = {
         direct_p50_ms: sliceMedian(fixed.direct, 'p50'),
         gateway_p50_ms: sliceMedian(fixed.gateway, 'p50'),
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
         gateway_p99_ms: sliceMedian(fixed.gateway, 'p99'),
         requests: { direct: fixed.direct.reduce((n, r) => n + r.requests, 0), gateway: fixed.gateway.reduce((n, r) => n + r.requests, 0) },
         errors: [...fixed.direct, ...fixed.gateway].reduce((n, r) => n + r.errors, 0),
-        p50_overhead_paired_ms: Math.round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)) * 100) / 100,
+        p50_overhead_paired_ms: round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)), 2),
       };
       report({
         model: DEMO_MODEL,
@@ -285,9 +285,9 @@ async function main(): Promise<void> {
         gateway_p50_ms: atLoad.gateway_p50_ms,
         gateway_p99_ms: atLoad.gateway_p99_ms,
         errors: real.direct.errors + real.gateway.errors + atLoad.errors,
-        gateway_vs_direct: Math.round(real.pairedRatio * 1000) / 1000,
+        gateway_vs_direct: round(real.pairedRatio, 3),
         gateway_vs_direct_of_totals: ratio(real.gateway.rps, real.direct.rps),
-        p50_overhead_ms: Math.round((atLoad.gateway_p50_ms - atLoad.direct_p50_ms) * 100) / 100,
+        p50_overhead_ms: round(atLoad.gateway_p50_ms - atLoad.direct_p50_ms, 2),
         at_fixed_load: { rate_per_s: fixed.rate, ...atLoad, per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50) } },
         saturated: { direct_p50_ms: real.direct.p50, gateway_p50_ms: real.gateway.p50, gateway_p99_ms: real.gateway.p99, p50_overhead_ms: real.gateway.p50 - real.direct.p50 },
         one_connection: real.sequential,
@@ -298,7 +298,7 @@ async function main(): Promise<void> {
           model: 'affine',
           direct_rps: tiny.direct.rps,
           gateway_rps: tiny.gateway.rps,
-          gateway_vs_direct: Math.round(tiny.pairedRatio * 1000) / 1000,
+          gateway_vs_direct: round(tiny.pairedRatio, 3),
           gateway_vs_direct_of_totals: ratio(tiny.gateway.rps, tiny.direct.rps),
           errors: tiny.direct.errors + tiny.gateway.errors,
           saturated: { direct_p50_ms: tiny.direct.p50, gateway_p50_ms: tiny.gateway.p50, gateway_p99_ms: tiny.gateway.p99 },

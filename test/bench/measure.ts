@@ -60,6 +60,12 @@ export function httpPost(agent: Agent, url: URL, body: string, headers: Record<s
   });
 }
 
+/** `x` rounded to `places` decimal places (for the JSON reports). */
+export function round(x: number, places: number): number {
+  const f = 10 ** places;
+  return Math.round(x * f) / f;
+}
+
 /** The median of a list of numbers (the mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -6,12 +6,27 @@
  * output → nonce → mode (sealed or plain, when the caller knows).
  */
 import { compactVerify, decodeProtectedHeader, importJWK } from 'jose';
-import { fromHex, fromUtf8 } from './bytes';
+import { fromBase64Url, fromHex, fromUtf8 } from './bytes';
 import { TeegateError, isTeegateError, type ErrorCode } from './errors';
 import type { EnclaveManifest } from './manifest';
 import type { VerifiedAttestation } from './nitro/verify';
 import { tensorsDigest, type InferTensor } from './tensors';
 
+
+/**
+ * A compact JWS's claims, decoded without verifying anything: to pick what to verify a receipt
+ * against, or to show it. Undefined unless it has three parts and a base64url JSON object payload.
+ */
+export function unverifiedClaims(jws: string): Record<string, unknown> | undefined {
+  const parts = jws.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const claims = JSON.parse(fromUtf8(fromBase64Url(parts[1]!))) as unknown;
+    return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 export const RECEIPT_TYP = 'teegate-receipt+jwt';
 const MAX_RECEIPT_CHARS = 8 * 1024;
 

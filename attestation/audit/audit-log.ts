@@ -14,7 +14,7 @@
  * Evidence failures are collected (each with its entry index); the report is ok only without any.
  * Browser-safe.
  */
-import { bytesEqual, fromBase64, fromBase64Url, fromUtf8, toBase64, toHex } from '../bytes';
+import { bytesEqual, fromBase64, toBase64, toHex } from '../bytes';
 import { TeegateError, isTeegateError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../log/checkpoint';
 import { decodeEntry, entryLeafHash } from '../log/entry';
@@ -24,7 +24,7 @@ import { TILE_WIDTH, tileWidth } from '../log/tiles';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
 import type { MeasurementPolicy } from '../nitro/policy';
 import { verifyAttestation } from '../nitro/verify';
-import { verifyReceipt } from '../receipt';
+import { unverifiedClaims, verifyReceipt } from '../receipt';
 import { ImageTally, type AuditFailure, type AuditReport } from './audit-report';
 import type { AuditState } from './audit-state';
 import type { LogClient } from './log-client';
@@ -53,16 +53,9 @@ interface LoggedEnclave {
 class TooManyFailures extends Error {}
 
 function receiptAtt(jws: string): { att: string; iat: number } {
-  const parts = jws.split('.');
-  if (parts.length !== 3) throw new TeegateError('RECEIPT_INVALID', 'receipt is not a compact JWS');
-  let claims: unknown;
-  try {
-    claims = JSON.parse(fromUtf8(fromBase64Url(parts[1]!)));
-  } catch {
-    throw new TeegateError('RECEIPT_INVALID', 'receipt payload is not base64url JSON');
-  }
-  const c = claims as { att?: unknown; iat?: unknown } | null;
-  if (typeof c !== 'object' || c === null || typeof c.att !== 'string') throw new TeegateError('RECEIPT_INVALID', 'receipt has no att claim');
+  const c = unverifiedClaims(jws);
+  if (c === undefined) throw new TeegateError('RECEIPT_INVALID', 'receipt is not a compact JWS with a JSON payload');
+  if (typeof c.att !== 'string') throw new TeegateError('RECEIPT_INVALID', 'receipt has no att claim');
   return { att: c.att, iat: typeof c.iat === 'number' ? c.iat : NaN };
 }
 

@@ -4,7 +4,7 @@
  * that holds it). Returns what the caller needs to verify: outputs, receipt, salt, log index. Every
  * field of the answer is attacker-controlled until the receipt check.
  */
-import { fromBase64Url, fromUtf8 } from '../bytes';
+import { unverifiedClaims } from '../receipt';
 import { ENCLAVE_HEADER, LOG_INDEX_HEADER, SEAL_KID_HEADER } from '../headers';
 import { TeegateError } from '../errors';
 import type { EnclaveManifest } from '../manifest';
@@ -92,13 +92,6 @@ export async function sendSealed(http: GatewayHttp, model: string, version: stri
  * enclave to verify it against. Undefined when the receipt is not a readable JWS.
  */
 export function receiptIssuer(receipt: string): string | undefined {
-  const parts = receipt.split('.');
-  if (parts.length !== 3) return undefined;
-  try {
-    const claims = JSON.parse(fromUtf8(fromBase64Url(parts[1]!))) as unknown;
-    const iss = typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>).iss : undefined;
-    return typeof iss === 'string' && iss.length > 0 && iss.length <= 128 ? iss : undefined;
-  } catch {
-    return undefined;
-  }
+  const iss = unverifiedClaims(receipt)?.iss;
+  return typeof iss === 'string' && iss.length > 0 && iss.length <= 128 ? iss : undefined;
 }

@@ -3,7 +3,8 @@
  * entries decoded into rows (claims read but not verified here: the inclusion check and the
  * receipt verifier do that), inclusion and consistency proofs checked with the verifier library.
  */
-import { fromBase64, fromUtf8, fromBase64Url, toBase64, toHex } from '../../../attestation/bytes';
+import { fromBase64, toBase64, toHex } from '../../../attestation/bytes';
+import { unverifiedClaims } from '../../../attestation/receipt';
 import { jsonObject, parseJson, type GatewayHttp } from '../../../attestation/client/http';
 import { parseInclusionProof, verifyLeafInclusion } from '../../../attestation/client/log-inclusion';
 import { parseCoseSign1 } from '../../../attestation/cose/sign1';
@@ -33,22 +34,19 @@ export interface LogRow {
 }
 
 function receiptRow(index: number, bytes: Uint8Array, jws: string): LogRow {
-  try {
-    const payload = jsonObject(JSON.parse(fromUtf8(fromBase64Url(jws.split('.')[1] ?? ''))) as unknown, 'receipt claims');
-    const model = typeof payload.model === 'object' && payload.model !== null ? (payload.model as Record<string, unknown>) : {};
-    return {
-      index,
-      bytes,
-      kind: 'receipt',
-      jws,
-      ...(typeof payload.iss === 'string' ? { bootId: payload.iss } : {}),
-      ...(typeof payload.iat === 'number' ? { time: payload.iat * 1000 } : {}),
-      ...(typeof model.name === 'string' ? { model: `${model.name}${typeof model.version === 'string' ? `@${model.version}` : ''}` } : {}),
-      ...(typeof payload.seq === 'number' ? { seq: payload.seq } : {}),
-    };
-  } catch {
-    return { index, bytes, kind: 'receipt', jws, error: 'the receipt claims are unreadable' };
-  }
+  const payload = unverifiedClaims(jws);
+  if (payload === undefined) return { index, bytes, kind: 'receipt', jws, error: 'the receipt claims are unreadable' };
+  const model = typeof payload.model === 'object' && payload.model !== null ? (payload.model as Record<string, unknown>) : {};
+  return {
+    index,
+    bytes,
+    kind: 'receipt',
+    jws,
+    ...(typeof payload.iss === 'string' ? { bootId: payload.iss } : {}),
+    ...(typeof payload.iat === 'number' ? { time: payload.iat * 1000 } : {}),
+    ...(typeof model.name === 'string' ? { model: `${model.name}${typeof model.version === 'string' ? `@${model.version}` : ''}` } : {}),
+    ...(typeof payload.seq === 'number' ? { seq: payload.seq } : {}),
+  };
 }
 
 function attestationRow(index: number, bytes: Uint8Array, entry: AttestationEntry): LogRow {

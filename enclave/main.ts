@@ -2,7 +2,6 @@
  * Starts an enclave: NSM (dev by default), models, boot, HTTP. Used in process by tests and
  * `teegate up`, and as a process by enclave/cli.ts.
  */
-import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createDevCa, exportDevCa, importDevCa, type DevCa, type DevCaJson } from '../attestation/dev/dev-ca';
 import { toHex } from '../attestation/bytes';
@@ -13,7 +12,7 @@ import { measureDevEnclave } from './measurement';
 import { defaultModelConfigs, type ModelConfig } from './models/model-config';
 import { ModelRegistry, type LoadOptions } from './models/model-registry';
 import { DevNsm } from './nsm/dev-nsm';
-import { writeFileAtomic } from './write-file-atomic';
+import { readOrCreate } from './write-file-atomic';
 import type { Nsm } from './nsm/nsm';
 
 export interface StartEnclaveOptions {
@@ -47,15 +46,12 @@ export interface RunningEnclave {
 }
 
 /** Loads the dev CA from `file`, or creates it there (0600, atomically). */
-export async function loadOrCreateDevCa(file: string): Promise<DevCa> {
-  try {
-    return await importDevCa(JSON.parse(await readFile(file, 'utf8')) as DevCaJson);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const ca = await createDevCa();
-  await writeFileAtomic(file, JSON.stringify(await exportDevCa(ca)));
-  return ca;
+export function loadOrCreateDevCa(file: string): Promise<DevCa> {
+  return readOrCreate(file, {
+    parse: (text) => importDevCa(JSON.parse(text) as DevCaJson),
+    create: createDevCa,
+    serialize: async (ca) => JSON.stringify(await exportDevCa(ca)),
+  });
 }
 
 export async function startEnclave(options: StartEnclaveOptions = {}): Promise<RunningEnclave> {

@@ -3,7 +3,7 @@
  * file in the same folder, fsync, rename, fsync of the folder. Used for keys, credentials, sealed
  * models and state files.
  */
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
@@ -24,4 +24,24 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   } finally {
     await folder.close();
   }
+}
+
+/**
+ * The value kept in `path`, or, when there is no such file, a new one, written there first
+ * (writeFileAtomic, `mode`). Any other read error, and content `parse` refuses, is thrown.
+ */
+export async function readOrCreate<T>(
+  path: string,
+  how: { parse(text: string): T | Promise<T>; create(): T | Promise<T>; serialize(value: T): string | Promise<string>; mode?: number },
+): Promise<T> {
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text !== undefined) return how.parse(text);
+  const value = await how.create();
+  await writeFileAtomic(path, await how.serialize(value), how.mode);
+  return value;
 }

@@ -4,8 +4,7 @@
  * (may only Decrypt, and only with an attested Recipient; see model-key.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../../enclave/write-file-atomic';
+import { readOrCreate } from '../../enclave/write-file-atomic';
 
 export interface DevCredential {
   readonly accessKeyId: string;
@@ -22,13 +21,10 @@ function credential(prefix: string): DevCredential {
 }
 
 
-export async function loadOrCreateDevCredentials(file: string): Promise<DevCredentials> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as DevCredentials;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const created: DevCredentials = { operator: credential('AKIDOPERATOR'), enclave: credential('AKIDENCLAVE') };
-  await writeFileAtomic(file, JSON.stringify(created, null, 2));
-  return created;
+export function loadOrCreateDevCredentials(file: string): Promise<DevCredentials> {
+  return readOrCreate(file, {
+    parse: (text) => JSON.parse(text) as DevCredentials,
+    create: (): DevCredentials => ({ operator: credential('AKIDOPERATOR'), enclave: credential('AKIDENCLAVE') }),
+    serialize: (created) => JSON.stringify(created, null, 2),
+  });
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { modelEncryptionContext, parseSealedModel, sealModel } from '../../enclave/kms/sealed-model';
 import type { ModelConfig } from '../../enclave/models/model-config';
 import type { DevCredentials } from './dev-credentials';
-import { writeFileAtomic } from '../../enclave/write-file-atomic';
+import { readOrCreate, writeFileAtomic } from '../../enclave/write-file-atomic';
 
 export const DEV_ACCOUNT = '111122223333';
 const arnOf = (accessKeyId: string) => `arn:aws:iam::${DEV_ACCOUNT}:user/${accessKeyId}`;
@@ -47,12 +47,13 @@ async function exists(path: string): Promise<boolean> {
 
 /** Creates the key on first start (its id kept in `<data>/model-key.json`). */
 export async function ensureModelKey(kms: KMSClient, dataDir: string): Promise<string> {
-  const file = join(dataDir, 'model-key.json');
-  if (await exists(file)) return (JSON.parse(await readFile(file, 'utf8')) as { keyId: string }).keyId;
-  const created = await kms.send(new CreateKeyCommand({ Description: 'teegate dev stack: model data keys' }));
-  const keyId = created.KeyMetadata!.KeyId!;
-  await writeFileAtomic(file, JSON.stringify({ keyId }), 0o644);
-  return keyId;
+  const kept = await readOrCreate(join(dataDir, 'model-key.json'), {
+    parse: (text) => JSON.parse(text) as { keyId: string },
+    create: async () => ({ keyId: (await kms.send(new CreateKeyCommand({ Description: 'teegate dev stack: model data keys' }))).KeyMetadata!.KeyId! }),
+    serialize: (value) => JSON.stringify(value),
+    mode: 0o644,
+  });
+  return kept.keyId;
 }
 
 /** Seals each plain model once into `<data>/models/<name>-<version>.onnx.sealed`; returns configs that name the sealed files. */

@@ -6,7 +6,6 @@
  */
 import { hashApiKey } from '../../gateway/auth/api-keys';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createKmsClient } from '../../enclave/kms/kms-client';
 import { loadOrCreateDevCa } from '../../enclave/main';
@@ -15,7 +14,7 @@ import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { makePolicyFile } from '../../attestation/policy-file';
 import { startDevKms } from '../dev-kms/main';
 import { startChildService, type ChildService } from './child-service';
-import { writeFileAtomic } from '../../enclave/write-file-atomic';
+import { readOrCreate, writeFileAtomic } from '../../enclave/write-file-atomic';
 import { loadOrCreateDevCredentials } from './dev-credentials';
 import { DEV_ACCOUNT, ensureModelKey, ensureSealedModels, pinKeyPolicy } from './model-key';
 
@@ -39,15 +38,8 @@ export interface DevStack {
 
 const RUN_TS = join(REPO_ROOT, 'bin', 'run-ts');
 
-async function loadOrCreateApiKey(file: string): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const key = `tg_${randomBytes(24).toString('base64url')}`;
-  await writeFileAtomic(file, `${key}\n`);
-  return key;
+function loadOrCreateApiKey(file: string): Promise<string> {
+  return readOrCreate(file, { parse: (text) => text.trim(), create: () => `tg_${randomBytes(24).toString('base64url')}`, serialize: (key) => `${key}\n` });
 }
 
 export async function startDevStack(options: DevStackOptions = {}): Promise<DevStack> {

@@ -151,8 +151,8 @@ export class EnclaveService {
     const model = models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
     // Parsed once: the model, the receipt's input digest and nothing else see the request's tensors.
     const inputs = checkAgainstSpecs(model.inputs, parseInferTensors(body.inputs, 'inputs'));
-    // The model's pre-processing runs now and its session.run is handed to the model's worker
-    // thread; meanwhile the receipt's input side is prepared, off the request's critical path.
+    // The model's run is handed to its worker thread now (the OCR model's PNG decode and resize run
+    // there too); meanwhile the receipt's input side is prepared, off the request's critical path.
     const running = model.run(inputs);
     const salt = randomBytes(32);
     let input: string;

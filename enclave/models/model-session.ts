@@ -1,20 +1,32 @@
 /**
  * An onnxruntime session owned by a worker thread (ort-worker.js), so inference never blocks the
  * enclave's event loop: health, attestation, receipts and other requests stay responsive under
- * load. Runs are queued in order; each model has its own thread.
+ * load. Runs are queued in order; each model has its own thread. A model's pre-processing may run
+ * in that thread too (WorkerPrepare, runPrepared).
  */
-import { TeegateError } from '../../attestation/errors';
+import { TeegateError, isErrorCode } from '../../attestation/errors';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Tensor, type InferenceSession } from 'onnxruntime-node';
 
 type Metadata = InferenceSession.ValueMetadata;
-type PlainTensor = { type: Tensor.Type; data: Tensor.DataType; dims: number[] };
+/** A tensor as it crosses between threads. */
+export type PlainTensor = { type: Tensor.Type; data: Tensor.DataType; dims: number[] };
+
+/**
+ * Pre-processing run in the model's worker thread, right before session.run: `module` (an absolute
+ * path; TypeScript is loaded through tsx) exports `export`, a function (input bytes, the session's
+ * input names) → feeds. It must throw a TeegateError for bad input: its code reaches the caller.
+ */
+export interface WorkerPrepare {
+  readonly module: string;
+  readonly export: string;
+}
 
 type WorkerMessage =
   | { type: 'ready'; inputNames: string[]; outputNames: string[]; inputMetadata: Metadata[]; outputMetadata: Metadata[] }
   | { type: 'result'; id: number; outputs: Record<string, PlainTensor> }
-  | { type: 'error'; id: number; message: string }
+  | { type: 'error'; id: number; stage: 'prepare' | 'run'; code?: string; message: string }
   | { type: 'fatal'; message: string };
 
 const WORKER = join(__dirname, 'ort-worker.js');
@@ -23,6 +35,7 @@ export class ModelSession {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: Record<string, PlainTensor>) => void; reject: (e: Error) => void }>();
   private closed = false;
+  private sessionRuns = 0;
 
   private constructor(
     private readonly worker: Worker,
@@ -40,9 +53,12 @@ export class ModelSession {
     });
   }
 
-  /** Starts a worker with a session of the model bytes (rejects with onnxruntime's message). */
-  static create(model: Uint8Array, options: InferenceSession.SessionOptions): Promise<ModelSession> {
-    const worker = new Worker(WORKER, { workerData: { model, options } });
+  /**
+   * Starts a worker with a session of the model bytes and, if given, the model's pre-processing
+   * (rejects with onnxruntime's message, or why the pre-processing could not be loaded).
+   */
+  static create(model: Uint8Array, options: InferenceSession.SessionOptions, prepare?: WorkerPrepare): Promise<ModelSession> {
+    const worker = new Worker(WORKER, { workerData: { model, options, prepare } });
     return new Promise((resolve, reject) => {
       const settle = () => {
         worker.off('error', onError);
@@ -75,23 +91,10 @@ export class ModelSession {
    * Runs the model on `feeds` and returns the outputs named in `fetches` (default: all; onnxruntime
    * computes only what they need). Takes ownership of the feeds' typed arrays: each one that covers
    * its whole ArrayBuffer is moved to the worker without a copy and is detached (empty) afterwards;
-   * callers pass arrays made for this run (toOrtTensor and the OCR pre-processing do). Any failure
+   * callers pass arrays made for this run (toOrtTensor does). Any failure
    * is MODEL_RUN_FAILED.
    */
   async run(feeds: Record<string, Tensor>, fetches?: readonly string[]): Promise<Record<string, Tensor>> {
-    let outputs: Record<string, PlainTensor>;
-    try {
-      outputs = await this.post(feeds, fetches);
-    } catch (err) {
-      // onnxruntime's refusals, a closed session and a dead worker alike.
-      throw new TeegateError('MODEL_RUN_FAILED', `onnxruntime: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    return Object.fromEntries(Object.entries(outputs).map(([name, { type, data, dims }]) => [name, new Tensor(type, data, dims)]));
-  }
-
-  private post(feeds: Record<string, Tensor>, fetches: readonly string[] | undefined): Promise<Record<string, PlainTensor>> {
-    if (this.closed) return Promise.reject(new Error('the model session is closed'));
-    const id = this.nextId++;
     const transfer: ArrayBuffer[] = [];
     const plain = Object.fromEntries(
       Object.entries(feeds).map(([name, t]) => {
@@ -102,9 +105,42 @@ export class ModelSession {
         return [name, { type: t.type, data, dims: [...t.dims] }];
       }),
     );
+    return this.outcome(this.post('run', { feeds: plain }, fetches, transfer));
+  }
+
+  /**
+   * Runs the model on the feeds the worker's pre-processing (WorkerPrepare) makes of `input`, which
+   * is copied to the worker. A pre-processing refusal rejects with its own code, before session.run;
+   * a failure of the pre-processing that is not a TeegateError is INTERNAL; any other failure is
+   * MODEL_RUN_FAILED.
+   */
+  runPrepared(input: Uint8Array, fetches?: readonly string[]): Promise<Record<string, Tensor>> {
+    return this.outcome(this.post('prepared', { input }, fetches));
+  }
+
+  /** How many times the worker has called session.run (pre-processing refusals never count). */
+  get runs(): number {
+    return this.sessionRuns;
+  }
+
+  private async outcome(reply: Promise<Record<string, PlainTensor>>): Promise<Record<string, Tensor>> {
+    let outputs: Record<string, PlainTensor>;
+    try {
+      outputs = await reply;
+    } catch (err) {
+      if (err instanceof TeegateError) throw err;
+      // onnxruntime's refusals, a closed session and a dead worker alike.
+      throw new TeegateError('MODEL_RUN_FAILED', `onnxruntime: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return Object.fromEntries(Object.entries(outputs).map(([name, { type, data, dims }]) => [name, new Tensor(type, data, dims)]));
+  }
+
+  private post(type: 'run' | 'prepared', payload: { feeds: Record<string, PlainTensor> } | { input: Uint8Array }, fetches: readonly string[] | undefined, transfer: ArrayBuffer[] = []): Promise<Record<string, PlainTensor>> {
+    if (this.closed) return Promise.reject(new Error('the model session is closed'));
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'run', id, feeds: plain, ...(fetches ? { fetches: [...fetches] } : {}) }, transfer);
+      this.worker.postMessage({ type, id, ...payload, ...(fetches ? { fetches: [...fetches] } : {}) }, transfer);
     });
   }
 
@@ -119,8 +155,11 @@ export class ModelSession {
     const waiter = this.pending.get(msg.id);
     if (!waiter) return;
     this.pending.delete(msg.id);
-    if (msg.type === 'error') waiter.reject(new Error(msg.message));
-    else waiter.resolve(msg.outputs);
+    if (msg.type === 'result' || msg.stage === 'run') this.sessionRuns++;
+    if (msg.type === 'result') waiter.resolve(msg.outputs);
+    else if (msg.stage === 'run') waiter.reject(new Error(msg.message));
+    else if (isErrorCode(msg.code)) waiter.reject(new TeegateError(msg.code, msg.message));
+    else waiter.reject(new TeegateError('INTERNAL', `the model's pre-processing failed: ${msg.message}`));
   }
 
   private failAll(err: Error): void {

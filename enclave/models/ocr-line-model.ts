@@ -2,7 +2,8 @@
  * The shipped real model: PaddleOCR PP-OCRv4 text recognition of one line of text.
  * OIP interface: input `image` BYTES [1] (a PNG file as a base64 string) → outputs `text`
  * BYTES [1] and `confidence` FP32 [1]. Pipeline: base64 → strict PNG decode → resize/normalise
- * (ocr-preprocess.ts) → onnxruntime → CTC greedy decode (ctc-decode.ts).
+ * (ocr-preprocess.ts) → onnxruntime → CTC greedy decode (ctc-decode.ts). The PNG decode and the
+ * resize run in the model's worker thread, just before session.run (ocrFeeds).
  *
  * Greedy CTC needs only each time step's most likely class and its probability. The session runs
  * the model's graph with an ArgMax and a ReduceMax over the classes appended (onnx-proto.ts
@@ -10,8 +11,7 @@
  * line) are never copied out of onnxruntime. The model file and its SHA-256 are the shipped ones;
  * the two appended nodes are this (measured) code's doing.
  */
-import { Tensor } from 'onnxruntime-node';
-import type { ModelSession } from './model-session';
+import type { ModelSession, WorkerPrepare } from './model-session';
 import { fromBase64 } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
@@ -19,8 +19,7 @@ import { ctcGreedyDecode, parseOcrDictionary, type Recognition } from './ctc-dec
 import { withLastAxisBest, type ModelWithBest } from './onnx-proto';
 import type { ModelConfig } from './model-config';
 import { ONNX_PLATFORM, checkFileDigest, createOnnxSession } from './onnx-model';
-import { OCR_INPUT_HEIGHT, preprocessLineImage } from './ocr-preprocess';
-import { decodePng } from './png';
+import { OCR_INPUT_HEIGHT } from './ocr-preprocess';
 import type { ServedModel, TensorSpec } from './served-model';
 
 const INPUTS: readonly TensorSpec[] = [{ name: 'image', datatype: 'BYTES', shape: [1] }];
@@ -28,6 +27,9 @@ const OUTPUTS: readonly TensorSpec[] = [
   { name: 'text', datatype: 'BYTES', shape: [1] },
   { name: 'confidence', datatype: 'FP32', shape: [1] },
 ];
+
+/** ocrFeeds, run by the model's worker thread. */
+const PREPARE: WorkerPrepare = { module: require.resolve('./ocr-preprocess'), export: 'ocrFeeds' };
 
 function loadFailed(config: ModelConfig, message: string): TeegateError {
   return new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: ${message}`);
@@ -54,7 +56,7 @@ export class OcrLineModel implements ServedModel {
     const session = await createOnnxSession(config, modelBytes, (checked) => {
       best = withLastAxisBest(checked, 2, `model ${config.name}@${config.version}`);
       return best.model;
-    });
+    }, PREPARE);
     const [input] = session.inputMetadata;
     const output = session.outputMetadata.find((m) => m.name === best!.output);
     const fits =
@@ -86,10 +88,8 @@ export class OcrLineModel implements ServedModel {
 
   /** Text and confidence of a PNG image of one line of text. */
   async recognize(png: Uint8Array): Promise<Recognition> {
-    const input = preprocessLineImage(decodePng(png));
-    const feeds = { [this.session.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) };
     const { indices, values } = this.best;
-    const results = await this.session.run(feeds, [indices, values]);
+    const results = await this.session.runPrepared(png, [indices, values]);
     const index = results[indices];
     const value = results[values];
     // One line in, so one row of steps out: [1, steps] each.

@@ -6,7 +6,8 @@
  * default rec_image_shape 3,48,320), a multiple of 8, and at most 1280; wider lines are squeezed.
  * Transparent pixels are laid over white.
  */
-import type { DecodedImage } from './png';
+import type { PlainTensor } from './model-session';
+import { decodePng, type DecodedImage } from './png';
 
 export const OCR_INPUT_HEIGHT = 48;
 export const OCR_MIN_WIDTH = 320;
@@ -89,4 +90,13 @@ export function preprocessLineImage(image: DecodedImage): OcrInput {
     }
   }
   return { data, width, resizedWidth };
+}
+
+/**
+ * The OCR model's pre-processing as its worker thread runs it (WorkerPrepare in model-session.ts):
+ * a PNG file (strictly decoded: INPUT_IMAGE_INVALID) → the model's one input, [1, 3, 48, width].
+ */
+export function ocrFeeds(png: Uint8Array, inputNames: readonly string[]): Record<string, PlainTensor> {
+  const input = preprocessLineImage(decodePng(png));
+  return { [inputNames[0]!]: { type: 'float32', data: input.data, dims: [1, 3, OCR_INPUT_HEIGHT, input.width] } };
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import { ModelSession } from './model-session';
+import { ModelSession, type WorkerPrepare } from './model-session';
 import { TeegateError } from '../../attestation/errors';
 import type { InferTensor } from '../../attestation/tensors';
 import type { ModelConfig, ModelFileConfig } from './model-config';
@@ -26,13 +26,19 @@ export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: 
 
 /**
  * Checks the digest of the model file as shipped, then creates an onnxruntime session from it, or
- * from the graph `derive` makes of it (MODEL_LOAD_FAILED).
+ * from the graph `derive` makes of it, with the model's pre-processing in its worker if it has one
+ * (MODEL_LOAD_FAILED).
  */
-export async function createOnnxSession(config: ModelConfig, bytes: Uint8Array, derive?: (checked: Uint8Array) => Uint8Array): Promise<ModelSession> {
+export async function createOnnxSession(
+  config: ModelConfig,
+  bytes: Uint8Array,
+  derive?: (checked: Uint8Array) => Uint8Array,
+  prepare?: WorkerPrepare,
+): Promise<ModelSession> {
   checkFileDigest(config, bytes, `model ${config.name}@${config.version}`);
   const graph = derive ? derive(bytes) : bytes;
   try {
-    return await ModelSession.create(graph, SESSION_OPTIONS);
+    return await ModelSession.create(graph, SESSION_OPTIONS, prepare);
   } catch (err) {
     throw new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: onnxruntime could not load it: ${String(err)}`, { cause: err });
   }

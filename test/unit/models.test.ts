@@ -193,6 +193,35 @@ describe('tiny ONNX models', () => {
     }
   });
 
+  it('runs pre-processing in its worker: feeds from the input bytes, its typed refusals and bugs before session.run', async () => {
+    const prepare = { module: require.resolve('../../enclave/models/testing/affine-prepare'), export: 'affineFeeds' };
+    const session = await ModelSession.create(affineModel(), {}, prepare);
+    try {
+      const out = await session.runPrepared(Uint8Array.from([1, 2, 3, 4]));
+      expect(Array.from(out.y!.data as Float32Array)).toEqual([3, 5, 7, 9]); // 2x + 1, as run() gives
+      expect(session.runs).toBe(1);
+      expect(await codeOf(session.runPrepared(Uint8Array.from([1, 2])))).toBe('REQUEST_INVALID');
+      expect(await codeOf(session.runPrepared(Uint8Array.from([255, 0, 0, 0])))).toBe('INTERNAL');
+      expect(session.runs).toBe(1);
+      expect(await codeOf(session.runPrepared(Uint8Array.from([1, 2, 3, 4]), ['nope']))).toBe('MODEL_RUN_FAILED');
+      expect(session.runs).toBe(2);
+    } finally {
+      await session.release();
+    }
+  });
+
+  it('refuses runPrepared without a worker pre-processing, and fails to start on a module without it', async () => {
+    const session = await ModelSession.create(affineModel(), {});
+    try {
+      expect(await codeOf(session.runPrepared(Uint8Array.from([1, 2, 3, 4])))).toBe('INTERNAL');
+      expect(session.runs).toBe(0);
+    } finally {
+      await session.release();
+    }
+    const missing = { module: require.resolve('../../enclave/models/testing/affine-prepare'), export: 'nope' };
+    await expect(ModelSession.create(affineModel(), {}, missing)).rejects.toThrow(/has no function nope/);
+  });
+
   it('fails runs with MODEL_RUN_FAILED, then and later, once its worker thread has died', async () => {
     const session = await ModelSession.create(affineModel(), {});
     const x = () => ({ x: new Tensor('float32', Float32Array.from([1, 2, 3, 4]), [1, 4]) });
@@ -473,19 +502,26 @@ describe('PP-OCRv4 line recognition (shipped model)', () => {
     ['a UINT8 image', image({ datatype: 'UINT8', data: [1] }), 'TENSOR_DATATYPE_MISMATCH'],
     ['a number instead of a string', image({ data: [1] }), 'TENSOR_INVALID'],
   ];
-  const spyOnOcrRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'run');
-  it('sees a valid image reach the model (the spy the rejection tests rely on works)', async () => {
-    const run = spyOnOcrRun();
+  // The PNG is decoded in the model's worker thread, right before session.run: the model's
+  // ModelSession counts the session.run calls its worker made, and a refused request adds none.
+  const ocrSession = async (): Promise<ModelSession> => {
+    const spy = jest.spyOn(SESSION_PROTOTYPE, 'runPrepared');
     await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
-    expect(run).toHaveBeenCalledTimes(1);
-    run.mockRestore();
+    expect(spy).toHaveBeenCalledTimes(1);
+    return spy.mock.contexts[0] as ModelSession;
+  };
+  it('sees a valid image reach the model (the count the rejection tests rely on works)', async () => {
+    const session = await ocrSession();
+    const before = session.runs;
+    await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
+    expect(session.runs).toBe(before + 1);
   });
 
   it.each(bad)('rejects %s before the model runs', async (_label, request, expected) => {
-    const run = spyOnOcrRun();
+    const session = await ocrSession();
+    const before = session.runs;
     expect(await codeOf(registry.infer('ppocr-v4-rec', request))).toBe(expected);
-    expect(run).not.toHaveBeenCalled();
-    run.mockRestore();
+    expect(session.runs).toBe(before);
   });
 
   it('refuses a dictionary whose digest differs from the configuration', async () => {

@@ -24,15 +24,30 @@ import { decodePng } from '../../enclave/models/png';
 import { SESSION_OPTIONS } from '../../enclave/models/onnx-model';
 import { withLastAxisBest } from '../../enclave/models/onnx-proto';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
-import { httpPost as post, log, median, opsPerSecond, opsPerSecondConcurrent, report, round } from './measure';
+import { httpPost as post, log, median, opsPerSecondOver, report, round } from './measure';
 
-/** Rounds of interleaved slices, and the seconds each case is measured per round. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
-const SLICE = Number(process.env.BENCH_SLICE_SECONDS ?? 1);
+/** Rounds of interleaved slices, and the requests each slice measures (a case has two a round). */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 24);
+const SLICE = Number(process.env.BENCH_SLICE_OPS ?? 4);
+/**
+ * Requests made before each slice's measured ones. After another onnxruntime session ran (each case
+ * but http has its own), the first two runs of a session take up to twice as long here: the other
+ * session's threads are still spinning and its data fills the caches.
+ */
+const WARMUP = 3;
 /** Requests kept in flight for the server's-view measurement (raw measured the same way). */
 const IN_FLIGHT = 4;
+const IN_FLIGHT_SLICE = 2 * IN_FLIGHT;
+const IN_FLIGHT_OPTIONS = { warmup: 2 * IN_FLIGHT, concurrency: IN_FLIGHT };
+const ONE_AT_A_TIME = { warmup: WARMUP };
 type Case = 'raw' | 'rawgraph' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
 const CASES: readonly Case[] = ['raw', 'rawgraph', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
+/**
+ * One round: each group's cases in order, then in reverse (A B C D D C B A), so that a drift of the
+ * machine's speed that is linear over the round weighs on every case alike.
+ */
+const GROUPS: readonly (readonly Case[])[] = [['raw', 'rawgraph', 'inprocess', 'http'], ['raw4', 'inprocess4', 'http4']];
+const ROUND: readonly Case[] = GROUPS.flatMap((g) => [...g, ...[...g].reverse()]);
 
 const round1 = (x: number): number => round(x, 1);
 
@@ -58,22 +73,26 @@ async function main(): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const agent4 = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
   const ops: Record<Case, () => Promise<number>> = {
-    raw: () => opsPerSecond(() => session.run(feeds), SLICE, 0.2),
-    rawgraph: () => opsPerSecond(() => graphSession.run(feeds, fetches), SLICE, 0.2),
-    inprocess: () => opsPerSecond(() => enclave.service.infer(DEMO_MODEL, request), SLICE, 0.2),
-    http: () => opsPerSecond(() => post(agent, url, body), SLICE, 0.2),
-    raw4: () => opsPerSecondConcurrent(() => session.run(feeds), IN_FLIGHT, SLICE, 0.2),
-    inprocess4: () => opsPerSecondConcurrent(() => enclave.service.infer(DEMO_MODEL, request), IN_FLIGHT, SLICE, 0.2),
-    http4: () => opsPerSecondConcurrent(() => post(agent4, url, body), IN_FLIGHT, SLICE, 0.2),
+    raw: () => opsPerSecondOver(() => session.run(feeds), SLICE, ONE_AT_A_TIME),
+    rawgraph: () => opsPerSecondOver(() => graphSession.run(feeds, fetches), SLICE, ONE_AT_A_TIME),
+    inprocess: () => opsPerSecondOver(() => enclave.service.infer(DEMO_MODEL, request), SLICE, ONE_AT_A_TIME),
+    http: () => opsPerSecondOver(() => post(agent, url, body), SLICE, ONE_AT_A_TIME),
+    raw4: () => opsPerSecondOver(() => session.run(feeds), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
+    inprocess4: () => opsPerSecondOver(() => enclave.service.infer(DEMO_MODEL, request), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
+    http4: () => opsPerSecondOver(() => post(agent4, url, body), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
   };
 
-  // This machine's speed drifts by up to 2x for seconds at a time (a shared VM). So the cases are
-  // measured in short slices, one after another, for ROUNDS rounds: each round's ratios compare
-  // slices taken within a few seconds of each other, and the medians over rounds are reported.
+  // This machine's speed drifts by 2x and more, for seconds at a time (a shared VM). So the cases
+  // are measured in slices of a few requests (a fraction of a second each), in the order ROUND
+  // gives, for ROUNDS rounds: each round's ratios compare slices taken within a few seconds of each
+  // other, and the medians over rounds are reported. A case's rate in a round is that of its two
+  // slices together (requests over the time they took).
   const rates: Record<Case, number[]> = { raw: [], rawgraph: [], inprocess: [], http: [], raw4: [], inprocess4: [], http4: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    log(`round ${round + 1}/${ROUNDS}`);
-    for (const c of CASES) rates[c].push(await ops[c]());
+    if (round % 5 === 0) log(`round ${round + 1}/${ROUNDS}`);
+    const seconds: Partial<Record<Case, number>> = {};
+    for (const c of ROUND) seconds[c] = (seconds[c] ?? 0) + 1 / (await ops[c]());
+    for (const c of CASES) rates[c].push(2 / seconds[c]!);
   }
   agent.destroy();
   agent4.destroy();
@@ -87,7 +106,7 @@ async function main(): Promise<void> {
     model: `${config.name}@${config.version}`,
     input: `enclave/models/demo/line.png (${png.length} bytes, tensor [1,3,48,${input.width}])`,
     rounds: ROUNDS,
-    seconds_per_slice: SLICE,
+    requests_per_slice: { one_at_a_time: SLICE, in_flight: IN_FLIGHT_SLICE },
     raw_per_s: rate('raw'),
     signed_inprocess_per_s: rate('inprocess'),
     signed_http_per_s: rate('http'),

@@ -23,25 +23,28 @@ export function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-/** Completed operations per second with `concurrency` operations kept in flight (a server's view). */
-export async function opsPerSecondConcurrent(op: () => Promise<unknown>, concurrency: number, seconds = 3, warmupSeconds = 0.5): Promise<number> {
-  const runFor = async (s: number): Promise<number> => {
-    const end = performance.now() + s * 1000;
-    let n = 0;
+/**
+ * Operations per second over exactly `count` operations, after `warmup` more, with `concurrency`
+ * in flight. For operations of milliseconds each, a fixed count measures without the rounding error
+ * of counting operations in a fixed time, and keeps a slice short enough to be compared with the
+ * slices taken just before and after it on a machine whose speed drifts.
+ */
+export async function opsPerSecondOver(op: () => Promise<unknown>, count: number, { warmup = 1, concurrency = 1 } = {}): Promise<number> {
+  const runN = async (n: number): Promise<void> => {
+    let started = 0;
     await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (performance.now() < end) {
+      Array.from({ length: Math.min(concurrency, n) }, async () => {
+        while (started < n) {
+          started++;
           await op();
-          n++;
         }
       }),
     );
-    return n;
   };
-  await runFor(warmupSeconds);
+  await runN(warmup);
   const start = performance.now();
-  const n = await runFor(seconds);
-  return n / ((performance.now() - start) / 1000);
+  await runN(count);
+  return count / ((performance.now() - start) / 1000);
 }
 
 /** One POST over a keep-alive agent; resolves to the response body, rejects on anything but 200. */

@@ -6,9 +6,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { fromHex, randomBytes, sha384, toHex } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
 import { manifestDigest, type EnclaveManifest } from '../attestation/manifest';
-import { canonicalBytesOfParsed, canonicalTensorBytes, parseInferTensors, type InferTensor } from '../attestation/tensors';
+import { canonicalBytesOfParsed, canonicalTensorBytes, type InferTensor } from '../attestation/tensors';
 import { generateEnclaveKeys, type EnclaveKeys } from './keys';
-import { checkAgainstSpecs } from './models/input-check';
+import { checkInputs } from './models/input-check';
 import { modelIdentity, type ModelMetadata, type ModelRegistry } from './models/model-registry';
 import type { Nsm } from './nsm/nsm';
 import { ReceiptSigner } from './receipt-signer';
@@ -150,7 +150,7 @@ export class EnclaveService {
     const version = typeof body.model_version === 'string' ? body.model_version : undefined;
     const model = models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
     // Parsed once: the model, the receipt's input digest and nothing else see the request's tensors.
-    const inputs = checkAgainstSpecs(model.inputs, parseInferTensors(body.inputs, 'inputs'));
+    const inputs = checkInputs(model.inputs, body.inputs);
     // The model's run is handed to its worker thread now (the OCR model's PNG decode and resize run
     // there too); meanwhile the receipt's input side is prepared, off the request's critical path.
     const running = model.run(inputs);

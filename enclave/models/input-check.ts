@@ -8,11 +8,7 @@ import { parseInferTensors, type InferTensor } from '../../attestation/tensors';
 import type { TensorSpec } from './served-model';
 
 export function checkInputs(specs: readonly TensorSpec[], inputs: unknown): InferTensor[] {
-  return checkAgainstSpecs(specs, parseInferTensors(inputs, 'inputs'));
-}
-
-/** The model-specific half of checkInputs, for tensors parseInferTensors already returned. */
-export function checkAgainstSpecs(specs: readonly TensorSpec[], tensors: InferTensor[]): InferTensor[] {
+  const tensors = parseInferTensors(inputs, 'inputs');
   const byName = new Map(specs.map((s) => [s.name, s]));
   for (const t of tensors) {
     const spec = byName.get(t.name);

@@ -16,8 +16,8 @@ export interface ServedModel {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   /**
-   * Runs the model on inputs already parsed and checked against `inputs` (checkInputs or
-   * checkAgainstSpecs: typed TENSOR_* errors before the model runs) and returns its outputs as OIP
+   * Runs the model on inputs already parsed and checked against `inputs` (checkInputs: typed
+   * TENSOR_* errors before the model runs) and returns its outputs as OIP
    * tensors with flat data.
    */
   run(checked: readonly InferTensor[]): Promise<InferTensor[]>;

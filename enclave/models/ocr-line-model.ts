@@ -52,13 +52,11 @@ export class OcrLineModel implements ServedModel {
     if (config.kind !== 'ocr-line' || config.dictionary === undefined) throw loadFailed(config, 'not an ocr-line config');
     checkFileDigest(config.dictionary, dictionaryBytes, `dictionary of ${config.name}@${config.version}`);
     const charset = parseOcrDictionary(dictionaryBytes);
-    let best: ModelWithBest | undefined;
-    const session = await createOnnxSession(config, modelBytes, (checked) => {
-      best = withLastAxisBest(checked, 2, `model ${config.name}@${config.version}`);
-      return best.model;
-    }, PREPARE);
+    checkFileDigest(config, modelBytes, `model ${config.name}@${config.version}`);
+    const best = withLastAxisBest(modelBytes, 2, `model ${config.name}@${config.version}`);
+    const session = await createOnnxSession(config, best.model, PREPARE);
     const [input] = session.inputMetadata;
-    const output = session.outputMetadata.find((m) => m.name === best!.output);
+    const output = session.outputMetadata.find((m) => m.name === best.output);
     const fits =
       session.inputMetadata.length === 1 && input?.isTensor && input.type === 'float32' &&
       input.shape.length === 4 && input.shape[1] === 3 && input.shape[2] === OCR_INPUT_HEIGHT &&
@@ -68,7 +66,7 @@ export class OcrLineModel implements ServedModel {
       await session.release();
       throw loadFailed(config, `not a text-recognition model taking [N, 3, 48, W] with ${charset.length + 1} classes`);
     }
-    return new OcrLineModel(config, session, charset, best!);
+    return new OcrLineModel(config, session, charset, best);
   }
 
   async run(checked: readonly InferTensor[]): Promise<InferTensor[]> {

@@ -38,18 +38,11 @@ export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: 
 }
 
 /**
- * Checks the digest of the model file as shipped, then creates an onnxruntime session from it, or
- * from the graph `derive` makes of it, with the model's pre-processing in its worker if it has one
+ * Creates an onnxruntime session of `graph` (the model file, whose digest the caller checked, or a
+ * graph made from it), with the model's pre-processing in its worker if it has one
  * (MODEL_LOAD_FAILED).
  */
-export async function createOnnxSession(
-  config: ModelConfig,
-  bytes: Uint8Array,
-  derive?: (checked: Uint8Array) => Uint8Array,
-  prepare?: WorkerPrepare,
-): Promise<ModelSession> {
-  checkFileDigest(config, bytes, `model ${config.name}@${config.version}`);
-  const graph = derive ? derive(bytes) : bytes;
+export async function createOnnxSession(config: ModelConfig, graph: Uint8Array, prepare?: WorkerPrepare): Promise<ModelSession> {
   try {
     return await ModelSession.create(graph, SESSION_OPTIONS, prepare);
   } catch (err) {
@@ -79,6 +72,7 @@ export class OnnxModel implements ServedModel {
   ) {}
 
   static async load(config: ModelConfig, bytes: Uint8Array): Promise<OnnxModel> {
+    checkFileDigest(config, bytes, `model ${config.name}@${config.version}`);
     const session = await createOnnxSession(config, bytes);
     try {
       return new OnnxModel(config, session, tensorSpecs(config, session.inputMetadata), tensorSpecs(config, session.outputMetadata));

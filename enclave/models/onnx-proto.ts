@@ -8,7 +8,7 @@
  * Only the wire types ONNX uses are read: varint (0), 64-bit (1), length-delimited (2) and 32-bit
  * (5); groups, overlong varints and fields that run past their message are refused.
  */
-import { fromUtf8 } from '../../attestation/bytes';
+import { concatBytes, fromUtf8, utf8 } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 
 /** TensorProto.DataType values. */
@@ -79,7 +79,7 @@ export function bytesField(field: number, bytes: Uint8Array | readonly number[])
 }
 
 export function stringField(field: number, text: string): number[] {
-  return bytesField(field, new TextEncoder().encode(text));
+  return bytesField(field, utf8(text));
 }
 
 export function message(...fields: number[][]): number[] {
@@ -283,13 +283,7 @@ export function withLastAxisBest(model: Uint8Array, axis: number, what: string):
   );
   // Repeated fields of a message may come in any order, so the graph is the old one plus the new
   // fields; only its length prefix changes.
-  const graphLength = graph.bytes!.length + appended.length;
-  const header = Uint8Array.from([...varint((MODEL_GRAPH << 3) | 2), ...varint(graphLength)]);
-  const out = new Uint8Array(graph.start + header.length + graphLength + (model.length - graph.end));
-  out.set(model.subarray(0, graph.start), 0);
-  out.set(header, graph.start);
-  out.set(graph.bytes!, graph.start + header.length);
-  out.set(appended, graph.start + header.length + graph.bytes!.length);
-  out.set(model.subarray(graph.end), graph.start + header.length + graphLength);
+  const header = Uint8Array.from([...varint((MODEL_GRAPH << 3) | 2), ...varint(graph.bytes!.length + appended.length)]);
+  const out = concatBytes(model.subarray(0, graph.start), header, graph.bytes!, appended, model.subarray(graph.end));
   return { model: out, output, indices, values };
 }

@@ -1,12 +1,10 @@
 /**
  * The models the enclave serves: loads every configured model (digest checked), answers OIP
- * model metadata, and routes inference by name and optional version (default: the version
+ * model metadata, and selects a model by name and optional version (default: the version
  * configured last for that name).
  */
-import { checkInputs } from './input-check';
 import { readFile } from 'node:fs/promises';
 import { TeegateError } from '../../attestation/errors';
-import type { InferTensor } from '../../attestation/tensors';
 import { parseModelConfigs, type ModelConfig } from './model-config';
 import { OcrLineModel } from './ocr-line-model';
 import { OnnxModel } from './onnx-model';
@@ -26,11 +24,6 @@ export interface ModelIdentity {
   name: string;
   version: string;
   sha256: string;
-}
-
-export interface InferResult {
-  model: ModelIdentity;
-  outputs: InferTensor[];
 }
 
 export interface LoadOptions {
@@ -114,12 +107,6 @@ export class ModelRegistry {
       inputs: model.inputs.map((s) => ({ ...s, shape: [...s.shape] })),
       outputs: model.outputs.map((s) => ({ ...s, shape: [...s.shape] })),
     };
-  }
-
-  /** Validates the untrusted `inputs` of an OIP request and runs the model. */
-  async infer(name: string, inputs: unknown, version?: string): Promise<InferResult> {
-    const model = this.get(name, version);
-    return { model: modelIdentity(model), outputs: await model.run(checkInputs(model.inputs, inputs)) };
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,7 @@ import type { ServedModel } from '../../enclave/models/served-model';
 import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
+import { inferWith } from '../support/models';
 import { ModelRegistry } from '../../enclave/models/model-registry';
 import { OnnxModel } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
@@ -25,7 +26,7 @@ const DEMO_TEXT = 'Confidential inference verified';
 
 /** onnxruntime's session class: its `run` is spied on to prove that rejected requests never reach it. */
 const SESSION_PROTOTYPE = ModelSession.prototype;
-/** What ModelRegistry.infer does for one model: check the untrusted inputs, then run. */
+/** What the enclave service does with one model (inferWith, without the registry): check the untrusted inputs, then run. */
 const inferOn = async (model: ServedModel, inputs: unknown) => model.run(checkInputs(model.inputs, inputs));
 const spyOnRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'run');
 
@@ -316,7 +317,7 @@ describe('model registry', () => {
   });
 
   it('runs the selected version and names the model that answered', async () => {
-    const result = await registry.infer('affine', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 1] }], '1');
+    const result = await inferWith(registry, 'affine', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 1] }], '1');
     expect(result).toEqual({
       model: { name: 'affine', version: '1', sha256: affine.sha256 },
       outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 4], data: [1, 1, 1, 3] }],
@@ -324,7 +325,7 @@ describe('model registry', () => {
   });
 
   it('answers MODEL_NOT_FOUND for an unknown name or version', async () => {
-    expect(await codeOf(registry.infer('nope', []))).toBe('MODEL_NOT_FOUND');
+    expect(await codeOf(inferWith(registry, 'nope', []))).toBe('MODEL_NOT_FOUND');
     expect(codeOfSync(() => registry.metadata('affine', '3'))).toBe('MODEL_NOT_FOUND');
   });
 
@@ -468,7 +469,7 @@ describe('PP-OCRv4 line recognition (shipped model)', () => {
   });
 
   it('reads the demo image exactly', async () => {
-    const { model, outputs } = await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
+    const { model, outputs } = await inferWith(registry, 'ppocr-v4-rec', imageRequest(DEMO_PNG));
     expect(model).toEqual({ name: 'ppocr-v4-rec', version: '1', sha256: defaultModelConfigs()[0]!.sha256 });
     expect(outputs[0]).toEqual({ name: 'text', datatype: 'BYTES', shape: [1], data: [DEMO_TEXT] });
     expect(outputs[1]).toMatchObject({ name: 'confidence', datatype: 'FP32', shape: [1] });
@@ -478,13 +479,13 @@ describe('PP-OCRv4 line recognition (shipped model)', () => {
   });
 
   it('reads the same text from an RGBA copy with a transparent margin', async () => {
-    const { outputs } = await registry.infer('ppocr-v4-rec', imageRequest(encodePng(toRgba(decodePng(DEMO_PNG)), 4)));
+    const { outputs } = await inferWith(registry, 'ppocr-v4-rec', imageRequest(encodePng(toRgba(decodePng(DEMO_PNG)), 4)));
     expect(outputs[0]!.data).toEqual([DEMO_TEXT]);
   });
 
   it('returns empty text with confidence 0 for a blank image', async () => {
     const blank: DecodedImage = { width: 100, height: 32, channels: 1, pixels: new Uint8Array(3200).fill(255) };
-    const { outputs } = await registry.infer('ppocr-v4-rec', imageRequest(encodePng(blank)));
+    const { outputs } = await inferWith(registry, 'ppocr-v4-rec', imageRequest(encodePng(blank)));
     expect(outputs).toEqual([
       { name: 'text', datatype: 'BYTES', shape: [1], data: [''] },
       { name: 'confidence', datatype: 'FP32', shape: [1], data: [0] },
@@ -506,21 +507,21 @@ describe('PP-OCRv4 line recognition (shipped model)', () => {
   // ModelSession counts the session.run calls its worker made, and a refused request adds none.
   const ocrSession = async (): Promise<ModelSession> => {
     const spy = jest.spyOn(SESSION_PROTOTYPE, 'runPrepared');
-    await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
+    await inferWith(registry, 'ppocr-v4-rec', imageRequest(DEMO_PNG));
     expect(spy).toHaveBeenCalledTimes(1);
     return spy.mock.contexts[0] as ModelSession;
   };
   it('sees a valid image reach the model (the count the rejection tests rely on works)', async () => {
     const session = await ocrSession();
     const before = session.runs;
-    await registry.infer('ppocr-v4-rec', imageRequest(DEMO_PNG));
+    await inferWith(registry, 'ppocr-v4-rec', imageRequest(DEMO_PNG));
     expect(session.runs).toBe(before + 1);
   });
 
   it.each(bad)('rejects %s before the model runs', async (_label, request, expected) => {
     const session = await ocrSession();
     const before = session.runs;
-    expect(await codeOf(registry.infer('ppocr-v4-rec', request))).toBe(expected);
+    expect(await codeOf(inferWith(registry, 'ppocr-v4-rec', request))).toBe(expected);
     expect(session.runs).toBe(before);
   });
 

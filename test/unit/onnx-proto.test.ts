@@ -8,6 +8,7 @@ import { Tensor } from 'onnxruntime-node';
 import { errorCodeOf as codeOfSync } from '../support/error-code';
 import { ctcGreedyDecode, parseOcrDictionary } from '../../enclave/models/ctc-decode';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
+import { inferWith } from '../support/models';
 import { ModelRegistry } from '../../enclave/models/model-registry';
 import { ModelSession } from '../../enclave/models/model-session';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from '../../enclave/models/ocr-preprocess';
@@ -117,7 +118,7 @@ describe('the OCR model with the appended reduction', () => {
       const best = referenceBest(scores.data as Float32Array, classes);
       const charset = parseOcrDictionary(readFileSync(config!.dictionary!.path));
       const expected = ctcGreedyDecode({ indices: BigInt64Array.from(best.indices, BigInt), values: Float32Array.from(best.values) }, charset);
-      const answer = await registry.infer(config!.name, request.inputs);
+      const answer = await inferWith(registry, config!.name, request.inputs);
       expect(answer.outputs).toEqual([
         { name: 'text', datatype: 'BYTES', shape: [1], data: [expected.text] },
         { name: 'confidence', datatype: 'FP32', shape: [1], data: [Math.fround(expected.confidence)] },

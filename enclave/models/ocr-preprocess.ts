@@ -26,14 +26,13 @@ export interface OcrInput {
  * `out` (0..255, Float64 so the resize computes exactly what a per-sample formula would). Only the
  * two source rows an output row needs are composited: memory stays O(width) whatever the image.
  */
-function compositeRow(image: DecodedImage, y: number, bgr: number, out: Float64Array): Float64Array {
+function compositeRow(image: DecodedImage, y: number, bgr: number, out: Float64Array): void {
   const { channels, pixels, width } = image;
   const offset = channels === 4 ? 2 - bgr : 0;
   for (let x = 0, at = y * width * channels; x < width; x++, at += channels) {
     const a = pixels[at + channels - 1]! / 255;
     out[x] = pixels[at + offset]! * a + 255 * (1 - a);
   }
-  return out;
 }
 
 export function preprocessLineImage(image: DecodedImage): OcrInput {
@@ -56,34 +55,49 @@ export function preprocessLineImage(image: DecodedImage): OcrInput {
     fxs[x] = sx - x0;
   }
   const gray = image.channels <= 2;
+  // Without alpha, samples are read in place: channel c of pixel i is pixels[i * stride + offset].
+  // With alpha, each source row an output row needs is composited once per channel into rowA (row
+  // y0) or rowB (row y1); consecutive output rows mostly share their source rows.
+  const alpha = image.channels === 2 || image.channels === 4;
+  const stride = alpha ? 1 : image.channels;
+  let rowA = alpha ? new Float64Array(image.width) : image.pixels;
+  let rowB = alpha ? new Float64Array(image.width) : image.pixels;
   for (let c = 0; c < 3; c++) {
     if (gray && c > 0) {
       // B, G and R are the same plane: copy it.
       data.copyWithin(c * h * width, 0, h * width);
       continue;
     }
-    // Without alpha, samples are read in place: channel c of pixel i is pixels[i * stride + offset].
-    const alpha = image.channels === 2 || image.channels === 4;
-    const stride = alpha ? 1 : image.channels;
     const offset = alpha || image.channels === 1 ? 0 : 2 - c; // B is the third byte of RGB
-    const rowA = alpha ? new Float64Array(image.width) : undefined;
-    const rowB = alpha ? new Float64Array(image.width) : undefined;
+    let heldA = -1;
+    let heldB = -1;
     for (let y = 0; y < h; y++) {
       const at = (c * h + y) * width;
       const sy = Math.min(Math.max((y + 0.5) * scaleY - 0.5, 0), image.height - 1);
       const y0 = Math.floor(sy);
       const y1 = Math.min(y0 + 1, image.height - 1);
       const fy = sy - y0;
-      const src0 = alpha ? compositeRow(image, y0, c, rowA!) : image.pixels;
-      const src1 = alpha ? compositeRow(image, y1, c, rowB!) : image.pixels;
+      if (alpha) {
+        if (y0 === heldB) {
+          [rowA, rowB] = [rowB, rowA];
+          [heldA, heldB] = [heldB, heldA];
+        } else if (y0 !== heldA) {
+          compositeRow(image, y0, c, rowA as Float64Array);
+          heldA = y0;
+        }
+        if (y1 !== heldB) {
+          compositeRow(image, y1, c, rowB as Float64Array);
+          heldB = y1;
+        }
+      }
       const row0 = alpha ? 0 : y0 * image.width;
       const row1 = alpha ? 0 : y1 * image.width;
       for (let x = 0; x < resizedWidth; x++) {
         const x0 = x0s[x]!;
         const x1 = x1s[x]!;
         const fx = fxs[x]!;
-        const top = src0[(row0 + x0) * stride + offset]! * (1 - fx) + src0[(row0 + x1) * stride + offset]! * fx;
-        const bottom = src1[(row1 + x0) * stride + offset]! * (1 - fx) + src1[(row1 + x1) * stride + offset]! * fx;
+        const top = rowA[(row0 + x0) * stride + offset]! * (1 - fx) + rowA[(row0 + x1) * stride + offset]! * fx;
+        const bottom = rowB[(row1 + x0) * stride + offset]! * (1 - fx) + rowB[(row1 + x1) * stride + offset]! * fx;
         const v = top * (1 - fy) + bottom * fy;
         data[at + x] = (v / 255 - 0.5) / 0.5;
       }

@@ -115,9 +115,14 @@ export class EnclavePool {
     return this.ready().filter((m) => servesModel(m, model) && (model.sealKid === undefined || m.identity!.manifest.keys.seal.kid === model.sealKid));
   }
 
-  /** Picks a ready member (serving `model`, when given) not in `exclude`. */
+  /** Ready members (serving `model`, when given) not in `exclude`: those pick() chooses from. */
+  candidates(model: ModelSelector | undefined, exclude: ReadonlySet<EnclaveMember>): EnclaveMember[] {
+    return (model ? this.serving(model) : this.ready()).filter((m) => !exclude.has(m));
+  }
+
+  /** Picks one of candidates(model, exclude), moving the pool's rotation. */
   pick(model: ModelSelector | undefined, exclude: ReadonlySet<EnclaveMember>): EnclaveMember | undefined {
-    const candidates = (model ? this.serving(model) : this.ready()).filter((m) => !exclude.has(m));
+    const candidates = this.candidates(model, exclude);
     if (candidates.length === 0) return undefined;
     const start = this.cursor++ % candidates.length;
     if (this.options.selection === 'round-robin') return candidates[start];

@@ -73,11 +73,6 @@ function noEnclave(pool: EnclavePool, model: ModelSelector | undefined, lastReas
   return new TeegateError('NO_ENCLAVE_AVAILABLE', `no attested enclave could take the request (${lastReason ?? states})`);
 }
 
-/** Whether another member could take the request (without moving the pool's rotation, as pick() does). */
-function untried(pool: EnclavePool, model: ModelSelector | undefined, tried: ReadonlySet<EnclaveMember>): boolean {
-  return (model ? pool.serving(model) : pool.ready()).some((m) => !tried.has(m));
-}
-
 export async function relay(pool: EnclavePool, req: UpstreamRequest, model: ModelSelector | undefined, options: RelayOptions): Promise<RelayResult> {
   const tried = new Set<EnclaveMember>();
   let lastReason: string | undefined;
@@ -113,7 +108,7 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
     }
     if (options.retryOnCodes && response.status >= 400 && response.status < 500) {
       const code = errorCodeOf(response);
-      if (code !== undefined && options.retryOnCodes.includes(code) && attempt + 1 < options.maxAttempts && untried(pool, model, tried)) {
+      if (code !== undefined && options.retryOnCodes.includes(code) && attempt + 1 < options.maxAttempts && pool.candidates(model, tried).length > 0) {
         options.metrics.upstreamRetries.inc({ reason: code.toLowerCase() });
         continue;
       }

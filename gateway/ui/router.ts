@@ -81,8 +81,9 @@ export function createUiRouter(options: UiRouterOptions = {}): Router {
     try {
       send(res, 'text/javascript; charset=utf-8', (await getBundle()).js);
     } catch (err) {
+      // For whoever fetches it by hand: browsers run no script answered 503 (the page says why).
       res.status(503);
-      send(res, 'text/javascript; charset=utf-8', `document.body.textContent = ${JSON.stringify(buildFailure(err))};`);
+      send(res, 'text/plain; charset=utf-8', buildFailure(err));
     }
   });
   return router;

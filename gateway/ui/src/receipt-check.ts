@@ -58,7 +58,7 @@ export async function checkReceipt(ctx: UiContext, bundle: ReceiptBundle): Promi
   }
   // A boot document is checked at its own time: it may be older than any certificate lifetime.
   const trust = anchors(ctx);
-  const doc = await verifyAttestationReport(found.document, { policy: trust.policy, at: 'document', ...(trust.rootCertificates ? { rootCertificates: trust.rootCertificates } : {}), ...(trust.cache ? { cache: trust.cache } : {}) });
+  const doc = await verifyAttestationReport(found.document, { ...trust, at: 'document' });
   if (!doc.valid || !doc.attestation) {
     const e = doc.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     return { report: failedAt('attestation', e.code, `boot document (${found.source}): ${e.message}`), complete };

@@ -4,28 +4,23 @@
  * file or TEEGATE_LOG_* environment) says which.
  */
 import { join } from 'node:path';
-import { TeegateError } from '../../attestation/errors';
+import type { GatewayConfig } from '../config';
 import { FileLogStorage } from './storage/file-storage';
 import type { LogStorage } from './storage/log-storage';
 import { PostgresLogStorage } from './storage/postgres-storage';
 import { TransparencyLog, type TransparencyLogOptions } from './transparency-log';
 
-/** The `log.*` settings of gateway/config.ts (same names), for a store that keeps entries. */
-export interface LogConfig {
-  readonly store: 'file' | 'postgres';
-  /** The file store's data folder: the log lives in `<dataDir>/log`. */
-  readonly dataDir?: string;
-  readonly postgresUrl?: string;
-  readonly postgresSchema?: string;
-  readonly origin?: string;
-  readonly signerKey?: string;
-}
+type LogSettings = GatewayConfig['log'];
+type Naming = Partial<Pick<LogSettings, 'origin' | 'signerKey'>>;
+/** The `log.*` settings of gateway/config.ts, for a store that keeps entries (the file store needs its folder). */
+export type LogConfig =
+  | ({ readonly store: 'file' } & Pick<LogSettings, 'dataDir'> & Naming)
+  | ({ readonly store: 'postgres' } & Partial<Pick<LogSettings, 'postgresUrl' | 'postgresSchema'>> & Naming);
 
 export async function openLogStorage(config: LogConfig): Promise<LogStorage> {
   if (config.store === 'postgres') {
     return PostgresLogStorage.open({ ...(config.postgresUrl ? { url: config.postgresUrl } : {}), ...(config.postgresSchema ? { schema: config.postgresSchema } : {}) });
   }
-  if (config.dataDir === undefined) throw new TeegateError('CONFIG_INVALID', 'a file log store needs a data folder (log.dataDir)');
   return FileLogStorage.open(join(config.dataDir, 'log'));
 }
 

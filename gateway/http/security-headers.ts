@@ -5,8 +5,8 @@
 import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER } from '../../attestation/headers';
 import type { RequestHandler } from 'express';
 
-export const EXPOSED_HEADERS = [RECEIPT_HEADER, LOG_INDEX_HEADER, ENCLAVE_HEADER, 'x-request-id', 'retry-after'];
-const EXPOSED = EXPOSED_HEADERS.join(', ');
+/** Response headers a browser page may read (CORS). */
+const EXPOSED = [RECEIPT_HEADER, LOG_INDEX_HEADER, ENCLAVE_HEADER, 'x-request-id', 'retry-after'].join(', ');
 
 export function securityHeaders(): RequestHandler {
   return (_req, res, next) => {

@@ -102,8 +102,9 @@ export class EnclaveClient {
           connected = true;
           return;
         }
+        // Cleared on 'connect' (and by finish), so it fires only while not connected.
         connectTimer = setTimeout(() => {
-          if (!connected) finish(new UpstreamError('not-sent', `no connection to ${this.baseUrl} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
+          finish(new UpstreamError('not-sent', `no connection to ${this.baseUrl} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
         }, this.options.connectTimeoutMs);
         socket.once('connect', () => {
           connected = true;

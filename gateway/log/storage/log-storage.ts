@@ -50,12 +50,12 @@ export interface LogStorage {
   close(): Promise<void>;
 }
 
-/** Throws LOG_RANGE_INVALID unless [start, start + count) lies within `size` entries. */
 /** LOG_STORAGE_FAILED with the underlying error as its cause. */
 export function storageError(message: string, cause?: unknown): TeegateError {
   return new TeegateError('LOG_STORAGE_FAILED', message, { cause });
 }
 
+/** Throws LOG_RANGE_INVALID unless [start, start + count) lies within `size` entries. */
 export function checkEntryRange(start: number, count: number, size: number, what: 'sequenced' | 'integrated' = 'sequenced'): void {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > size) {
     throw new TeegateError('LOG_RANGE_INVALID', `entries [${start}, ${start + count}) are not within the ${size} ${what} entries`);

@@ -29,7 +29,6 @@ export function derSequence(...items: Uint8Array[]): Uint8Array {
   return derTlv(TAG.SEQUENCE, concatByteList(items));
 }
 
-
 /** SET OF: DER orders the encoded elements (X.690 §11.6). */
 export function derSet(...items: Uint8Array[]): Uint8Array {
   return derTlv(TAG.SET, concatByteList([...items].sort(compareBytes)));
@@ -64,6 +63,9 @@ export function derBoolean(value: boolean): Uint8Array {
   return derTlv(TAG.BOOLEAN, Uint8Array.of(value ? 0xff : 0x00));
 }
 
+export function derNull(): Uint8Array {
+  return derTlv(TAG.NULL, new Uint8Array(0));
+}
 
 /** OBJECT IDENTIFIER from dotted-decimal text. */
 export function derOid(dotted: string): Uint8Array {

@@ -9,7 +9,8 @@ import { KeyObject, constants, createCipheriv, createHash, createPublicKey, publ
 import { bytesEqual, concatBytes } from '../../attestation/bytes';
 import { TeegateError } from '../../attestation/errors';
 import { CMS_OID } from '../../enclave/kms/cms-enveloped-data';
-import { derSequence, derTlv } from '../../attestation/x509/der-writer';
+import { TAG } from '../../attestation/x509/der';
+import { derContext, derInteger, derNull, derOctetString, derSequence, derSet, derTlv } from '../../attestation/x509/der-writer';
 
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16384;
@@ -21,12 +22,15 @@ function indefinite(tag: number, ...children: Uint8Array[]): Uint8Array {
   return concatBytes(Uint8Array.of(tag, 0x80), ...children, Uint8Array.of(0x00, 0x00));
 }
 
-const sha256Algorithm = derSequence(derTlv(0x06, CMS_OID.sha256), derTlv(0x05, new Uint8Array(0)));
+/** An OBJECT IDENTIFIER from CMS_OID's encoded contents. */
+const oid = (contents: Uint8Array): Uint8Array => derTlv(TAG.OID, contents);
+
+const sha256Algorithm = derSequence(oid(CMS_OID.sha256), derNull());
 
 /** rsaesOaep { [0] sha256, [1] mgf1(sha256) } with NULL hash parameters, byte for byte as KMS sends it. */
 const rsaesOaepSha256 = derSequence(
-  derTlv(0x06, CMS_OID.rsaesOaep),
-  derSequence(derTlv(0xa0, sha256Algorithm), derTlv(0xa1, derSequence(derTlv(0x06, CMS_OID.mgf1), sha256Algorithm))),
+  oid(CMS_OID.rsaesOaep),
+  derSequence(derContext(0, sha256Algorithm), derContext(1, derSequence(oid(CMS_OID.mgf1), sha256Algorithm))),
 );
 
 /** The recipient's RSA public key; the SPKI must be DER exactly as Node re-encodes it. */
@@ -66,17 +70,17 @@ export function buildEnvelopedData(plaintext: Uint8Array, recipientSpkiDer: Uint
     const ciphertext = concatBytes(cipher.update(plaintext), cipher.final());
     const encryptedKey = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, contentKey);
 
-    const recipientInfo = derSequence(derTlv(0x02, Uint8Array.of(2)), derTlv(0x80, subjectKeyIdentifierOf(key)), rsaesOaepSha256, derTlv(0x04, encryptedKey));
+    const recipientInfo = derSequence(derInteger(2), derContext(0, subjectKeyIdentifierOf(key), false), rsaesOaepSha256, derOctetString(encryptedKey));
     const chunks: Uint8Array[] = [];
-    for (let off = 0; off < ciphertext.length; off += CHUNK_BYTES) chunks.push(derTlv(0x04, ciphertext.subarray(off, off + CHUNK_BYTES)));
+    for (let off = 0; off < ciphertext.length; off += CHUNK_BYTES) chunks.push(derOctetString(ciphertext.subarray(off, off + CHUNK_BYTES)));
     const encryptedContentInfo = indefinite(
-      0x30,
-      derTlv(0x06, CMS_OID.data),
-      derSequence(derTlv(0x06, CMS_OID.aes256Cbc), derTlv(0x04, iv)),
+      TAG.SEQUENCE,
+      oid(CMS_OID.data),
+      derSequence(oid(CMS_OID.aes256Cbc), derOctetString(iv)),
       indefinite(0xa0, ...chunks),
     );
-    const envelopedData = indefinite(0x30, derTlv(0x02, Uint8Array.of(2)), derTlv(0x31, recipientInfo), encryptedContentInfo);
-    return indefinite(0x30, derTlv(0x06, CMS_OID.envelopedData), indefinite(0xa0, envelopedData));
+    const envelopedData = indefinite(TAG.SEQUENCE, derInteger(2), derSet(recipientInfo), encryptedContentInfo);
+    return indefinite(TAG.SEQUENCE, oid(CMS_OID.envelopedData), indefinite(0xa0, envelopedData));
   } finally {
     contentKey.fill(0);
   }

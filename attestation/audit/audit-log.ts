@@ -24,6 +24,7 @@ import { TILE_WIDTH, tileWidth } from '../log/tiles';
 import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
 import type { MeasurementPolicy } from '../nitro/policy';
 import { verifyAttestation } from '../nitro/verify';
+import { CertificateCache } from '../x509/certificate-cache';
 import { unverifiedClaims, verifyReceipt } from '../receipt';
 import { ImageTally, type AuditFailure, type AuditReport } from './audit-report';
 import type { AuditState } from './audit-state';
@@ -52,11 +53,12 @@ interface LoggedEnclave {
 
 class TooManyFailures extends Error {}
 
-function receiptAtt(jws: string): { att: string; iat: number } {
+/** The receipt's `att` claim (which boot attestation it names), read before the receipt is verified against it. */
+function receiptAtt(jws: string): string {
   const c = unverifiedClaims(jws);
   if (c === undefined) throw new TeegateError('RECEIPT_INVALID', 'receipt is not a compact JWS with a JSON payload');
   if (typeof c.att !== 'string') throw new TeegateError('RECEIPT_INVALID', 'receipt has no att claim');
-  return { att: c.att, iat: typeof c.iat === 'number' ? c.iat : NaN };
+  return c.att;
 }
 
 export async function auditLog(options: AuditOptions): Promise<AuditReport> {
@@ -113,6 +115,8 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
   const tree = new MerkleTree();
   const enclaves = new Map<string, LoggedEnclave>();
   const tally = new ImageTally();
+  // The logged attestations share their AWS root and intermediates: parsed and verified once.
+  const certificates = new CertificateCache();
   const receiptSeqs = new Map<string, { seq: number; index: number }[]>();
   let attestations = 0;
   let receipts = 0;
@@ -144,6 +148,7 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
             attestations++;
             const verified = await verifyAttestation(entry.document, {
               at: 'document',
+              cache: certificates,
               ...(options.rootCertificates ? { rootCertificates: options.rootCertificates } : {}),
               ...(options.policy ? { policy: options.policy } : {}),
             });
@@ -153,7 +158,7 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
             tally.boot(pcr0, manifest.boot_id, verified.timestamp);
           } else {
             receipts++;
-            const { att } = receiptAtt(entry.jws);
+            const att = receiptAtt(entry.jws);
             const enclave = enclaves.get(att);
             if (!enclave) {
               fail('AUDIT_ATTESTATION_MISSING', `receipt at entry ${index} names boot attestation ${att.slice(0, 16)}… which is not logged before it`, index);

@@ -162,48 +162,54 @@ function flattenData(value: unknown, shape: readonly number[], count: number, la
     return value;
   }
   const out: unknown[] = [];
-  const walk = (node: unknown, depth: number, path: string): void => {
+  // The position of the node being walked; its text (data[1][2]) is built only for an error.
+  const at: number[] = [];
+  const path = (): string => at.map((i) => `[${i}]`).join('');
+  const walk = (node: unknown, depth: number): void => {
     if (depth === shape.length) {
-      if (Array.isArray(node)) throw invalid(label, `data${path} is nested deeper than the shape`);
+      if (Array.isArray(node)) throw invalid(label, `data${path()} is nested deeper than the shape`);
       out.push(node);
       return;
     }
-    if (!Array.isArray(node)) throw invalid(label, `data${path} mixes nested and flat elements`);
+    if (!Array.isArray(node)) throw invalid(label, `data${path()} mixes nested and flat elements`);
     if (node.length !== shape[depth]) {
       throw new TeegateError(
         'TENSOR_DATA_LENGTH_MISMATCH',
-        `${label}: data${path} has ${node.length} elements, dimension ${depth} is ${shape[depth]}`,
+        `${label}: data${path()} has ${node.length} elements, dimension ${depth} is ${shape[depth]}`,
       );
     }
-    for (let i = 0; i < node.length; i++) walk(node[i], depth + 1, `${path}[${i}]`);
+    for (let i = 0; i < node.length; i++) {
+      at.push(i);
+      walk(node[i], depth + 1);
+      at.pop();
+    }
   };
-  walk(value, 0, '');
+  walk(value, 0);
   return out;
 }
 
 function checkElement(datatype: OipDatatype, element: unknown, label: string, index: number): TensorElement {
-  const where = (): string => `data element ${index}`;
   if (datatype === 'BOOL') {
-    if (typeof element !== 'boolean') throw invalid(label, `${where()} must be a boolean`);
+    if (typeof element !== 'boolean') throw invalid(label, `data element ${index} must be a boolean`);
     return element;
   }
   if (datatype === 'BYTES') {
-    if (typeof element !== 'string') throw invalid(label, `${where()} must be a string`);
-    if (LONE_SURROGATE.test(element)) throw invalid(label, `${where()} is not well-formed Unicode`);
+    if (typeof element !== 'string') throw invalid(label, `data element ${index} must be a string`);
+    if (LONE_SURROGATE.test(element)) throw invalid(label, `data element ${index} is not well-formed Unicode`);
     return element;
   }
   if (typeof element !== 'number' || !Number.isFinite(element)) {
-    throw invalid(label, `${where()} must be a finite number`);
+    throw invalid(label, `data element ${index} must be a finite number`);
   }
   const range = INTEGER_RANGE[datatype];
   if (range) {
     if (!Number.isInteger(element) || element < range[0] || element > range[1]) {
-      throw invalid(label, `${where()} (${element}) is not an exact ${datatype} value`);
+      throw invalid(label, `data element ${index} (${element}) is not an exact ${datatype} value`);
     }
   } else if (datatype === 'FP32' && !Number.isFinite(Math.fround(element))) {
-    throw invalid(label, `${where()} (${element}) is out of FP32 range`);
+    throw invalid(label, `data element ${index} (${element}) is out of FP32 range`);
   } else if (datatype === 'FP16' && float16Bits(element) === null) {
-    throw invalid(label, `${where()} (${element}) is out of FP16 range`);
+    throw invalid(label, `data element ${index} (${element}) is out of FP16 range`);
   }
   // JSON.stringify writes -0 as 0: the canonical value of negative zero is zero.
   return element === 0 ? 0 : element;

@@ -103,7 +103,12 @@ export class TeegateClient {
   }
 
   /** Attests again with a fresh nonce (any enclave the gateway picks, or the named one). */
-  async refresh(enclaveId?: string, listed?: ListedEnclave): Promise<AttestedEnclave> {
+  refresh(enclaveId?: string): Promise<AttestedEnclave> {
+    return this.attest(enclaveId);
+  }
+
+  /** refresh(), with the gateway's listing of the named enclave when the caller already has it. */
+  private async attest(enclaveId?: string, listed?: ListedEnclave): Promise<AttestedEnclave> {
     const key = enclaveId ?? '';
     const running = this.inFlight.get(key);
     if (running) return running;
@@ -130,7 +135,7 @@ export class TeegateClient {
     if (cached) return cached;
     const listed = (await listEnclaves(this.http)).find((e) => e.bootId === bootId);
     if (listed === undefined) throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `the gateway lists no live enclave with boot id ${bootId}`);
-    const enclave = await this.refresh(listed.id, listed);
+    const enclave = await this.attest(listed.id, listed);
     if (enclave.bootId !== bootId) throw new TeegateError('CLIENT_ENCLAVE_UNKNOWN', `enclave ${listed.id} now has boot id ${enclave.bootId}, not ${bootId}`);
     return enclave;
   }

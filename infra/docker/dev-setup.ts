@@ -2,7 +2,7 @@
  * One-shot setup of the docker-compose dev deployment (the `dev-setup` service): creates the dev
  * attestation root (or keeps the one already there) and writes, into DIR:
  *   dev-ca.json               the dev CA (private keys; read by the dev enclave only)
- *   dev-root.pem              the dev root certificate (trusted by the dev KMS and the gateway)
+ *   dev-root.pem              the dev root certificate (trusted by the dev KMS)
  *   measurement-policy.json   the dev enclave's PCR0-2 and the dev root, in the one policy format
  *                             (docs/policy.md): `teegate ... --policy` from the host
  *   gateway.json              the gateway's configuration file (gateway/config.ts) pinning the same

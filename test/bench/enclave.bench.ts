@@ -24,7 +24,7 @@ import { decodePng } from '../../enclave/models/png';
 import { SESSION_OPTIONS } from '../../enclave/models/onnx-model';
 import { withLastAxisBest } from '../../enclave/models/onnx-proto';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
-import { httpPost as post, log, median, opsPerSecondOver, report, round } from './measure';
+import { httpPost as post, log, median, report, round, secondsFor } from './measure';
 
 /** Rounds of interleaved slices, and the requests each slice measures (a case has two a round). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 24);
@@ -40,13 +40,13 @@ const IN_FLIGHT = 4;
 const IN_FLIGHT_SLICE = 2 * IN_FLIGHT;
 const IN_FLIGHT_OPTIONS = { warmup: 2 * IN_FLIGHT, concurrency: IN_FLIGHT };
 const ONE_AT_A_TIME = { warmup: WARMUP };
-type Case = 'raw' | 'rawgraph' | 'inprocess' | 'http' | 'raw4' | 'inprocess4' | 'http4';
-const CASES: readonly Case[] = ['raw', 'rawgraph', 'inprocess', 'http', 'raw4', 'inprocess4', 'http4'];
 /**
  * One round: each group's cases in order, then in reverse (A B C D D C B A), so that a drift of the
  * machine's speed that is linear over the round weighs on every case alike.
  */
-const GROUPS: readonly (readonly Case[])[] = [['raw', 'rawgraph', 'inprocess', 'http'], ['raw4', 'inprocess4', 'http4']];
+const GROUPS = [['raw', 'rawgraph', 'inprocess', 'http'], ['raw4', 'inprocess4', 'http4']] as const;
+type Case = (typeof GROUPS)[number][number];
+const CASES: readonly Case[] = GROUPS.flat();
 const ROUND: readonly Case[] = GROUPS.flatMap((g) => [...g, ...[...g].reverse()]);
 
 const round1 = (x: number): number => round(x, 1);
@@ -72,27 +72,35 @@ async function main(): Promise<void> {
   const url = new URL(`${enclave.url}/v2/models/${DEMO_MODEL}/infer`);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const agent4 = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
-  const ops: Record<Case, () => Promise<number>> = {
-    raw: () => opsPerSecondOver(() => session.run(feeds), SLICE, ONE_AT_A_TIME),
-    rawgraph: () => opsPerSecondOver(() => graphSession.run(feeds, fetches), SLICE, ONE_AT_A_TIME),
-    inprocess: () => opsPerSecondOver(() => enclave.service.infer(DEMO_MODEL, request), SLICE, ONE_AT_A_TIME),
-    http: () => opsPerSecondOver(() => post(agent, url, body), SLICE, ONE_AT_A_TIME),
-    raw4: () => opsPerSecondOver(() => session.run(feeds), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
-    inprocess4: () => opsPerSecondOver(() => enclave.service.infer(DEMO_MODEL, request), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
-    http4: () => opsPerSecondOver(() => post(agent4, url, body), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
+  /** One slice of a case: how many requests it measured and the seconds they took. */
+  type Slice = () => Promise<{ requests: number; seconds: number }>;
+  const slice = (op: () => Promise<unknown>, requests: number, options: { warmup: number; concurrency?: number }): Slice =>
+    async () => ({ requests, seconds: await secondsFor(op, requests, options) });
+  const ops: Record<Case, Slice> = {
+    raw: slice(() => session.run(feeds), SLICE, ONE_AT_A_TIME),
+    rawgraph: slice(() => graphSession.run(feeds, fetches), SLICE, ONE_AT_A_TIME),
+    inprocess: slice(() => enclave.service.infer(DEMO_MODEL, request), SLICE, ONE_AT_A_TIME),
+    http: slice(() => post(agent, url, body), SLICE, ONE_AT_A_TIME),
+    raw4: slice(() => session.run(feeds), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
+    inprocess4: slice(() => enclave.service.infer(DEMO_MODEL, request), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
+    http4: slice(() => post(agent4, url, body), IN_FLIGHT_SLICE, IN_FLIGHT_OPTIONS),
   };
 
   // This machine's speed drifts by 2x and more, for seconds at a time (a shared VM). So the cases
   // are measured in slices of a few requests (a fraction of a second each), in the order ROUND
   // gives, for ROUNDS rounds: each round's ratios compare slices taken within a few seconds of each
-  // other, and the medians over rounds are reported. A case's rate in a round is that of its two
+  // other, and the medians over rounds are reported. A case's rate in a round is that of its
   // slices together (requests over the time they took).
-  const rates: Record<Case, number[]> = { raw: [], rawgraph: [], inprocess: [], http: [], raw4: [], inprocess4: [], http4: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    if (round % 5 === 0) log(`round ${round + 1}/${ROUNDS}`);
-    const seconds: Partial<Record<Case, number>> = {};
-    for (const c of ROUND) seconds[c] = (seconds[c] ?? 0) + 1 / (await ops[c]());
-    for (const c of CASES) rates[c].push(2 / seconds[c]!);
+  const rates = Object.fromEntries(CASES.map((c) => [c, [] as number[]])) as Record<Case, number[]>;
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 5 === 0) log(`round ${r + 1}/${ROUNDS}`);
+    const total = new Map<Case, { requests: number; seconds: number }>();
+    for (const c of ROUND) {
+      const { requests, seconds } = await ops[c]();
+      const sum = total.get(c) ?? { requests: 0, seconds: 0 };
+      total.set(c, { requests: sum.requests + requests, seconds: sum.seconds + seconds });
+    }
+    for (const [c, { requests, seconds }] of total) rates[c].push(requests / seconds);
   }
   agent.destroy();
   agent4.destroy();

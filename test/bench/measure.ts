@@ -24,27 +24,29 @@ export function log(message: string): void {
 }
 
 /**
- * Operations per second over exactly `count` operations, after `warmup` more, with `concurrency`
- * in flight. For operations of milliseconds each, a fixed count measures without the rounding error
- * of counting operations in a fixed time, and keeps a slice short enough to be compared with the
- * slices taken just before and after it on a machine whose speed drifts.
+ * Seconds that `count` operations take, with `concurrency` in flight, once `warmup` operations have
+ * completed. The pipeline is kept full from the first warm-up operation to the last measured one,
+ * so a measured slice neither starts empty nor ends draining. For operations of milliseconds each,
+ * a fixed count measures without the rounding error of counting operations in a fixed time, and
+ * keeps a slice short enough to be compared with the slices taken just before and after it on a
+ * machine whose speed drifts.
  */
-export async function opsPerSecondOver(op: () => Promise<unknown>, count: number, { warmup = 1, concurrency = 1 } = {}): Promise<number> {
-  const runN = async (n: number): Promise<void> => {
-    let started = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, n) }, async () => {
-        while (started < n) {
-          started++;
-          await op();
-        }
-      }),
-    );
-  };
-  await runN(warmup);
-  const start = performance.now();
-  await runN(count);
-  return count / ((performance.now() - start) / 1000);
+export async function secondsFor(op: () => Promise<unknown>, count: number, { warmup = 1, concurrency = 1 } = {}): Promise<number> {
+  const total = warmup + count;
+  let done = 0;
+  let start = performance.now();
+  let end = start;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (done < total) {
+        await op();
+        done++;
+        if (done === warmup) start = performance.now();
+        if (done === total) end = performance.now();
+      }
+    }),
+  );
+  return (end - start) / 1000;
 }
 
 /** One POST over a keep-alive agent; resolves to the response body, rejects on anything but 200. */

@@ -1,6 +1,6 @@
 /**
  * bench:gateway — the same model through the enclave directly and through the gateway, in one run,
- * on loopback, with autocannon (64 connections; ten alternating slices of 3 s per side, 30 s per side
+ * on loopback: throughput with autocannon (64 connections; ten alternating slices of 3 s per side, 30 s per side
  * in all; BENCH_ROUNDS and BENCH_SLICE_SECONDS override). The enclave and
  * the gateway run as their own processes, as deployed; the gateway verifies the enclave's
  * attestation, checks API keys and rate limits, relays, and appends every receipt to the
@@ -139,6 +139,27 @@ async function fixedRate(url: URL, body: string, headers: Record<string, string>
   return { p50: ms(median(latencies)), p99: ms(quantile(latencies, 0.99)), requests: latencies.length, errors };
 }
 
+type Side = 'direct' | 'gateway';
+
+/**
+ * ROUNDS rounds of one slice per side, the side that goes first alternating by round, the enclave
+ * drained before each slice. This machine's speed halves for seconds to minutes at a time under
+ * sustained load (a shared VM), more than the gateway costs: alternating short slices land drift on
+ * both sides alike. Requests the load generator abandoned at the end of a slice would otherwise
+ * still be queued at the enclave and slow down the next slice, whichever side it measures.
+ */
+async function alternating<T>(enclaveUrl: string, label: string, run: (side: Side) => Promise<T>): Promise<Record<Side, T[]>> {
+  const out: Record<Side, T[]> = { direct: [], gateway: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    log(`${label}: round ${r + 1}/${ROUNDS} ...`);
+    for (const side of r % 2 === 0 ? (['direct', 'gateway'] as const) : (['gateway', 'direct'] as const)) {
+      await drained(enclaveUrl);
+      out[side].push(await run(side));
+    }
+  }
+  return out;
+}
+
 /** Waits until the enclave has no inference in flight (its /health), then a moment for sockets to close. */
 async function drained(enclaveUrl: string): Promise<void> {
   const deadline = Date.now() + 120_000;
@@ -199,65 +220,51 @@ async function main(): Promise<void> {
         { name: DEMO_MODEL, body: JSON.stringify(demoRequest()) },
         { name: 'affine', body: JSON.stringify(affineRequest()) },
       ];
-      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; pairedRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; atLoad?: { rate: number; direct: FixedLoad[]; gateway: FixedLoad[] }; inFlightDirect: number; inFlightGateway: number }> = {};
+      const url = (side: Side, path: string): URL => new URL(`${side === 'direct' ? enclave.url : gateway.url}${path}`);
+      const headers = (side: Side): Record<string, string> => (side === 'direct' ? {} : auth);
+      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; pairedRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; inFlightDirect: number; inFlightGateway: number }> = {};
       for (const c of cases) {
         const path = `/v2/models/${c.name}/infer`;
         log(`${c.name}: warm-up ...`);
         await load(`${enclave.url}${path}`, c.body, {}, 4, 2);
         await load(`${gateway.url}${path}`, c.body, auth, 4, 2);
-        // This machine's speed halves for seconds to minutes at a time under sustained load (a
-        // shared VM), more than the gateway costs: the two sides alternate in short slices, ROUNDS
-        // of each, so drift lands on both alike. Between slices the enclave drains: requests the
-        // load generator abandoned at the end of a slice would otherwise still be queued there and
-        // slow down the next slice, whichever side it measures.
-        const directRuns: Load[] = [];
-        const gatewayRuns: Load[] = [];
-        const inFlight = { direct: [] as number[], gateway: [] as number[] };
-        for (let r = 0; r < ROUNDS; r++) {
-          log(`${c.name}: round ${r + 1}/${ROUNDS}, ${CONNECTIONS} connections, ${SLICE} s per side ...`);
-          const sides = r % 2 === 0 ? (['direct', 'gateway'] as const) : (['gateway', 'direct'] as const);
-          for (const side of sides) {
-            await drained(enclave.url);
-            const sampled = sampleInFlight(enclave.url);
-            const run = side === 'direct' ? await load(`${enclave.url}${path}`, c.body, {}, CONNECTIONS, SLICE) : await load(`${gateway.url}${path}`, c.body, auth, CONNECTIONS, SLICE);
-            (side === 'direct' ? directRuns : gatewayRuns).push(run);
-            inFlight[side].push(sampled());
-          }
-        }
+        const runs = await alternating(enclave.url, `${c.name}: ${CONNECTIONS} connections, ${SLICE} s per side`, async (side) => {
+          const sampled = sampleInFlight(enclave.url);
+          const run = await load(url(side, path).href, c.body, headers(side), CONNECTIONS, SLICE);
+          return { run, inFlight: sampled() };
+        });
         await drained(enclave.url);
-        const direct = combine(directRuns, SLICE * ROUNDS);
-        const through = combine(gatewayRuns, SLICE * ROUNDS);
+        const directRuns = runs.direct.map((x) => x.run);
+        const gatewayRuns = runs.gateway.map((x) => x.run);
         log(`${c.name}: one connection, ${SEQUENTIAL} requests per side, alternating ...`);
-        const sequential = await sequentialPaired(new URL(`${enclave.url}${path}`), new URL(`${gateway.url}${path}`), c.body, auth, SEQUENTIAL);
-        // Latency at a fixed load: at saturation a closed-loop p50 is the queue (64 / rps), whatever
-        // the gateway's own latency. Half the direct side's throughput, offered to both sides over
-        // the same 64 connections, alternating slices as above (the real model only: the tiny
-        // model's rate is beyond a timer-driven sender).
-        let atLoad: { rate: number; direct: FixedLoad[]; gateway: FixedLoad[] } | undefined;
-        if (c.name === DEMO_MODEL) {
-          const rate = Math.max(1, Math.round(median(directRuns.map((r) => r.rps)) / 2));
-          atLoad = { rate, direct: [], gateway: [] };
-          for (let r = 0; r < ROUNDS; r++) {
-            log(`${c.name}: fixed load ${rate}/s, round ${r + 1}/${ROUNDS}, ${SLICE} s per side ...`);
-            for (const side of r % 2 === 0 ? (['direct', 'gateway'] as const) : (['gateway', 'direct'] as const)) {
-              await drained(enclave.url);
-              const run = side === 'direct'
-                ? await fixedRate(new URL(`${enclave.url}${path}`), c.body, {}, rate, SLICE, CONNECTIONS)
-                : await fixedRate(new URL(`${gateway.url}${path}`), c.body, auth, rate, SLICE, CONNECTIONS);
-              atLoad[side].push(run);
-            }
-          }
-        }
+        const sequential = await sequentialPaired(url('direct', path), url('gateway', path), c.body, auth, SEQUENTIAL);
         const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length), 1);
         // Each round's two slices are seconds apart; the median of their ratios is what the machine's
         // slow phases (which can start or end within any slice) disturb least.
         const pairedRatio = median(gatewayRuns.map((g, i) => g.rps / directRuns[i]!.rps));
-        results[c.name] = { directRuns, gatewayRuns, direct, gateway: through, pairedRatio, sequential, atLoad, inFlightDirect: mean(inFlight.direct), inFlightGateway: mean(inFlight.gateway) };
+        results[c.name] = {
+          directRuns,
+          gatewayRuns,
+          direct: combine(directRuns, SLICE * ROUNDS),
+          gateway: combine(gatewayRuns, SLICE * ROUNDS),
+          pairedRatio,
+          sequential,
+          inFlightDirect: mean(runs.direct.map((x) => x.inFlight)),
+          inFlightGateway: mean(runs.gateway.map((x) => x.inFlight)),
+        };
       }
       const real = results[DEMO_MODEL]!;
       const tiny = results.affine!;
+      // Latency at a fixed load: at saturation a closed-loop p50 is the queue (64 / rps), whatever
+      // the gateway's own latency. Half the direct side's throughput, offered to both sides over
+      // the same 64 connections, alternating slices as above (the real model only: the tiny
+      // model's rate is beyond a timer-driven sender).
+      const rate = Math.max(1, Math.round(median(real.directRuns.map((r) => r.rps)) / 2));
+      const demoPath = `/v2/models/${DEMO_MODEL}/infer`;
+      const fixed = await alternating(enclave.url, `${DEMO_MODEL}: fixed load ${rate}/s, ${SLICE} s per side`, (side) =>
+        fixedRate(url(side, demoPath), cases[0]!.body, headers(side), rate, SLICE, CONNECTIONS),
+      );
       const ratio = (a: number, b: number) => round(a / b, 3);
-      const fixed = real.atLoad!;
       const sliceMedian = (runs: FixedLoad[], key: 'p50' | 'p99') => round(median(runs.map((r) => r[key])), 2);
       const atLoad = {
         direct_p50_ms: sliceMedian(fixed.direct, 'p50'),
@@ -280,7 +287,7 @@ async function main(): Promise<void> {
         gateway_rps: real.gateway.rps,
         // Latency: the same 64 connections at a fixed offered load (latency_basis), medians of the
         // slices' percentiles; `saturated` has the closed-loop percentiles, which are queueing (64 / rps).
-        latency_basis: `64 connections, open loop at ${fixed.rate} requests/s to each side (half the direct side's saturated rate), ${ROUNDS} alternating slices of ${SLICE} s per side`,
+        latency_basis: `64 connections, open loop at ${rate} requests/s to each side (half the direct side's saturated rate), ${ROUNDS} alternating slices of ${SLICE} s per side`,
         direct_p50_ms: atLoad.direct_p50_ms,
         gateway_p50_ms: atLoad.gateway_p50_ms,
         gateway_p99_ms: atLoad.gateway_p99_ms,
@@ -288,7 +295,14 @@ async function main(): Promise<void> {
         gateway_vs_direct: round(real.pairedRatio, 3),
         gateway_vs_direct_of_totals: ratio(real.gateway.rps, real.direct.rps),
         p50_overhead_ms: round(atLoad.gateway_p50_ms - atLoad.direct_p50_ms, 2),
-        at_fixed_load: { rate_per_s: fixed.rate, ...atLoad, per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50) } },
+        at_fixed_load: {
+          rate_per_s: rate,
+          direct_p99_ms: atLoad.direct_p99_ms,
+          requests: atLoad.requests,
+          errors: atLoad.errors,
+          p50_overhead_paired_ms: atLoad.p50_overhead_paired_ms,
+          per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50) },
+        },
         saturated: { direct_p50_ms: real.direct.p50, gateway_p50_ms: real.gateway.p50, gateway_p99_ms: real.gateway.p99, p50_overhead_ms: real.gateway.p50 - real.direct.p50 },
         one_connection: real.sequential,
         // Mean inferences in flight at the enclave (its /health, every 100 ms): equal means the

@@ -1,9 +1,8 @@
 /**
  * The stack the browser tests drive: a real enclave (dev NSM, the shipped PP-OCRv4 model), a real
  * transparency log (file store in a temp dir), the real gateway, and Debian's Chromium through
- * playwright-core. Routes the gateway does not serve yet (`/ui/`, `/v1/policy`, `/v1/log`) are
- * served by a thin front that proxies everything else to the gateway, so the tests run the same
- * whether or not the gateway mounts them itself.
+ * playwright-core. The gateway serves the explorer (`/ui/`), `/v1/policy` and the log (`/v1/log`)
+ * itself.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

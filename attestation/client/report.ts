@@ -65,17 +65,22 @@ export function manifestReason(m: EnclaveManifest): string {
   return `user_data = SHA-256(JCS(manifest)), public_key = receipt key ${m.keys.receipt.kid}; ${m.software.name} ${m.software.version}, models ${m.models.map((x) => `${x.name}@${x.version}`).join(', ')}`;
 }
 
+/**
+ * The report of a check that stopped at `failed`: a step after the attestation failed with the
+ * attestation checked (a manifest that does not bind), else every other step was not reached.
+ */
+export function stoppedReport(failed: ReportStepOutcome, attestationReason = 'boot document verified'): VerificationReport {
+  const steps: ReportStepOutcome[] = failed.step === 'manifest' ? [{ step: 'attestation', status: 'passed', reason: attestationReason }, failed] : [failed];
+  for (const s of REPORT_STEPS) if (!steps.some((o) => o.step === s)) steps.push({ step: s, status: 'skipped', reason: `not checked: step ${failed.step} failed` });
+  return finishReport(steps);
+}
+
 /** The report of a request that never left the client because the attestation was rejected. */
 export function rejectedAttestationReport(err: AttestationRejectedError): VerificationReport {
   const detail = err.steps.filter((s: StepOutcome) => s.status !== 'skipped').map((s) => `${s.step} ${s.status}`).join(', ');
-  const steps: ReportStepOutcome[] =
-    err.stage === 'attestation'
-      ? [{ step: 'attestation', status: 'failed', reason: `${err.message}${detail ? ` (${detail})` : ''}`, code: err.code }]
-      : [
-          { step: 'attestation', status: 'passed', reason: detail },
-          { step: 'manifest', status: 'failed', reason: err.message, code: err.code },
-        ];
-  return finishReport(steps.concat(REPORT_STEPS.filter((s) => !steps.some((o) => o.step === s)).map((s) => ({ step: s, status: 'skipped', reason: 'not checked: the attestation was rejected' }))));
+  return err.stage === 'attestation'
+    ? stoppedReport({ step: 'attestation', status: 'failed', reason: `${err.message}${detail ? ` (${detail})` : ''}`, code: err.code })
+    : stoppedReport({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }, detail);
 }
 
 function fromReceipt(r: ReceiptReport, step: ReceiptStep): ReceiptReport['steps'][number] | undefined {

@@ -3,7 +3,8 @@
  * the receipt names by `att`), its manifest, and optionally the caller's request tensors, the
  * response tensors and the salt. The boot document is checked at its own timestamp (it may be older
  * than its certificates' lifetime) under the policy without a maximum age: freshness is what an
- * online `connect` adds. Same report shape as `infer()`; the log step is skipped.
+ * online `connect` adds. Same report shape as `infer()`; the log step is skipped unless the caller
+ * passes one that checks inclusion (the web explorer, which reaches the log).
  */
 import { trustAnchors } from './enclave-attestation';
 import { isTeegateError } from '../errors';
@@ -13,7 +14,8 @@ import { verifyAttestationReport, type VerifiedAttestation } from '../nitro/veri
 import type { LoadedPolicy } from '../policy-file';
 import { verifyReceiptReport, type ReceiptClaims } from '../receipt';
 import type { InferTensor } from '../tensors';
-import { finishReport, inferenceReport, manifestReason, REPORT_STEPS, type ReportStepOutcome, type VerificationReport } from './report';
+import type { CertificateCache } from '../x509/certificate-cache';
+import { inferenceReport, manifestReason, stoppedReport, type ReportStepOutcome, type VerificationReport } from './report';
 
 export interface OfflineReceiptEvidence {
   readonly receipt: string;
@@ -28,6 +30,10 @@ export interface OfflineReceiptEvidence {
   readonly salt?: string;
   readonly nonce?: string;
   readonly sealed?: boolean;
+  /** Reused across calls by a caller that verifies many documents. */
+  readonly cache?: CertificateCache;
+  /** Where the boot document came from (a live enclave, a log entry), for the report's reasons. */
+  readonly source?: string;
 }
 
 export interface OfflineReceiptResult {
@@ -37,19 +43,18 @@ export interface OfflineReceiptResult {
   readonly manifest?: EnclaveManifest;
 }
 
-function stopAt(failed: ReportStepOutcome): VerificationReport {
-  const steps: ReportStepOutcome[] = failed.step === 'manifest' ? [{ step: 'attestation', status: 'passed', reason: 'boot document verified' }, failed] : [failed];
-  for (const s of REPORT_STEPS) if (!steps.some((o) => o.step === s)) steps.push({ step: s, status: 'skipped', reason: `not checked: step ${failed.step} failed` });
-  return finishReport(steps);
-}
+/** The report's log step when no inclusion is checked. */
+const OFFLINE_LOG: ReportStepOutcome = { step: 'log', status: 'skipped', reason: 'offline: inclusion not checked' };
 
-export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<OfflineReceiptResult> {
-  const trust = trustAnchors(e.policy, e.rootCertificates);
+/** `log`: the report's log step (by default skipped: offline, inclusion is not checked). */
+export async function verifyReceiptOffline(e: OfflineReceiptEvidence, log: () => Promise<ReportStepOutcome> = async () => OFFLINE_LOG): Promise<OfflineReceiptResult> {
+  const trust = trustAnchors(e.policy, e.rootCertificates, e.cache);
+  const document = e.source === undefined ? 'boot document' : `boot document (${e.source})`;
   const att = await verifyAttestationReport(e.document, { ...trust, at: 'document' });
   if (!att.valid || !att.attestation) {
     const error = att.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     const failed = att.steps.find((s) => s.status === 'failed');
-    return { report: stopAt({ step: 'attestation', status: 'failed', reason: `${failed ? `${failed.step}: ` : ''}${error.message}`, code: error.code }) };
+    return { report: stoppedReport({ step: 'attestation', status: 'failed', reason: `${document}: ${failed ? `${failed.step}: ` : ''}${error.message}`, code: error.code }) };
   }
   const attestation = att.attestation;
   let manifest: EnclaveManifest;
@@ -57,7 +62,7 @@ export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<O
     manifest = await verifyManifestBinding(attestation, e.manifest);
   } catch (err) {
     if (!isTeegateError(err)) throw err;
-    return { report: stopAt({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }), attestation };
+    return { report: stoppedReport({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }, `${document} verified`), attestation };
   }
   const receipt = await verifyReceiptReport({
     receipt: e.receipt,
@@ -71,12 +76,8 @@ export async function verifyReceiptOffline(e: OfflineReceiptEvidence): Promise<O
   });
   const pinned = Object.keys(trust.policy.pcrs ?? {}).length;
   const reason =
-    `boot document of module ${attestation.moduleId} at ${new Date(attestation.timestamp).toISOString()} (checked at its own time), ` +
+    `${document} of module ${attestation.moduleId} at ${new Date(attestation.timestamp).toISOString()} (checked at its own time), ` +
     `chain to root ${attestation.rootFingerprint.slice(0, 16)}…, ${pinned} PCR(s) pinned by the policy${attestation.debug ? ', DEBUG MODE' : ''}, sha384 ${attestation.documentSha384.slice(0, 16)}…`;
-  const report = inferenceReport({ attestation: reason, manifest: manifestReason(manifest), bootId: manifest.boot_id }, receipt, {
-    step: 'log',
-    status: 'skipped',
-    reason: 'offline: inclusion not checked',
-  });
+  const report = inferenceReport({ attestation: reason, manifest: manifestReason(manifest), bootId: manifest.boot_id }, receipt, await log());
   return { report, ...(receipt.claims ? { claims: receipt.claims } : {}), attestation, manifest };
 }

@@ -135,6 +135,15 @@ test('text that is not a receipt is explained, not crashed on', async () => {
   const box = await page.waitForSelector('#receipt-result .error-box');
   expect(await box.getAttribute('data-code')).toBe('RECEIPT_INVALID');
   expect(await box.textContent()).toContain('neither a receipt');
+
+  // Shaped like a receipt, but its claims are no JSON: no enclave is named, so nothing before the
+  // signature step was checked, and the page must not show it as passed.
+  const b64url = (x: string) => Buffer.from(x).toString('base64url');
+  await page.fill('#receipt-text', `${b64url('{"alg":"ES256"}')}.${b64url('not json')}.${b64url('sig')}`);
+  await page.click('#verify-receipt');
+  expect(await finalVerdict(page, '#receipt-result')).toBe('rejected');
+  const states = await stepStates(page, '#receipt-result');
+  expect([states.attestation, states.manifest, states.signature]).toEqual(['skipped', 'skipped', 'failed']);
 });
 
 test('the log view verifies the checkpoint, charts receipts per image and checks inclusion', async () => {

@@ -7,7 +7,7 @@ import { AttestationCache } from '../../attestation/client/attestation-cache';
 import { AttestationRejectedError, type AttestedEnclave } from '../../attestation/client/enclave-attestation';
 import { GatewayHttp, errorFromAnswer } from '../../attestation/client/http';
 import { parseInferAnswer, receiptIssuer } from '../../attestation/client/infer';
-import { REPORT_STEPS, finishReport, rejectedAttestationReport, type ReportStepOutcome } from '../../attestation/client/report';
+import { REPORT_STEPS, finishReport, rejectedAttestationReport, stoppedReport, type ReportStepOutcome } from '../../attestation/client/report';
 import { toBase64Url, utf8 } from '../../attestation/bytes';
 
 const passed = (step: ReportStepOutcome['step']): ReportStepOutcome => ({ step, status: 'passed', reason: 'ok' });
@@ -38,6 +38,25 @@ describe('verification report', () => {
     const m = rejectedAttestationReport(new AttestationRejectedError('MANIFEST_BINDING_MISMATCH', 'user_data differs', 'manifest', []));
     expect(m.steps.slice(0, 2).map((s) => s.status)).toEqual(['passed', 'failed']);
     expect(m.error?.code).toBe('MANIFEST_BINDING_MISMATCH');
+  });
+});
+
+describe('a check that stopped early', () => {
+  it('marks only what was checked as passed: nothing before a receipt that names no enclave', () => {
+    const r = stoppedReport({ step: 'signature', status: 'failed', reason: 'no iss', code: 'RECEIPT_INVALID' });
+    expect(r).toMatchObject({ valid: false, error: { code: 'RECEIPT_INVALID', message: 'no iss' } });
+    expect(r.steps.map((s) => s.status)).toEqual(REPORT_STEPS.map((s) => (s === 'signature' ? 'failed' : 'skipped')));
+    expect(r.steps.find((s) => s.step === 'attestation')?.reason).toBe('not checked: step signature failed');
+  });
+
+  it('keeps the verified attestation before a manifest that does not bind', () => {
+    const r = stoppedReport({ step: 'manifest', status: 'failed', reason: 'user_data differs', code: 'MANIFEST_BINDING_MISMATCH' }, 'boot document (live enclave e0) verified');
+    expect(r.steps.slice(0, 3).map((s) => [s.status, s.reason])).toEqual([
+      ['passed', 'boot document (live enclave e0) verified'],
+      ['failed', 'user_data differs'],
+      ['skipped', 'not checked: step manifest failed'],
+    ]);
+    expect(r.error?.code).toBe('MANIFEST_BINDING_MISMATCH');
   });
 });
 

@@ -5,15 +5,15 @@
  * model, and the digests when the bundle carries tensors and salt), and its log inclusion.
  */
 import { listEnclaves } from '../../../attestation/client/enclave-attestation';
-import { checkLogInclusion } from '../../../attestation/client/log-inclusion';
-import { finishReport, inferenceReport, manifestReason, REPORT_STEPS, type ReportStepOutcome, type VerificationReport } from '../../../attestation/client/report';
+import { checkLogInclusion, latestCheckpoint } from '../../../attestation/client/log-inclusion';
+import { stoppedReport, type VerificationReport } from '../../../attestation/client/report';
 import { receiptIssuer } from '../../../attestation/client/infer';
-import { isTeegateError, type ErrorCode } from '../../../attestation/errors';
-import { verifyManifestBinding, type EnclaveManifest } from '../../../attestation/manifest';
-import { verifyAttestationReport, type VerifiedAttestation } from '../../../attestation/nitro/verify';
-import { verifyReceiptReport, type ReceiptClaims } from '../../../attestation/receipt';
-import { anchors, type UiContext } from './context';
-import { latestCheckpoint } from '../../../attestation/client/log-inclusion';
+import { verifyReceiptOffline } from '../../../attestation/client/verify-offline';
+import type { EnclaveManifest } from '../../../attestation/manifest';
+import type { VerifiedAttestation } from '../../../attestation/nitro/verify';
+import type { ReceiptClaims } from '../../../attestation/receipt';
+import type { UiContext } from './context';
+import { requirePolicy } from './trust';
 import { findLoggedAttestation } from './log-data';
 import type { ReceiptBundle } from './receipt-bundle';
 
@@ -28,13 +28,6 @@ export interface ReceiptCheck {
   readonly complete: boolean;
 }
 
-function failedAt(step: ReportStepOutcome['step'], code: ErrorCode, reason: string): VerificationReport {
-  const steps: ReportStepOutcome[] = [{ step, status: 'failed', reason, code }];
-  const before = REPORT_STEPS.slice(0, REPORT_STEPS.indexOf(step)).map((s): ReportStepOutcome => ({ step: s, status: 'passed', reason: '' }));
-  const after = REPORT_STEPS.filter((s) => s !== step && !before.some((b) => b.step === s)).map((s): ReportStepOutcome => ({ step: s, status: 'skipped', reason: 'not checked: an earlier step failed' }));
-  return finishReport([...(step === 'attestation' ? [] : before), ...steps, ...after]);
-}
-
 async function findAttestation(ctx: UiContext, bootId: string): Promise<{ document: Uint8Array; manifest: unknown; source: string } | undefined> {
   const live = (await listEnclaves(ctx.http)).find((e) => e.bootId === bootId && e.document);
   if (live?.document) return { document: live.document, manifest: live.manifest, source: `live enclave ${live.id}` };
@@ -47,46 +40,33 @@ async function findAttestation(ctx: UiContext, bootId: string): Promise<{ docume
 export async function checkReceipt(ctx: UiContext, bundle: ReceiptBundle): Promise<ReceiptCheck> {
   const complete = bundle.inputs !== undefined && bundle.outputs !== undefined && bundle.salt !== undefined;
   const iss = receiptIssuer(bundle.receipt);
-  if (iss === undefined) return { report: failedAt('signature', 'RECEIPT_INVALID', 'the receipt claims are not readable JSON with an issuer (iss)'), complete };
-
+  if (iss === undefined) {
+    return { report: stoppedReport({ step: 'signature', status: 'failed', reason: 'the receipt claims are not readable JSON with an issuer (iss)', code: 'RECEIPT_INVALID' }), complete };
+  }
   const found = await findAttestation(ctx, iss);
   if (!found) {
-    return {
-      report: failedAt('attestation', 'CLIENT_ENCLAVE_UNKNOWN', `no live enclave and no logged attestation has boot id ${iss}: the receipt names an enclave this gateway never attested`),
-      complete,
-    };
+    const reason = `no live enclave and no logged attestation has boot id ${iss}: the receipt names an enclave this gateway never attested`;
+    return { report: stoppedReport({ step: 'attestation', status: 'failed', reason, code: 'CLIENT_ENCLAVE_UNKNOWN' }), complete };
   }
-  // A boot document is checked at its own time: it may be older than any certificate lifetime.
-  const trust = anchors(ctx);
-  const doc = await verifyAttestationReport(found.document, { ...trust, at: 'document' });
-  if (!doc.valid || !doc.attestation) {
-    const e = doc.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
-    return { report: failedAt('attestation', e.code, `boot document (${found.source}): ${e.message}`), complete };
-  }
-  let manifest: EnclaveManifest;
-  try {
-    manifest = await verifyManifestBinding(doc.attestation, found.manifest);
-  } catch (err) {
-    if (!isTeegateError(err)) throw err;
-    return { report: failedAt('manifest', err.code, err.message), complete, attestation: doc.attestation };
-  }
-  const receipt = await verifyReceiptReport({
-    receipt: bundle.receipt,
-    attestation: doc.attestation,
-    manifest,
-    ...(bundle.inputs ? { inputs: bundle.inputs } : {}),
-    ...(bundle.outputs ? { outputs: bundle.outputs } : {}),
-    ...(bundle.salt ? { salt: bundle.salt } : {}),
-    ...(bundle.nonce ? { nonce: bundle.nonce } : {}),
-    ...(bundle.sealed !== undefined ? { sealed: bundle.sealed } : {}),
-  });
-  const log = await checkLogInclusion(ctx.http, bundle.receipt, bundle.log_index, ctx.trust.logKey !== undefined ? { logKey: ctx.trust.logKey } : {});
-  const a = doc.attestation;
-  const attestationText =
-    `boot document of ${iss} (${found.source}) verified at its own time ${new Date(a.timestamp).toISOString()}: chain to root ${a.rootFingerprint.slice(0, 16)}…, ` +
-    `${Object.keys(trust.policy.pcrs ?? {}).length} PCR(s) pinned by the policy${a.debug ? ', DEBUG MODE' : ''}`;
-  const report = inferenceReport({ attestation: attestationText, manifest: manifestReason(manifest), bootId: iss }, receipt, log);
-  return { report, ...(receipt.claims ? { claims: receipt.claims } : {}), source: found.source, manifest, attestation: a, complete };
+  // The boot document, its manifest binding and the receipt are checked as `teegate verify-receipt`
+  // checks files; the explorer also reaches the log, so inclusion is checked too.
+  const checked = await verifyReceiptOffline(
+    {
+      receipt: bundle.receipt,
+      document: found.document,
+      manifest: found.manifest,
+      policy: requirePolicy(ctx.trust),
+      cache: ctx.certificates,
+      source: found.source,
+      ...(bundle.inputs ? { inputs: bundle.inputs } : {}),
+      ...(bundle.outputs ? { outputs: bundle.outputs } : {}),
+      ...(bundle.salt !== undefined ? { salt: bundle.salt } : {}),
+      ...(bundle.nonce !== undefined ? { nonce: bundle.nonce } : {}),
+      ...(bundle.sealed !== undefined ? { sealed: bundle.sealed } : {}),
+    },
+    () => checkLogInclusion(ctx.http, bundle.receipt, bundle.log_index, ctx.trust.logKey !== undefined ? { logKey: ctx.trust.logKey } : {}),
+  );
+  return { ...checked, source: found.source, complete };
 }
 
 export function verdictOf(check: ReceiptCheck): 'verified' | 'rejected' | 'partial' {

@@ -8,3 +8,33 @@ export const LOG_INDEX_HEADER = 'teegate-log-index';
 export const SEAL_KID_HEADER = 'teegate-seal-kid';
 /** The gateway's id of the enclave that answered. */
 export const ENCLAVE_HEADER = 'teegate-enclave';
+
+/**
+ * W3C Server-Timing (https://www.w3.org/TR/server-timing/) on inference answers: where the time
+ * went, in milliseconds. The enclave sends `infer` (its inference, receipt included); the gateway
+ * passes the enclave's `infer` on and adds `enclave` (the relay: request out, answer in, which
+ * `infer` is part of), `log` (the receipt's durable append) and `total` (from the request's arrival
+ * to the answer being ready, which the others are part of).
+ */
+export const SERVER_TIMING_HEADER = 'server-timing';
+
+/** `name;dur=ms, …` with the durations to 0.001 ms. */
+export function formatServerTiming(durations: Readonly<Record<string, number>>): string {
+  return Object.entries(durations)
+    .map(([name, ms]) => `${name};dur=${ms.toFixed(3)}`)
+    .join(', ');
+}
+
+/**
+ * The `dur` of each metric of a Server-Timing value: metrics without a plain decimal one are
+ * left out (the value may come from another party; nothing in it is trusted beyond a decimal number).
+ */
+export function parseServerTiming(value: string | undefined): Record<string, number> {
+  const out = Object.create(null) as Record<string, number>; // a metric named __proto__ stays data
+  for (const metric of (value ?? '').split(',')) {
+    const [name, ...params] = metric.split(';').map((p) => p.trim());
+    const dur = params.find((p) => p.startsWith('dur='))?.slice(4);
+    if (name && /^[A-Za-z0-9_-]{1,64}$/.test(name) && dur !== undefined && /^\d{1,12}(\.\d{1,6})?$/.test(dur)) out[name] = Number(dur);
+  }
+  return out;
+}

@@ -2,7 +2,7 @@
  * The enclave's HTTP server (docs/enclave-api.md). Plain node:http: it is on the inference hot
  * path and needs no framework. Every error is JSON {code, message} with the registry's status.
  */
-import { RECEIPT_HEADER } from '../attestation/headers';
+import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
@@ -83,13 +83,14 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
       throw new TeegateError('MEDIA_TYPE_UNSUPPORTED', 'Content-Type must be application/json (plain) or application/jose (sealed)');
     }
     const body = await readBody(req, limit);
+    const started = performance.now();
     if (type === 'application/jose') {
       const { jwe, receipt } = await service.inferSealed(model, body.toString('latin1').trim());
-      send(res, 200, jwe, 'application/jose', { [RECEIPT_HEADER]: receipt });
+      send(res, 200, jwe, 'application/jose', { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
       return;
     }
     const { response, receipt } = await service.infer(model, parseJson(body));
-    send(res, 200, JSON.stringify(response), 'application/json', { [RECEIPT_HEADER]: receipt });
+    send(res, 200, JSON.stringify(response), 'application/json', { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -31,12 +31,13 @@ function outcome(status: number, gatewayError: boolean): string {
 /** Access log line and latency observation when the answer is finished (never bodies or keys). */
 function observe(ctx: GatewayContext): RequestHandler {
   return (req, res, next) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
+    res.locals.receivedAt = started; // for the inference answer's Server-Timing
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = (performance.now() - started) / 1000;
       // The route's pattern, with the mount point of a router (`/v1/log`, `/ui`) in front.
       const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
       const model = typeof res.locals.model === 'string' ? res.locals.model : '';

@@ -2,7 +2,7 @@
  * OpenAPI 3.1 description of the gateway's HTTP surface. test/unit/gateway-openapi.test.ts keeps
  * it in step with the routes the app registers (same paths, same methods).
  */
-import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../attestation/headers';
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
 import { OIP_DATATYPES } from '../attestation/tensors';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -67,6 +67,10 @@ function inferOp(versioned: boolean) {
             [RECEIPT_HEADER]: { description: 'The receipt JWS', schema: { type: 'string' } },
             [LOG_INDEX_HEADER]: { description: 'Index of the receipt in the transparency log', schema: { type: 'integer' } },
             [ENCLAVE_HEADER]: { description: 'The enclave that served the request', schema: { type: 'string' } },
+            [SERVER_TIMING_HEADER]: {
+              description: "W3C Server-Timing, ms: infer (the enclave's own inference), enclave (the relay, infer included), log (the receipt's durable append), total (arrival to answer)",
+              schema: { type: 'string' },
+            },
           },
           content: { ...json(ref('InferenceResponse')), 'application/jose': { schema: { type: 'string' } } },
         },

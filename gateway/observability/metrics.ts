@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one gateway (own registry, so several gateways in one process, as in
  * tests, do not collide): request latency by route and model, inferences, retries, enclave
- * verification failures and enclave health.
+ * verification failures, enclave health, and how long a receipt's durable log append takes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -13,6 +13,7 @@ export class GatewayMetrics {
   readonly verificationFailures: Counter<'enclave' | 'code'>;
   readonly enclaveHealthy: Gauge<'enclave'>;
   readonly enclavesByState: Gauge<'state'>;
+  readonly logAppendDuration: Histogram;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -51,6 +52,12 @@ export class GatewayMetrics {
       name: 'teegate_gateway_enclaves',
       help: 'Enclaves by pool state (pending|ready|unhealthy|rejected)',
       labelNames: ['state'],
+      registers,
+    });
+    this.logAppendDuration = new Histogram({
+      name: 'teegate_gateway_log_append_duration_seconds',
+      help: "Time to append an inference's receipt to the transparency log durably (the answer waits for it)",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'teegate_gateway_' });

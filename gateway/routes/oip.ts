@@ -11,7 +11,7 @@ import type { GatewayContext } from '../context';
 import { readRawBody } from '../http/read-body';
 import { spliceLogIndex } from '../http/splice-log-index';
 import { servesModel, type ModelSelector } from '../pool/enclave-pool';
-import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER } from '../../attestation/headers';
+import { ENCLAVE_HEADER, formatServerTiming, LOG_INDEX_HEADER, parseServerTiming, RECEIPT_HEADER, SEAL_KID_HEADER, SERVER_TIMING_HEADER } from '../../attestation/headers';
 import { relay, sendRelayed } from '../pool/relay';
 
 export const SERVER_NAME = 'teegate';
@@ -75,6 +75,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
     const base = selector(req);
     const body = await readRawBody(req, config.limits.bodyBytes);
     res.locals.mode = body.mode;
+    const relayStarted = performance.now();
     const sealKid = req.headers[SEAL_KID_HEADER];
     const model: ModelSelector = body.mode === 'sealed' && typeof sealKid === 'string' ? { ...base, sealKid } : base;
     const relayed = await relay(
@@ -83,6 +84,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
       model,
       body.mode === 'sealed' && model.sealKid === undefined ? sealedRelayOptions : relayOptions,
     );
+    const relayEnded = performance.now();
     const { member, response } = relayed;
     // Only a model some attested enclave serves names a metrics series: the path is the client's.
     res.locals.model = base.name;
@@ -95,6 +97,16 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
         throw new TeegateError('UPSTREAM_INVALID', `enclave ${member.id} answered an inference without a ${RECEIPT_HEADER} header`);
       }
       const { index } = await sink.appendReceipt(receipt);
+      const logged = performance.now();
+      metrics.logAppendDuration.observe((logged - relayEnded) / 1000);
+      const receivedAt = typeof res.locals.receivedAt === 'number' ? res.locals.receivedAt : relayStarted;
+      // The enclave's own `infer` (a number or nothing, whatever the header says) beside the relay's.
+      const upstream = response.headers[SERVER_TIMING_HEADER];
+      const { infer: enclaveInfer } = parseServerTiming(typeof upstream === 'string' ? upstream : undefined);
+      res.setHeader(
+        SERVER_TIMING_HEADER,
+        formatServerTiming({ ...(enclaveInfer !== undefined ? { infer: enclaveInfer } : {}), enclave: relayEnded - relayStarted, log: logged - relayEnded, total: logged - receivedAt }),
+      );
       res.setHeader(RECEIPT_HEADER, receipt);
       res.setHeader(LOG_INDEX_HEADER, String(index));
       if (body.mode === 'plain') out = spliceLogIndex(out, index) ?? out;

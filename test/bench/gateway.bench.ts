@@ -10,7 +10,7 @@
  * side's saturated rate, open loop, alternating slices; the saturated (closed-loop) percentiles, which
  * are the queue's length over the throughput, are reported under `saturated`.
  * Also reported: one connection at a time, direct and gateway requests alternating (the gateway's
- * own latency per request, free of queueing, to 0.01 ms),
+ * own latency per request, free of queueing, to 0.01 ms, and where it goes, from Server-Timing),
  * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
  * Last line of stdout: one JSON object.
  */
@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Agent } from 'node:http';
 import { fromBase64 } from '../../attestation/bytes';
+import { parseServerTiming } from '../../attestation/headers';
 import { importDevCa, type DevCaJson } from '../../attestation/dev/dev-ca';
 import { verifyAttestation } from '../../attestation/nitro/verify';
 import { pcrHex, REPO_ROOT } from '../../enclave/measurement';
@@ -80,25 +81,49 @@ function combine(runs: Load[], seconds: number): Load {
 
 /**
  * One connection at a time, alternating direct and gateway request by request (so both see the
- * same machine): each side's p50 and the median of the paired differences, in ms to 0.01.
+ * same machine): each side's p50 and the median of the paired differences, in ms to 0.01; and where
+ * the gateway's time went, from the Server-Timing headers (the enclave's `infer`, the gateway's
+ * `enclave`, `log` and `total`). Per pair, the overhead (gateway − direct latency) is exactly the sum
+ * of: the client↔gateway path (latency − total), the gateway's own handling (total − enclave − log),
+ * the log append, the gateway↔enclave path less the client↔enclave path, and the enclave's `infer`
+ * difference; `where_ms` has the median of each.
  */
-async function sequentialPaired(direct: URL, through: URL, body: string, auth: Record<string, string>, n: number): Promise<{ direct_p50_ms: number; gateway_p50_ms: number; p50_overhead_ms: number }> {
+async function sequentialPaired(direct: URL, through: URL, body: string, auth: Record<string, string>, n: number): Promise<{ direct_p50_ms: number; gateway_p50_ms: number; p50_overhead_ms: number; where_ms: Record<string, number> }> {
   const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })] as const;
-  const timed = async (agent: Agent, url: URL, headers: Record<string, string>): Promise<number> => {
+  const timed = async (agent: Agent, url: URL, headers: Record<string, string>): Promise<{ ms: number; timing: Record<string, number> }> => {
     const start = performance.now();
-    await httpPost(agent, url, body, headers);
-    return performance.now() - start;
+    const answer = await httpPost(agent, url, body, headers);
+    const ms = performance.now() - start;
+    const value = answer.headers['server-timing'];
+    return { ms, timing: parseServerTiming(typeof value === 'string' ? value : undefined) };
   };
   try {
     for (let i = 0; i < 20; i++) await Promise.all([timed(agents[0], direct, {}), timed(agents[1], through, auth)]);
-    const d: number[] = [];
-    const g: number[] = [];
+    const d: Awaited<ReturnType<typeof timed>>[] = [];
+    const g: Awaited<ReturnType<typeof timed>>[] = [];
     for (let i = 0; i < n; i++) {
       d.push(await timed(agents[0], direct, {}));
       g.push(await timed(agents[1], through, auth));
     }
     const ms = (x: number) => round(x, 2);
-    return { direct_p50_ms: ms(median(d)), gateway_p50_ms: ms(median(g)), p50_overhead_ms: ms(median(g.map((x, i) => x - d[i]!))) };
+    const perPair = (f: (gw: (typeof g)[number], dr: (typeof d)[number]) => number) => ms(median(g.map((x, i) => f(x, d[i]!))));
+    const t = (x: (typeof g)[number], name: string): number => {
+      const v = x.timing[name];
+      if (v === undefined) throw new Error(`an answer had no Server-Timing ${name}`);
+      return v;
+    };
+    return {
+      direct_p50_ms: ms(median(d.map((x) => x.ms))),
+      gateway_p50_ms: ms(median(g.map((x) => x.ms))),
+      p50_overhead_ms: perPair((gw, dr) => gw.ms - dr.ms),
+      where_ms: {
+        client_gateway_path: perPair((gw) => gw.ms - t(gw, 'total')),
+        gateway_handling: perPair((gw) => t(gw, 'total') - t(gw, 'enclave') - t(gw, 'log')),
+        log_append: perPair((gw) => t(gw, 'log')),
+        relay_path_less_direct_path: perPair((gw, dr) => t(gw, 'enclave') - t(gw, 'infer') - (dr.ms - t(dr, 'infer'))),
+        enclave_infer_difference: perPair((gw, dr) => t(gw, 'infer') - t(dr, 'infer')),
+      },
+    };
   } finally {
     for (const a of agents) a.destroy();
   }

@@ -1,4 +1,4 @@
-import { type Agent, request as httpRequest } from 'node:http';
+import { type Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
 
 /** Shared timing loop for benchmarks: warm up, then count completed operations for a fixed time. */
 export async function opsPerSecond(op: () => unknown | Promise<unknown>, seconds = 3, warmupSeconds = 0.5): Promise<number> {
@@ -49,15 +49,15 @@ export async function secondsFor(op: () => Promise<unknown>, count: number, { wa
   return (end - start) / 1000;
 }
 
-/** One POST over a keep-alive agent; resolves to the response body, rejects on anything but 200. */
-export function httpPost(agent: Agent, url: URL, body: string, headers: Record<string, string> = {}): Promise<string> {
+/** One POST over a keep-alive agent; resolves to the response's body and headers, rejects on anything but 200. */
+export function httpPost(agent: Agent, url: URL, body: string, headers: Record<string, string> = {}): Promise<{ body: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       { agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${res.statusCode}`))));
+        res.on('end', () => (res.statusCode === 200 ? resolve({ body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }) : reject(new Error(`HTTP ${res.statusCode}`))));
       },
     );
     req.on('error', reject);

@@ -4,6 +4,7 @@
  * and sealed inference with receipts verified and logged, attestation, enclaves and JWKS, every
  * auth and limit error, security headers, CORS, metrics and logs.
  */
+import { parseServerTiming } from '../../attestation/headers';
 import { fromBase64, randomBytes, toHex } from '../../attestation/bytes';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyManifestBinding, type EnclaveManifest } from '../../attestation/manifest';
@@ -181,6 +182,17 @@ describe('plain inference', () => {
     expect(attIndex).toBeLessThan(index);
   });
 
+  it('says where the time went (Server-Timing): the enclave\'s own inference within the relay, the log append, the total', async () => {
+    const res = await call('/v2/models/affine/infer', { body: JSON.stringify(affineRequest()), type: 'application/json' });
+    expect(res.status).toBe(200);
+    const t = parseServerTiming(res.headers.get('server-timing') ?? undefined);
+    expect(Object.keys(t).sort()).toEqual(['enclave', 'infer', 'log', 'total']);
+    expect(t.infer).toBeGreaterThan(0);
+    expect(t.enclave).toBeGreaterThanOrEqual(t.infer!);
+    expect(t.log).toBeGreaterThan(0);
+    expect(t.total).toBeGreaterThanOrEqual(t.enclave! + t.log!);
+  });
+
   it('spreads requests over both enclaves', async () => {
     const served = new Set<string>();
     for (let i = 0; i < 6; i++) {
@@ -310,6 +322,7 @@ describe('auth and limits', () => {
     expect(metrics.text).toContain('teegate_gateway_enclave_healthy{enclave="enclave-0"} 1');
     expect(metrics.text).toContain('teegate_gateway_enclaves{state="ready"} 2');
     expect(metrics.text).toContain('teegate_gateway_enclave_verification_failures_total');
+    expect(metrics.text).toMatch(/teegate_gateway_log_append_duration_seconds_count [1-9]/);
   });
 
   it('429 RATE_LIMITED with Retry-After once a key spent its burst', async () => {

@@ -19,7 +19,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { Agent } from 'node:http';
+import { Agent, type IncomingHttpHeaders } from 'node:http';
 import { fromBase64 } from '../../attestation/bytes';
 import { parseServerTiming } from '../../attestation/headers';
 import { importDevCa, type DevCaJson } from '../../attestation/dev/dev-ca';
@@ -93,9 +93,7 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
   const timed = async (agent: Agent, url: URL, headers: Record<string, string>): Promise<{ ms: number; timing: Record<string, number> }> => {
     const start = performance.now();
     const answer = await httpPost(agent, url, body, headers);
-    const ms = performance.now() - start;
-    const value = answer.headers['server-timing'];
-    return { ms, timing: parseServerTiming(typeof value === 'string' ? value : undefined) };
+    return { ms: performance.now() - start, timing: serverTiming(answer.headers) };
   };
   try {
     for (let i = 0; i < 20; i++) await Promise.all([timed(agents[0], direct, {}), timed(agents[1], through, auth)]);
@@ -107,21 +105,16 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
     }
     const ms = (x: number) => round(x, 2);
     const perPair = (f: (gw: (typeof g)[number], dr: (typeof d)[number]) => number) => ms(median(g.map((x, i) => f(x, d[i]!))));
-    const t = (x: (typeof g)[number], name: string): number => {
-      const v = x.timing[name];
-      if (v === undefined) throw new Error(`an answer had no Server-Timing ${name}`);
-      return v;
-    };
     return {
       direct_p50_ms: ms(median(d.map((x) => x.ms))),
       gateway_p50_ms: ms(median(g.map((x) => x.ms))),
       p50_overhead_ms: perPair((gw, dr) => gw.ms - dr.ms),
       where_ms: {
-        client_gateway_path: perPair((gw) => gw.ms - t(gw, 'total')),
-        gateway_handling: perPair((gw) => t(gw, 'total') - t(gw, 'enclave') - t(gw, 'log')),
-        log_append: perPair((gw) => t(gw, 'log')),
-        relay_path_less_direct_path: perPair((gw, dr) => t(gw, 'enclave') - t(gw, 'infer') - (dr.ms - t(dr, 'infer'))),
-        enclave_infer_difference: perPair((gw, dr) => t(gw, 'infer') - t(dr, 'infer')),
+        client_gateway_path: perPair((gw) => gw.ms - timingOf(gw, 'total')),
+        gateway_handling: perPair((gw) => timingOf(gw, 'total') - timingOf(gw, 'enclave') - timingOf(gw, 'log')),
+        log_append: perPair((gw) => timingOf(gw, 'log')),
+        relay_path_less_direct_path: perPair((gw, dr) => timingOf(gw, 'enclave') - timingOf(gw, 'infer') - (dr.ms - timingOf(dr, 'infer'))),
+        enclave_infer_difference: perPair((gw, dr) => timingOf(gw, 'infer') - timingOf(dr, 'infer')),
       },
     };
   } finally {
@@ -134,6 +127,21 @@ interface FixedLoad {
   p99: number;
   requests: number;
   errors: number;
+  /** Each answered request's latency and Server-Timing durations, in ms. */
+  answers: { ms: number; timing: Record<string, number> }[];
+}
+
+/** Server-Timing durations of an answer (ms). */
+function serverTiming(headers: IncomingHttpHeaders): Record<string, number> {
+  const value = headers['server-timing'];
+  return parseServerTiming(typeof value === 'string' ? value : undefined);
+}
+
+/** `name` of an answer's Server-Timing; throws if the answer had none (every inference answer has). */
+function timingOf(answer: { timing: Record<string, number> }, name: string): number {
+  const v = answer.timing[name];
+  if (v === undefined) throw new Error(`an answer had no Server-Timing ${name}`);
+  return v;
 }
 
 /**
@@ -144,7 +152,7 @@ interface FixedLoad {
  */
 async function fixedRate(url: URL, body: string, headers: Record<string, string>, rate: number, seconds: number, connections: number): Promise<FixedLoad> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
-  const latencies: number[] = [];
+  const answers: FixedLoad['answers'] = [];
   let errors = 0;
   const pending: Promise<void>[] = [];
   const start = performance.now();
@@ -154,14 +162,15 @@ async function fixedRate(url: URL, body: string, headers: Record<string, string>
       const wait = start + (i * 1000) / rate - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const sent = performance.now();
-      pending.push(httpPost(agent, url, body, headers).then(() => void latencies.push(performance.now() - sent), () => void errors++));
+      pending.push(httpPost(agent, url, body, headers).then((a) => void answers.push({ ms: performance.now() - sent, timing: serverTiming(a.headers) }), () => void errors++));
     }
     await Promise.all(pending);
   } finally {
     agent.destroy();
   }
   const ms = (x: number) => round(x, 2);
-  return { p50: ms(median(latencies)), p99: ms(quantile(latencies, 0.99)), requests: latencies.length, errors };
+  const latencies = answers.map((a) => a.ms);
+  return { p50: ms(median(latencies)), p99: ms(quantile(latencies, 0.99)), requests: latencies.length, errors, answers };
 }
 
 type Side = 'direct' | 'gateway';
@@ -299,6 +308,21 @@ async function main(): Promise<void> {
         requests: { direct: fixed.direct.reduce((n, r) => n + r.requests, 0), gateway: fixed.gateway.reduce((n, r) => n + r.requests, 0) },
         errors: [...fixed.direct, ...fixed.gateway].reduce((n, r) => n + r.errors, 0),
         p50_overhead_paired_ms: round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)), 2),
+        // Medians over every answer of a side (Server-Timing): the enclave's own time (waiting for
+        // its model included) and the rest of the way, split for the gateway as in one_connection.
+        where_ms: ((direct: FixedLoad['answers'], gateway: FixedLoad['answers']) => {
+          const m = (answers: FixedLoad['answers'], f: (a: FixedLoad['answers'][number]) => number) => round(median(answers.map(f)), 2);
+          return {
+            direct: { enclave_infer: m(direct, (a) => timingOf(a, 'infer')), client_enclave_path: m(direct, (a) => a.ms - timingOf(a, 'infer')) },
+            gateway: {
+              enclave_infer: m(gateway, (a) => timingOf(a, 'infer')),
+              gateway_enclave_path: m(gateway, (a) => timingOf(a, 'enclave') - timingOf(a, 'infer')),
+              log_append: m(gateway, (a) => timingOf(a, 'log')),
+              gateway_handling: m(gateway, (a) => timingOf(a, 'total') - timingOf(a, 'enclave') - timingOf(a, 'log')),
+              client_gateway_path: m(gateway, (a) => a.ms - timingOf(a, 'total')),
+            },
+          };
+        })(fixed.direct.flatMap((r) => r.answers), fixed.gateway.flatMap((r) => r.answers)),
       };
       report({
         model: DEMO_MODEL,
@@ -326,6 +350,7 @@ async function main(): Promise<void> {
           requests: atLoad.requests,
           errors: atLoad.errors,
           p50_overhead_paired_ms: atLoad.p50_overhead_paired_ms,
+          where_ms: atLoad.where_ms,
           per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50) },
         },
         saturated: { direct_p50_ms: real.direct.p50, gateway_p50_ms: real.gateway.p50, gateway_p99_ms: real.gateway.p99, p50_overhead_ms: real.gateway.p50 - real.direct.p50 },

@@ -2,11 +2,11 @@
  * Security headers on every answer, and CORS for the configured origins. The API serves JSON and
  * opaque JOSE bodies only: nothing may be framed, sniffed or cached.
  */
-import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER } from '../../attestation/headers';
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../../attestation/headers';
 import type { RequestHandler } from 'express';
 
 /** Response headers a browser page may read (CORS). */
-const EXPOSED = [RECEIPT_HEADER, LOG_INDEX_HEADER, ENCLAVE_HEADER, 'x-request-id', 'retry-after'].join(', ');
+const EXPOSED = [RECEIPT_HEADER, LOG_INDEX_HEADER, ENCLAVE_HEADER, SERVER_TIMING_HEADER, 'x-request-id', 'retry-after'].join(', ');
 
 export function securityHeaders(): RequestHandler {
   return (_req, res, next) => {
@@ -31,6 +31,8 @@ export function cors(origins: readonly string[]): RequestHandler {
       res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin);
       if (!any) res.setHeader('Vary', 'Origin');
       res.setHeader('Access-Control-Expose-Headers', EXPOSED);
+      // The same origins may read the answers' Server-Timing through the Resource Timing API.
+      res.setHeader('Timing-Allow-Origin', any ? '*' : origin);
     }
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       if (ok) {

@@ -373,11 +373,14 @@ describe('auth and limits', () => {
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
     expect(res.headers.get('access-control-expose-headers')).toContain('teegate-log-index');
+    expect(res.headers.get('access-control-expose-headers')).toContain('server-timing');
+    expect(res.headers.get('timing-allow-origin')).toBe('https://app.example.com');
     const pre = await call('/v2/models/affine/infer', { method: 'OPTIONS', key: null, headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-headers')).toContain('Authorization');
     const other = await call('/v2', { key: null, headers: { origin: 'https://evil.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    expect(other.headers.get('timing-allow-origin')).toBeNull();
   });
 });
 

@@ -84,13 +84,11 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
     }
     const body = await readBody(req, limit);
     const started = performance.now();
-    if (type === 'application/jose') {
-      const { jwe, receipt } = await service.inferSealed(model, body.toString('latin1').trim());
-      send(res, 200, jwe, 'application/jose', { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
-      return;
-    }
-    const { response, receipt } = await service.infer(model, parseJson(body));
-    send(res, 200, JSON.stringify(response), 'application/json', { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
+    const { answer, receipt } =
+      type === 'application/jose'
+        ? await service.inferSealed(model, body.toString('latin1').trim()).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
+        : await service.infer(model, parseJson(body)).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
+    send(res, 200, answer, type, { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

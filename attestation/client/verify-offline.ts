@@ -49,12 +49,12 @@ const OFFLINE_LOG: ReportStepOutcome = { step: 'log', status: 'skipped', reason:
 /** `log`: the report's log step (by default skipped: offline, inclusion is not checked). */
 export async function verifyReceiptOffline(e: OfflineReceiptEvidence, log: () => Promise<ReportStepOutcome> = async () => OFFLINE_LOG): Promise<OfflineReceiptResult> {
   const trust = trustAnchors(e.policy, e.rootCertificates, e.cache);
-  const document = e.source === undefined ? 'boot document' : `boot document (${e.source})`;
+  const bootDocument = e.source === undefined ? 'boot document' : `boot document (${e.source})`;
   const att = await verifyAttestationReport(e.document, { ...trust, at: 'document' });
   if (!att.valid || !att.attestation) {
     const error = att.error ?? { code: 'INTERNAL' as const, message: 'attestation verification failed' };
     const failed = att.steps.find((s) => s.status === 'failed');
-    return { report: stoppedReport({ step: 'attestation', status: 'failed', reason: `${document}: ${failed ? `${failed.step}: ` : ''}${error.message}`, code: error.code }) };
+    return { report: stoppedReport({ step: 'attestation', status: 'failed', reason: `${bootDocument}: ${failed ? `${failed.step}: ` : ''}${error.message}`, code: error.code }) };
   }
   const attestation = att.attestation;
   let manifest: EnclaveManifest;
@@ -62,7 +62,7 @@ export async function verifyReceiptOffline(e: OfflineReceiptEvidence, log: () =>
     manifest = await verifyManifestBinding(attestation, e.manifest);
   } catch (err) {
     if (!isTeegateError(err)) throw err;
-    return { report: stoppedReport({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }, `${document} verified`), attestation };
+    return { report: stoppedReport({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }, `${bootDocument} verified`), attestation };
   }
   const receipt = await verifyReceiptReport({
     receipt: e.receipt,
@@ -76,7 +76,7 @@ export async function verifyReceiptOffline(e: OfflineReceiptEvidence, log: () =>
   });
   const pinned = Object.keys(trust.policy.pcrs ?? {}).length;
   const reason =
-    `${document} of module ${attestation.moduleId} at ${new Date(attestation.timestamp).toISOString()} (checked at its own time), ` +
+    `${bootDocument} of module ${attestation.moduleId} at ${new Date(attestation.timestamp).toISOString()} (checked at its own time), ` +
     `chain to root ${attestation.rootFingerprint.slice(0, 16)}…, ${pinned} PCR(s) pinned by the policy${attestation.debug ? ', DEBUG MODE' : ''}, sha384 ${attestation.documentSha384.slice(0, 16)}…`;
   const report = inferenceReport({ attestation: reason, manifest: manifestReason(manifest), bootId: manifest.boot_id }, receipt, await log());
   return { report, ...(receipt.claims ? { claims: receipt.claims } : {}), attestation, manifest };

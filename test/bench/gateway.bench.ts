@@ -19,7 +19,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { Agent, type IncomingHttpHeaders } from 'node:http';
+import { Agent } from 'node:http';
 import { fromBase64 } from '../../attestation/bytes';
 import { parseServerTiming } from '../../attestation/headers';
 import { importDevCa, type DevCaJson } from '../../attestation/dev/dev-ca';
@@ -90,29 +90,22 @@ function combine(runs: Load[], seconds: number): Load {
  */
 async function sequentialPaired(direct: URL, through: URL, body: string, auth: Record<string, string>, n: number): Promise<{ direct_p50_ms: number; gateway_p50_ms: number; p50_overhead_ms: number; where_ms: Record<string, number> }> {
   const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })] as const;
-  const timed = async (agent: Agent, url: URL, headers: Record<string, string>): Promise<{ ms: number; timing: Record<string, number> }> => {
-    const start = performance.now();
-    const answer = await httpPost(agent, url, body, headers);
-    return { ms: performance.now() - start, timing: serverTiming(answer.headers) };
-  };
   try {
-    for (let i = 0; i < 20; i++) await Promise.all([timed(agents[0], direct, {}), timed(agents[1], through, auth)]);
-    const d: Awaited<ReturnType<typeof timed>>[] = [];
-    const g: Awaited<ReturnType<typeof timed>>[] = [];
+    for (let i = 0; i < 20; i++) await Promise.all([timedPost(agents[0], direct, body, {}), timedPost(agents[1], through, body, auth)]);
+    const d: Answer[] = [];
+    const g: Answer[] = [];
     for (let i = 0; i < n; i++) {
-      d.push(await timed(agents[0], direct, {}));
-      g.push(await timed(agents[1], through, auth));
+      d.push(await timedPost(agents[0], direct, body, {}));
+      g.push(await timedPost(agents[1], through, body, auth));
     }
     const ms = (x: number) => round(x, 2);
-    const perPair = (f: (gw: (typeof g)[number], dr: (typeof d)[number]) => number) => ms(median(g.map((x, i) => f(x, d[i]!))));
+    const perPair = (f: (gw: Answer, dr: Answer) => number) => ms(median(g.map((x, i) => f(x, d[i]!))));
     return {
       direct_p50_ms: ms(median(d.map((x) => x.ms))),
       gateway_p50_ms: ms(median(g.map((x) => x.ms))),
       p50_overhead_ms: perPair((gw, dr) => gw.ms - dr.ms),
       where_ms: {
-        client_gateway_path: perPair((gw) => gw.ms - timingOf(gw, 'total')),
-        gateway_handling: perPair((gw) => timingOf(gw, 'total') - timingOf(gw, 'enclave') - timingOf(gw, 'log')),
-        log_append: perPair((gw) => timingOf(gw, 'log')),
+        ...Object.fromEntries(Object.entries(GATEWAY_PARTS).map(([name, part]) => [name, perPair(part)])),
         relay_path_less_direct_path: perPair((gw, dr) => timingOf(gw, 'enclave') - timingOf(gw, 'infer') - (dr.ms - timingOf(dr, 'infer'))),
         enclave_infer_difference: perPair((gw, dr) => timingOf(gw, 'infer') - timingOf(dr, 'infer')),
       },
@@ -122,26 +115,57 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
   }
 }
 
+/** An answered request: its latency from the call, and its Server-Timing durations (ms). */
+interface Answer {
+  ms: number;
+  timing: Record<string, number>;
+}
+
+/** One timed POST (httpPost), with the answer's Server-Timing. */
+async function timedPost(agent: Agent, url: URL, body: string, headers: Record<string, string>): Promise<Answer> {
+  const start = performance.now();
+  const answer = await httpPost(agent, url, body, headers);
+  const ms = performance.now() - start;
+  const value = answer.headers['server-timing'];
+  return { ms, timing: parseServerTiming(typeof value === 'string' ? value : undefined) };
+}
+
+/** `name` of an answer's Server-Timing; throws if the answer had none (every inference answer has). */
+function timingOf(answer: Answer, name: string): number {
+  const v = answer.timing[name];
+  if (v === undefined) throw new Error(`an answer had no Server-Timing ${name}`);
+  return v;
+}
+
+/** The gateway's own parts of an answer through it: the HTTP exchange with the client, its handling, the log append. */
+const GATEWAY_PARTS: Record<string, (gw: Answer) => number> = {
+  client_gateway_path: (gw) => gw.ms - timingOf(gw, 'total'),
+  gateway_handling: (gw) => timingOf(gw, 'total') - timingOf(gw, 'enclave') - timingOf(gw, 'log'),
+  log_append: (gw) => timingOf(gw, 'log'),
+};
+
+/**
+ * Medians over every answer of a side at a fixed load: the enclave's own time (waiting for its
+ * model included) and the rest of the way, the gateway's split as in one_connection.
+ */
+function whereAtLoad(direct: readonly Answer[], gateway: readonly Answer[]) {
+  const m = (answers: readonly Answer[], f: (a: Answer) => number) => round(median(answers.map(f)), 2);
+  return {
+    direct: { enclave_infer: m(direct, (a) => timingOf(a, 'infer')), client_enclave_path: m(direct, (a) => a.ms - timingOf(a, 'infer')) },
+    gateway: {
+      enclave_infer: m(gateway, (a) => timingOf(a, 'infer')),
+      gateway_enclave_path: m(gateway, (a) => timingOf(a, 'enclave') - timingOf(a, 'infer')),
+      ...Object.fromEntries(Object.entries(GATEWAY_PARTS).map(([name, part]) => [name, m(gateway, part)])),
+    },
+  };
+}
+
 interface FixedLoad {
   p50: number;
   p99: number;
   requests: number;
   errors: number;
-  /** Each answered request's latency and Server-Timing durations, in ms. */
-  answers: { ms: number; timing: Record<string, number> }[];
-}
-
-/** Server-Timing durations of an answer (ms). */
-function serverTiming(headers: IncomingHttpHeaders): Record<string, number> {
-  const value = headers['server-timing'];
-  return parseServerTiming(typeof value === 'string' ? value : undefined);
-}
-
-/** `name` of an answer's Server-Timing; throws if the answer had none (every inference answer has). */
-function timingOf(answer: { timing: Record<string, number> }, name: string): number {
-  const v = answer.timing[name];
-  if (v === undefined) throw new Error(`an answer had no Server-Timing ${name}`);
-  return v;
+  answers: Answer[];
 }
 
 /**
@@ -152,7 +176,7 @@ function timingOf(answer: { timing: Record<string, number> }, name: string): num
  */
 async function fixedRate(url: URL, body: string, headers: Record<string, string>, rate: number, seconds: number, connections: number): Promise<FixedLoad> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
-  const answers: FixedLoad['answers'] = [];
+  const answers: Answer[] = [];
   let errors = 0;
   const pending: Promise<void>[] = [];
   const start = performance.now();
@@ -161,8 +185,7 @@ async function fixedRate(url: URL, body: string, headers: Record<string, string>
     for (let i = 0; i < total; i++) {
       const wait = start + (i * 1000) / rate - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const sent = performance.now();
-      pending.push(httpPost(agent, url, body, headers).then((a) => void answers.push({ ms: performance.now() - sent, timing: serverTiming(a.headers) }), () => void errors++));
+      pending.push(timedPost(agent, url, body, headers).then((a) => void answers.push(a), () => void errors++));
     }
     await Promise.all(pending);
   } finally {
@@ -308,21 +331,7 @@ async function main(): Promise<void> {
         requests: { direct: fixed.direct.reduce((n, r) => n + r.requests, 0), gateway: fixed.gateway.reduce((n, r) => n + r.requests, 0) },
         errors: [...fixed.direct, ...fixed.gateway].reduce((n, r) => n + r.errors, 0),
         p50_overhead_paired_ms: round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)), 2),
-        // Medians over every answer of a side (Server-Timing): the enclave's own time (waiting for
-        // its model included) and the rest of the way, split for the gateway as in one_connection.
-        where_ms: ((direct: FixedLoad['answers'], gateway: FixedLoad['answers']) => {
-          const m = (answers: FixedLoad['answers'], f: (a: FixedLoad['answers'][number]) => number) => round(median(answers.map(f)), 2);
-          return {
-            direct: { enclave_infer: m(direct, (a) => timingOf(a, 'infer')), client_enclave_path: m(direct, (a) => a.ms - timingOf(a, 'infer')) },
-            gateway: {
-              enclave_infer: m(gateway, (a) => timingOf(a, 'infer')),
-              gateway_enclave_path: m(gateway, (a) => timingOf(a, 'enclave') - timingOf(a, 'infer')),
-              log_append: m(gateway, (a) => timingOf(a, 'log')),
-              gateway_handling: m(gateway, (a) => timingOf(a, 'total') - timingOf(a, 'enclave') - timingOf(a, 'log')),
-              client_gateway_path: m(gateway, (a) => a.ms - timingOf(a, 'total')),
-            },
-          };
-        })(fixed.direct.flatMap((r) => r.answers), fixed.gateway.flatMap((r) => r.answers)),
+        where_ms: whereAtLoad(fixed.direct.flatMap((r) => r.answers), fixed.gateway.flatMap((r) => r.answers)),
       };
       report({
         model: DEMO_MODEL,

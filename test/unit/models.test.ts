@@ -5,7 +5,7 @@ import { errorCodeOf as codeOfSync, errorCodeOfAsync as codeOf } from '../suppor
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { Tensor } from 'onnxruntime-node';
 import type { Worker } from 'node:worker_threads';
 import { ModelSession } from '../../enclave/models/model-session';
@@ -15,6 +15,7 @@ import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
 import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
 import { inferWith } from '../support/models';
+import { PNG_SIGNATURE, pngChunk } from '../support/png';
 import { ModelRegistry } from '../../enclave/models/model-registry';
 import { OnnxModel } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
@@ -39,15 +40,6 @@ function tinyConfig(name: string, bytes: Uint8Array): ModelConfig {
 
 
 // --- a small PNG encoder for the tests: any colour type, one chosen filter type for every row ---
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const out = Buffer.alloc(body.length + 8);
-  out.writeUInt32BE(data.length, 0);
-  body.copy(out, 4);
-  out.writeUInt32BE(crc32(body), body.length + 4);
-  return out;
-}
 
 function filterRows(image: DecodedImage, filter: number): Buffer {
   const { width, height, channels, pixels } = image;
@@ -76,10 +68,10 @@ function encodePng(image: DecodedImage, filter = 0, header: Partial<{ bitDepth: 
   ihdr[9] = header.colorType ?? { 1: 0, 2: 4, 3: 2, 4: 6 }[image.channels];
   ihdr[12] = header.interlace ?? 0;
   return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(filterRows(image, filter))),
-    chunk('IEND', new Uint8Array(0)),
+    PNG_SIGNATURE,
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(filterRows(image, filter))),
+    pngChunk('IEND', new Uint8Array(0)),
   ]);
 }
 
@@ -405,7 +397,7 @@ describe('PNG decoder', () => {
   const withChunkData = (mutate: (ihdr: Buffer) => void): Buffer => {
     const ihdr = Buffer.from(DEMO_PNG.subarray(16, 29));
     mutate(ihdr);
-    return Buffer.concat([DEMO_PNG.subarray(0, 8), chunk('IHDR', ihdr), DEMO_PNG.subarray(33)]);
+    return Buffer.concat([DEMO_PNG.subarray(0, 8), pngChunk('IHDR', ihdr), DEMO_PNG.subarray(33)]);
   };
   const flipped = (at: number): Buffer => {
     const copy = Buffer.from(DEMO_PNG);
@@ -417,11 +409,11 @@ describe('PNG decoder', () => {
     const idat = Buffer.from(deflateSync(Buffer.from([0, 0, 255])));
     idat[idat.length - 1] = idat[idat.length - 1]! ^ 0xff; // Adler-32 checksum no longer matches
     const png = encodePng(tiny);
-    return Buffer.concat([png.subarray(0, 33), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+    return Buffer.concat([png.subarray(0, 33), pngChunk('IDAT', idat), pngChunk('IEND', new Uint8Array(0))]);
   };
   const bomb = (): Buffer => {
     const png = encodePng(tiny);
-    return Buffer.concat([png.subarray(0, 33), chunk('IDAT', deflateSync(Buffer.alloc(50_000_000))), chunk('IEND', new Uint8Array(0))]);
+    return Buffer.concat([png.subarray(0, 33), pngChunk('IDAT', deflateSync(Buffer.alloc(50_000_000))), pngChunk('IEND', new Uint8Array(0))]);
   };
   const cases: [string, () => Uint8Array][] = [
     ['an empty file', () => new Uint8Array(0)],

@@ -53,6 +53,16 @@ export async function manifestDigest(manifest: EnclaveManifest): Promise<Uint8Ar
   return sha256(canonicalJson(manifest));
 }
 
+/** RFC 3339 date-time, as `Date.prototype.toISOString` writes it (fractional seconds optional). */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** `value` as an object with only the `allowed` members (a version-1 manifest has no others). */
+function record(value: unknown, what: string, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(`${what} must be an object`);
+  for (const k of Object.keys(value)) if (!allowed.includes(k)) invalid(`${what} has an unexpected member ${JSON.stringify(k)}`);
+  return value as Record<string, unknown>;
+}
+
 function str(v: unknown, what: string, max = 256): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) invalid(`${what} must be a non-empty string`);
   return v;
@@ -71,28 +81,32 @@ function parseJwk(v: unknown, what: string, alg: PublicEcJwk['alg'], use: Public
   return { kty: 'EC', crv: 'P-256', x, y, kid: str(o.kid, `${what}.kid`, 64), alg, use };
 }
 
-/** Strict schema check of an untrusted manifest (parsed JSON). */
+/**
+ * Strict schema check of an untrusted manifest (parsed JSON): version 1 has exactly the members
+ * below, so anything else (a key's private part, a field a client would not know to check) is
+ * refused rather than carried along unchecked inside the attested digest.
+ */
 export function parseManifest(value: unknown): EnclaveManifest {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid('manifest must be a JSON object');
-  const o = value as Record<string, unknown>;
-  if (o.version !== 1) invalid('manifest version must be 1');
-  const software = o.software as Record<string, unknown> | undefined;
-  if (typeof software !== 'object' || software === null) invalid('software must be an object');
-  const keys = o.keys as Record<string, unknown> | undefined;
-  if (typeof keys !== 'object' || keys === null) invalid('keys must be an object');
+  if ((value as Record<string, unknown>).version !== 1) invalid('manifest version must be 1');
+  const o = record(value, 'manifest', ['version', 'boot_id', 'issued_at', 'software', 'keys', 'models']);
+  const software = record(o.software, 'software', ['name', 'version']);
+  const keys = record(o.keys, 'keys', ['receipt', 'seal']);
   if (!Array.isArray(o.models) || o.models.length > 256) invalid('models must be an array of at most 256 entries');
   const issuedAt = str(o.issued_at, 'issued_at', 64);
-  if (!Number.isFinite(Date.parse(issuedAt))) invalid('issued_at must be an ISO 8601 time');
-  const names = new Set<string>();
+  if (!RFC3339.test(issuedAt) || !Number.isFinite(Date.parse(issuedAt))) invalid('issued_at must be an RFC 3339 time');
+  // An enclave may serve several versions of one model (OIP /versions/{v}): (name, version) is the key.
+  const seen = new Set<string>();
   const models = o.models.map((m: unknown, i: number): ManifestModel => {
-    const mm = m as Record<string, unknown>;
-    if (typeof mm !== 'object' || mm === null) invalid(`models[${i}] must be an object`);
+    const mm = record(m, `models[${i}]`, ['name', 'version', 'sha256']);
     const name = str(mm.name, `models[${i}].name`, 128);
-    if (names.has(name)) invalid(`model ${name} is listed twice`);
-    names.add(name);
+    const version = str(mm.version, `models[${i}].version`, 64);
+    const key = JSON.stringify([name, version]);
+    if (seen.has(key)) invalid(`model ${name} version ${version} is listed twice`);
+    seen.add(key);
     const sha = str(mm.sha256, `models[${i}].sha256`, 64);
     if (!/^[0-9a-f]{64}$/.test(sha)) invalid(`models[${i}].sha256 must be 64 lowercase hex characters`);
-    return { name, version: str(mm.version, `models[${i}].version`, 64), sha256: sha };
+    return { name, version, sha256: sha };
   });
   return {
     version: 1,

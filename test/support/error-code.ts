@@ -39,3 +39,14 @@ export async function errorCodeOrKindAsync(p: Promise<unknown>): Promise<ErrorCo
     return isTeegateError(err) ? err.code : 'not a TeegateError';
   }
 }
+
+/** The TeegateError `fn` throws (or its promise rejects with), as { code, message }; any other outcome fails. */
+export async function refusalOf(fn: () => unknown): Promise<{ code: ErrorCode; message: string }> {
+  try {
+    await fn();
+  } catch (err) {
+    if (isTeegateError(err)) return { code: err.code, message: err.message };
+    throw err;
+  }
+  throw new Error('expected a TeegateError, but the call succeeded');
+}

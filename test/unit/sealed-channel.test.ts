@@ -1,0 +1,86 @@
+/**
+ * The enclave's side of sealed requests (enclave/sealed-channel.ts) on JWEs that decrypt but carry
+ * a malformed request, or that are not the one algorithm pair: each refusal and its code. Wrong key,
+ * tampering, replay and expiry over HTTP are in test/integration/enclave.test.ts.
+ */
+import { CompactEncrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { generateEnclaveKeys, type EnclaveKeys } from '../../enclave/keys';
+import { SealedChannel } from '../../enclave/sealed-channel';
+import { refusalOf } from '../support/error-code';
+
+const NOW = 1_764_000_000;
+
+let keys: EnclaveKeys;
+let responseKey: JWK;
+
+beforeAll(async () => {
+  keys = await generateEnclaveKeys();
+  const pair = await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256' });
+  responseKey = await exportJWK(pair.publicKey);
+});
+
+function channel(maxAgeSeconds = 300, now = () => NOW): SealedChannel {
+  return new SealedChannel(keys.seal.privateKey, keys.seal.publicJwk.kid, maxAgeSeconds, now);
+}
+
+/** A JWE of `plaintext` to the enclave's seal key. */
+async function sealed(plaintext: string | Uint8Array | Record<string, unknown>, header: { alg?: string; enc?: string } = {}): Promise<string> {
+  const { kty, crv, x, y } = keys.seal.publicJwk;
+  const alg = header.alg ?? 'ECDH-ES+A256KW';
+  const key = await importJWK({ kty, crv, x, y }, alg);
+  const bytes = plaintext instanceof Uint8Array ? plaintext : new TextEncoder().encode(typeof plaintext === 'string' ? plaintext : JSON.stringify(plaintext));
+  return new CompactEncrypt(bytes).setProtectedHeader({ alg, enc: header.enc ?? 'A256GCM', kid: keys.seal.publicJwk.kid }).encrypt(key);
+}
+
+const request = (extra: Record<string, unknown> = {}) => ({ id: randomUUID(), iat: NOW, request: { inputs: [] }, response_key: responseKey, ...extra });
+
+it('opens a well-formed sealed request (the cases below change one thing)', async () => {
+  const body = request();
+  await expect(channel().open(await sealed(body))).resolves.toEqual({ id: body.id, request: body.request, responseKey: { kty: 'EC', crv: 'P-256', x: responseKey.x, y: responseKey.y } });
+});
+
+describe('refusals', () => {
+  const cases: [string, () => Promise<string> | string, string, string][] = [
+    ['a JWE over the size limit', () => 'a'.repeat(48 * 1024 * 1024), 'BODY_TOO_LARGE', 'sealed request too large'],
+    ['five parts that are not a JWE', () => 'a.b.c.d.e', 'JWE_INVALID', 'not a JWE compact serialization'],
+    ['direct ECDH-ES key agreement', () => sealed(request(), { alg: 'ECDH-ES' }), 'JWE_INVALID', 'JWE must use alg ECDH-ES+A256KW and enc A256GCM'],
+    ['AES-CBC content encryption', () => sealed(request(), { enc: 'A256CBC-HS512' }), 'JWE_INVALID', 'JWE must use alg ECDH-ES+A256KW and enc A256GCM'],
+    ['a plaintext that is not JSON', () => sealed('inputs=1'), 'JWE_INVALID', 'sealed plaintext is not JSON'],
+    ['a plaintext that is not UTF-8', () => sealed(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d)), 'JWE_INVALID', 'sealed plaintext is not JSON'],
+    ['a plaintext that is an array', () => sealed('[1]'), 'JWE_INVALID', 'sealed plaintext must be an object'],
+    ['an id of 15 characters', () => sealed(request({ id: 'a'.repeat(15) })), 'JWE_INVALID', 'id must be a string of 16..128 characters'],
+    ['a numeric id', () => sealed(request({ id: 1234567890123456 })), 'JWE_INVALID', 'id must be a string of 16..128 characters'],
+    ['iat as a string', () => sealed(request({ iat: String(NOW) })), 'JWE_INVALID', 'iat must be a number (seconds)'],
+    ['no response key', () => sealed(request({ response_key: undefined })), 'JWE_INVALID', 'response_key must be a JWK object'],
+    ['an RSA response key', () => sealed(request({ response_key: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
+    ['a P-384 response key', () => sealed(request({ response_key: { ...responseKey, crv: 'P-384' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
+    ['a response key with its private part', () => sealed(request({ response_key: { ...responseKey, d: 'A'.repeat(43) } })), 'JWE_INVALID', 'response_key must not contain a private key'],
+    ['an iat older than the window', () => sealed(request({ iat: NOW - 301 })), 'JWE_EXPIRED', 'outside the 300 s window'],
+    ['an iat more than 60 s ahead', () => sealed(request({ iat: NOW + 61 })), 'JWE_EXPIRED', 'outside the 300 s window'],
+  ];
+  it.each(cases)('%s', async (_what, make, code, message) => {
+    const jwe = await make();
+    expect(await refusalOf(() => channel().open(jwe))).toEqual({ code, message: expect.stringContaining(message) });
+  });
+});
+
+describe('replay window', () => {
+  it('refuses a request id it saw within the window, and forgets ids only once their iat is out of it', async () => {
+    let now = NOW;
+    const ch = channel(300, () => now);
+    const first = request();
+    const jwe = await sealed(first);
+    await ch.open(jwe);
+    expect((await refusalOf(() => ch.open(jwe))).code).toBe('JWE_REPLAYED');
+    // Another request with the same id and a later iat (re-encrypted: not the same bytes) is a replay too.
+    expect((await refusalOf(async () => ch.open(await sealed({ ...first, iat: NOW + 30 }))))).toMatchObject({ code: 'JWE_REPLAYED' });
+    // Past the window the first JWE is refused as expired; its id has been dropped from memory.
+    now = NOW + 400;
+    expect((await refusalOf(() => ch.open(jwe))).code).toBe('JWE_EXPIRED');
+    const fresh = request({ iat: now });
+    await ch.open(await sealed(fresh));
+    expect((ch as unknown as { seen: Map<string, number> }).seen.has(first.id)).toBe(false);
+    expect((ch as unknown as { seen: Map<string, number> }).seen.has(fresh.id)).toBe(true);
+  });
+});

@@ -26,10 +26,15 @@ function send(res: ServerResponse, status: number, body: string, type = 'applica
 
 function sendError(res: ServerResponse, err: unknown): void {
   const e = isTeegateError(err) ? err : new TeegateError('INTERNAL', 'internal error');
-  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()));
+  // After a body over the limit the rest of it is not read: the connection closes once answered.
+  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()), 'application/json', e.code === 'BODY_TOO_LARGE' ? { connection: 'close' } : {});
   else res.destroy();
 }
 
+/**
+ * The request body, up to `limit` bytes. Over it (declared, or as it streams in), BODY_TOO_LARGE:
+ * the rest is discarded, not buffered, until the 413 is sent and the connection closed.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -40,15 +45,17 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
+        req.removeListener('data', onData);
+        req.resume();
         reject(new TeegateError('BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
   });

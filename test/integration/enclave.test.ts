@@ -13,6 +13,8 @@ import { sealRequest } from '../../attestation/sealed-request';
 import type { InferTensor } from '../../attestation/tensors';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { startEnclave, type RunningEnclave } from '../../enclave/main';
+import { listenEnclaveHttp } from '../../enclave/http-server';
+import type { Server } from 'node:http';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
 
@@ -185,5 +187,52 @@ describe('receipts under concurrency', () => {
     const seqs = results.map((r) => r.seq).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 1000 }, (_, i) => before.receipts_issued + i));
     expect(new Set(results.map((r) => r.jti)).size).toBe(1000);
+  });
+});
+
+describe('HTTP limits and routes', () => {
+  /** A second listener on the same enclave, with a 4 KiB body limit. */
+  let small: { server: Server; url: string };
+  beforeAll(async () => {
+    small = await listenEnclaveHttp(enclave.service, { maxBodyBytes: 4096 });
+  });
+  afterAll(async () => {
+    small.server.closeAllConnections();
+    await new Promise((resolve) => small.server.close(resolve));
+  });
+
+  const codeOf = async (res: Response) => [res.status, ((await res.json()) as { code: string }).code];
+
+  it('413 BODY_TOO_LARGE for a declared length over the limit, before reading the body', async () => {
+    const body = JSON.stringify(affineRequest()).padEnd(5000, ' ');
+    expect(await codeOf(await fetch(`${small.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }))).toEqual([413, 'BODY_TOO_LARGE']);
+  });
+
+  it('413 BODY_TOO_LARGE, not a reset connection, for a streamed body that grows past the limit', async () => {
+    const res = await fetch(`${small.url}/v2/models/affine/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 5; i++) controller.enqueue(new Uint8Array(1000).fill(32));
+          controller.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(await codeOf(res)).toEqual([413, 'BODY_TOO_LARGE']);
+    // The enclave still answers on the same listener.
+    expect((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).status).toBe(200);
+  });
+
+  it('404 ROUTE_NOT_FOUND for unknown paths and methods', async () => {
+    for (const [method, path] of [['GET', '/v2/models/affine/infer'], ['GET', '/admin'], ['POST', '/v2/models/affine'], ['DELETE', '/health'], ['PUT', '/v2/models/affine/infer']] as const) {
+      expect([method, path, ...(await codeOf(await fetch(`${enclave.url}${path}`, { method })))]).toEqual([method, path, 404, 'ROUTE_NOT_FOUND']);
+    }
+  });
+
+  it('400 REQUEST_INVALID for a body that is not JSON', async () => {
+    const res = await post('/v2/models/affine/infer', '{"inputs": [');
+    expect([res.status, JSON.parse(res.text).code]).toEqual([400, 'REQUEST_INVALID']);
   });
 });

@@ -31,6 +31,13 @@ export interface InferOutcome {
   readonly receipt: string;
 }
 
+export interface InferOptions {
+  /** The model version the request's path names (`/versions/{v}`). */
+  readonly version?: string | undefined;
+  /** The request came sealed (the receipt says so). */
+  readonly sealed?: boolean;
+}
+
 export interface ModelStatus {
   readonly name: string;
   readonly version: string;
@@ -126,28 +133,31 @@ export class EnclaveService {
     return this.registry().names();
   }
 
-  modelMetadata(name: string): ModelMetadata {
-    return this.registry().metadata(name);
+  modelMetadata(name: string, version?: string): ModelMetadata {
+    return this.registry().metadata(name, version);
   }
 
-  /** Runs a plain (already JSON-parsed, untrusted) OIP request. */
-  async infer(modelName: string, request: unknown, sealed = false): Promise<InferOutcome> {
+  /**
+   * Runs a plain (already JSON-parsed, untrusted) OIP request on `modelName` at `options.version`
+   * (from the path, `/versions/{v}`), or at the request's `model_version`, or the latest version.
+   */
+  async infer(modelName: string, request: unknown, options: InferOptions = {}): Promise<InferOutcome> {
     this.inFlight++;
     try {
-      return await this.inferCounted(modelName, request, sealed);
+      return await this.inferCounted(modelName, request, options);
     } finally {
       this.inFlight--;
     }
   }
 
-  private async inferCounted(modelName: string, request: unknown, sealed: boolean): Promise<InferOutcome> {
+  private async inferCounted(modelName: string, request: unknown, { version: pathVersion, sealed = false }: InferOptions): Promise<InferOutcome> {
     const models = this.registry();
     if (typeof request !== 'object' || request === null || Array.isArray(request)) requestInvalid('inference request must be a JSON object');
     const body = request as Record<string, unknown>;
     const id = body.id;
     if (id !== undefined && (typeof id !== 'string' || id.length > 256)) requestInvalid('id must be a string of at most 256 characters');
     const nonce = parseNonce(body.parameters);
-    const version = typeof body.model_version === 'string' ? body.model_version : undefined;
+    const version = modelVersion(pathVersion, body.model_version);
     const model = models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
     // Parsed once: the model, the receipt's input digest and nothing else see the request's tensors.
     const inputs = checkInputs(model.inputs, body.inputs);
@@ -184,11 +194,11 @@ export class EnclaveService {
     };
   }
 
-  /** Opens a sealed request, runs it, and seals the response to the client's key. */
-  async inferSealed(modelName: string, jwe: string): Promise<{ jwe: string; receipt: string }> {
+  /** Opens a sealed request, runs it (at `version`, as infer), and seals the response to the client's key. */
+  async inferSealed(modelName: string, jwe: string, version?: string): Promise<{ jwe: string; receipt: string }> {
     this.registry();
     const opened = await this.sealed.open(jwe);
-    const { response, receipt } = await this.infer(modelName, opened.request, true);
+    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, ...(version !== undefined ? { version } : {}) });
     return { jwe: await this.sealed.seal(JSON.stringify(response), opened.responseKey), receipt };
   }
 
@@ -209,6 +219,13 @@ export function receiptDigest(salt: Uint8Array, tensors: readonly InferTensor[])
 
 function saltedDigest(salt: Uint8Array, canonical: Uint8Array): string {
   return createHash('sha256').update(salt).update(canonical).digest('hex');
+}
+
+/** The version to run: the path's, else the body's `model_version` (which may not contradict it), else undefined (latest). */
+function modelVersion(fromPath: string | undefined, fromBody: unknown): string | undefined {
+  if (fromBody !== undefined && (typeof fromBody !== 'string' || fromBody.length === 0 || fromBody.length > 64)) requestInvalid('model_version must be a string of 1..64 characters');
+  if (fromPath !== undefined && fromBody !== undefined && fromBody !== fromPath) requestInvalid(`model_version ${JSON.stringify(fromBody)} differs from the version in the path, ${JSON.stringify(fromPath)}`);
+  return fromPath ?? fromBody;
 }
 
 function parseNonce(parameters: unknown): string | undefined {

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import type { EnclaveService } from './enclave-service';
+import { MODEL_NAME_PATTERN } from './models/model-config';
 
 export interface EnclaveHttpOptions {
   readonly port?: number;
@@ -17,7 +18,9 @@ export interface EnclaveHttpOptions {
   readonly log?: (event: Record<string, unknown>) => void;
 }
 
-const MODEL_ROUTE = /^\/v2\/models\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})(\/infer)?$/;
+/** `/v2/models/{m}[/versions/{v}][/infer]`, names and versions as models are configured (MODEL_NAME_PATTERN). */
+const NAME = MODEL_NAME_PATTERN.source.slice(1, -1);
+const MODEL_ROUTE = new RegExp(`^/v2/models/(${NAME})(?:/versions/(${NAME}))?(/infer)?$`);
 
 function send(res: ServerResponse, status: number, body: string, type = 'application/json', headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
@@ -83,7 +86,7 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
     send(res, 200, JSON.stringify({ document: toBase64(document), manifest: service.manifest }));
   }
 
-  async function infer(model: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function infer(model: string, version: string | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json' && type !== 'application/jose') {
       req.resume();
@@ -93,8 +96,8 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
     const started = performance.now();
     const { answer, receipt } =
       type === 'application/jose'
-        ? await service.inferSealed(model, body.toString('latin1').trim()).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
-        : await service.infer(model, parseJson(body)).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
+        ? await service.inferSealed(model, body.toString('latin1').trim(), version).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
+        : await service.infer(model, parseJson(body), { version }).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
     send(res, 200, answer, type, { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
   }
 
@@ -105,7 +108,7 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
       const path = url.pathname;
       if (req.method === 'POST') {
         const m = MODEL_ROUTE.exec(path);
-        if (m && m[2]) return await infer(m[1]!, req, res);
+        if (m && m[3]) return await infer(m[1]!, m[2], req, res);
         req.resume();
         throw new TeegateError('ROUTE_NOT_FOUND', `no route POST ${path}`);
       }
@@ -118,7 +121,7 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
       if (path === '/manifest') return send(res, 200, JSON.stringify(service.manifest));
       if (path === '/v2/models') return send(res, 200, JSON.stringify({ models: service.modelNames().map((name) => ({ name, versions: service.modelMetadata(name).versions })) }));
       const m = MODEL_ROUTE.exec(path);
-      if (m && !m[2]) return send(res, 200, JSON.stringify(service.modelMetadata(m[1]!)));
+      if (m && !m[3]) return send(res, 200, JSON.stringify(service.modelMetadata(m[1]!, m[2])));
       throw new TeegateError('ROUTE_NOT_FOUND', `no route GET ${path}`);
     } catch (err) {
       if (!isTeegateError(err)) log({ level: 'error', msg: 'unexpected error', err: String(err) });

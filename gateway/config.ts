@@ -55,6 +55,8 @@ export interface GatewayConfig {
     readonly anonymousRateLimit: RateLimitConfig;
     /** Time for one enclave to answer one request once connected. */
     readonly upstreamTimeoutMs: number;
+    /** Largest answer accepted from an enclave; a larger one is 502 UPSTREAM_INVALID. */
+    readonly upstreamResponseBytes: number;
     readonly connectTimeoutMs: number;
     /** Enclaves tried for one request when the previous one could not take it. */
     readonly maxAttempts: number;
@@ -113,6 +115,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'limits.rateLimit', env: 'TEEGATE_RATE_LIMIT', kind: 'json', default: { requestsPerSecond: 100, burst: 200 } },
   { path: 'limits.anonymousRateLimit', env: 'TEEGATE_ANONYMOUS_RATE_LIMIT', kind: 'json', default: { requestsPerSecond: 10, burst: 20 } },
   { path: 'limits.upstreamTimeoutMs', env: 'TEEGATE_UPSTREAM_TIMEOUT_MS', kind: 'int', default: 60_000, min: 10, max: MS_HOUR },
+  { path: 'limits.upstreamResponseBytes', env: 'TEEGATE_UPSTREAM_RESPONSE_LIMIT_BYTES', kind: 'int', default: 64 * 1024 * 1024, min: 1024, max: 1024 * 1024 * 1024 },
   { path: 'limits.connectTimeoutMs', env: 'TEEGATE_CONNECT_TIMEOUT_MS', kind: 'int', default: 2_000, min: 10, max: 60_000 },
   { path: 'limits.maxAttempts', env: 'TEEGATE_MAX_ATTEMPTS', kind: 'int', default: 3, min: 1, max: 16 },
   { path: 'limits.requestTimeoutMs', env: 'TEEGATE_REQUEST_TIMEOUT_MS', kind: 'int', default: 120_000, min: 100, max: MS_HOUR },
@@ -337,6 +340,7 @@ export function parseGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
       rateLimit: rateLimit(get('limits.rateLimit'), where('limits.rateLimit')),
       anonymousRateLimit: rateLimit(get('limits.anonymousRateLimit'), where('limits.anonymousRateLimit')),
       upstreamTimeoutMs: get('limits.upstreamTimeoutMs'),
+      upstreamResponseBytes: get('limits.upstreamResponseBytes'),
       connectTimeoutMs: get('limits.connectTimeoutMs'),
       maxAttempts: get('limits.maxAttempts'),
       requestTimeoutMs: get('limits.requestTimeoutMs'),

@@ -64,7 +64,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     healthIntervalMs: config.pool.healthIntervalMs,
     healthTimeoutMs: config.pool.healthTimeoutMs,
     selection: config.pool.selection,
-    client: { connectTimeoutMs: config.limits.connectTimeoutMs, timeoutMs: config.limits.upstreamTimeoutMs },
+    client: { connectTimeoutMs: config.limits.connectTimeoutMs, timeoutMs: config.limits.upstreamTimeoutMs, maxResponseBytes: config.limits.upstreamResponseBytes },
     logger,
     metrics,
   });

@@ -23,6 +23,11 @@ function selector(req: Request): ModelSelector {
   return { name: model, ...(version !== undefined ? { version } : {}) };
 }
 
+/** The enclave's path of a model (and version, when the client's path named one). */
+function enclavePath({ name, version }: ModelSelector): string {
+  return `/v2/models/${encodeURIComponent(name)}${version !== undefined ? `/versions/${encodeURIComponent(version)}` : ''}`;
+}
+
 export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
   const { pool, config, metrics, sink } = ctx;
   const relayOptions = { maxAttempts: config.limits.maxAttempts, metrics };
@@ -52,7 +57,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const metadata = async (req: Request, res: Response) => {
     const model = selector(req);
-    const relayed = await relay(pool, { method: 'GET', path: `/v2/models/${encodeURIComponent(model.name)}` }, model, relayOptions);
+    const relayed = await relay(pool, { method: 'GET', path: enclavePath(model) }, model, relayOptions);
     res.locals.model = model.name;
     sendRelayed(res, relayed);
   };
@@ -80,7 +85,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
     const model: ModelSelector = body.mode === 'sealed' && typeof sealKid === 'string' ? { ...base, sealKid } : base;
     const relayed = await relay(
       pool,
-      { method: 'POST', path: `/v2/models/${encodeURIComponent(base.name)}/infer`, body: body.bytes, contentType: body.contentType },
+      { method: 'POST', path: `${enclavePath(base)}/infer`, body: body.bytes, contentType: body.contentType },
       model,
       body.mode === 'sealed' && model.sealKid === undefined ? sealedRelayOptions : relayOptions,
     );

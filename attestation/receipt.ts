@@ -56,6 +56,12 @@ export interface ReceiptEvidence {
   readonly salt?: Uint8Array | string;
   readonly nonce?: string;
   readonly sealed?: boolean;
+  /**
+   * The model the caller asked for, with the version if it named one. The model is in the request's
+   * path, which the gateway sees and could change (even for sealed requests): without this, a
+   * receipt for another model in the same manifest would pass.
+   */
+  readonly model?: { readonly name: string; readonly version?: string | undefined };
 }
 
 export const RECEIPT_STEPS = ['signature', 'claims', 'enclave', 'model', 'input', 'output', 'nonce', 'mode'] as const;
@@ -170,7 +176,11 @@ async function runSteps(evidence: ReceiptEvidence, record: (o: ReceiptStepOutcom
     current = 'model';
     const listed = manifest.models.some((m) => m.name === claims.model.name && m.version === claims.model.version && m.sha256 === claims.model.sha256);
     if (!listed) mismatch(`model ${claims.model.name}@${claims.model.version} (${claims.model.sha256.slice(0, 16)}…) is not in the manifest`);
-    pass(`${claims.model.name}@${claims.model.version}, sha256 ${claims.model.sha256.slice(0, 16)}…`);
+    const asked = evidence.model;
+    if (asked !== undefined && (claims.model.name !== asked.name || (asked.version !== undefined && claims.model.version !== asked.version))) {
+      mismatch(`receipt is for model ${claims.model.name}@${claims.model.version}, the request was for ${asked.name}${asked.version !== undefined ? `@${asked.version}` : ''}`);
+    }
+    pass(`${claims.model.name}@${claims.model.version}, sha256 ${claims.model.sha256.slice(0, 16)}…${asked !== undefined ? ', the model asked for' : ''}`);
 
     const salt = typeof evidence.salt === 'string' ? fromHex(evidence.salt) : evidence.salt;
     for (const [step, tensors, claimed] of [

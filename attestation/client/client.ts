@@ -180,6 +180,7 @@ export class TeegateClient {
       salt: answer.salt,
       nonce,
       sealed,
+      model: { name: model, version: options.version },
     });
     const log = await checkLogInclusion(this.logHttp, answer.receipt, answer.logIndex, {
       ...(this.logKey !== undefined ? { logKey: this.logKey } : {}),

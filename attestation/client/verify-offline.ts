@@ -12,7 +12,7 @@ import { verifyManifestBinding, type EnclaveManifest } from '../manifest';
 import type { MeasurementPolicy } from '../nitro/policy';
 import { verifyAttestationReport, type VerifiedAttestation } from '../nitro/verify';
 import type { LoadedPolicy } from '../policy-file';
-import { verifyReceiptReport, type ReceiptClaims } from '../receipt';
+import { verifyReceiptReport, type ReceiptClaims, type ReceiptEvidence } from '../receipt';
 import type { InferTensor } from '../tensors';
 import type { CertificateCache } from '../x509/certificate-cache';
 import { inferenceReport, manifestReason, stoppedReport, type ReportStepOutcome, type VerificationReport } from './report';
@@ -30,6 +30,8 @@ export interface OfflineReceiptEvidence {
   readonly salt?: string;
   readonly nonce?: string;
   readonly sealed?: boolean;
+  /** The model the request asked for (ReceiptEvidence.model): the receipt must name it. */
+  readonly model?: ReceiptEvidence['model'];
   /** Reused across calls by a caller that verifies many documents. */
   readonly cache?: CertificateCache;
   /** Where the boot document came from (a live enclave, a log entry), for the report's reasons. */
@@ -73,6 +75,7 @@ export async function verifyReceiptOffline(e: OfflineReceiptEvidence, log: () =>
     ...(e.salt !== undefined ? { salt: e.salt } : {}),
     ...(e.nonce !== undefined ? { nonce: e.nonce } : {}),
     ...(e.sealed !== undefined ? { sealed: e.sealed } : {}),
+    ...(e.model !== undefined ? { model: e.model } : {}),
   });
   const pinned = Object.keys(trust.policy.pcrs ?? {}).length;
   const reason =

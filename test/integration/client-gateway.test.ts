@@ -12,6 +12,7 @@ import { rejectedAttestationReport } from '../../attestation/client/report';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { makePolicyFile, parsePolicyFile } from '../../attestation/policy-file';
 import type { RunningEnclave } from '../../enclave/main';
+import type { ModelConfig } from '../../enclave/models/model-config';
 import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
@@ -21,6 +22,7 @@ import { affineRequest } from '../support/tiny-models';
 jest.setTimeout(60_000);
 
 let ca: DevCa;
+let models: ModelConfig[];
 let enclaves: RunningEnclave[];
 let outsider: RunningEnclave;
 let gateway: RunningGateway;
@@ -48,7 +50,8 @@ function intercept(rewrite: { request?: (url: string, init: RequestInit) => [str
 
 beforeAll(async () => {
   ca = await createDevCa();
-  const models = testModelConfigs();
+  // `twin`: the affine model under another name, so a gateway could run it for an `affine` request.
+  models = [...testModelConfigs(), { ...testModelConfigs()[0]!, name: 'twin' }];
   enclaves = [await startTestEnclave(ca, models), await startTestEnclave(ca, models)];
   outsider = await startTestEnclave(ca, models);
   const k = testKeys();
@@ -181,6 +184,20 @@ describe('infer', () => {
     expect([...issuers].sort()).toEqual(enclaves.map((e) => e.manifest.boot_id).sort());
   });
 
+  it('fails the model step when the gateway ran another model of the manifest on the same tensors: RECEIPT_MISMATCH', async () => {
+    // The model is in the path, which the gateway sees even for sealed requests; `twin` takes the
+    // same tensors and gives the same outputs, so only the receipt's model claim tells.
+    const swap = intercept({ request: (url, init) => [url.replace('/v2/models/affine/', '/v2/models/twin/'), init] });
+    const client = await connect(gateway.url, options({ fetch: swap }));
+    for (const sealed of [true, false]) {
+      const r = await client.infer('affine', X, { sealed });
+      expect(r.outputs.find((o) => o.name === 'y')?.data).toEqual(Y);
+      expect(r.report.valid).toBe(false);
+      expect(r.report.steps.find((s) => s.step === 'model')).toMatchObject({ status: 'failed', code: 'RECEIPT_MISMATCH', reason: 'receipt is for model twin@1, the request was for affine' });
+      expect(r.report.steps.find((s) => s.step === 'signature')?.status).toBe('passed');
+    }
+  });
+
   it('fails the output step when the answer\'s outputs were rewritten: RECEIPT_MISMATCH', async () => {
     const tamper = intercept({
       answer: (url, text) => {
@@ -270,7 +287,6 @@ describe('infer', () => {
 
 describe('an enclave that goes away', () => {
   it('re-attests the current enclave and retries once when the sealed-to enclave is gone (JWE_KEY_MISMATCH)', async () => {
-    const models = testModelConfigs();
     const pair = [await startTestEnclave(ca, models), await startTestEnclave(ca, models)];
     const k = testKeys();
     const gw = await startGateway(

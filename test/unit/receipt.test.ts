@@ -94,3 +94,26 @@ describe('refuses with RECEIPT_INVALID, at the step that read it', () => {
     expect((await verifyReceiptReport(e)).steps.find((s) => s.status === 'failed')).toMatchObject({ step: 'output', code: 'RECEIPT_INVALID' });
   });
 });
+
+describe('the model asked for', () => {
+  it('passes when the receipt names the model (and the version, if one was asked)', async () => {
+    const receipt = await signed(claims);
+    for (const model of [{ name: 'affine' }, { name: 'affine', version: '1' }]) {
+      await expect(verifyReceipt(evidence(receipt, { model }))).resolves.toEqual(claims);
+    }
+  });
+
+  it('fails the model step with RECEIPT_MISMATCH when the receipt names another model or version of the manifest', async () => {
+    const twin = { name: 'twin', version: '1', sha256: MODEL.sha256 };
+    const v2 = { ...MODEL, version: '2' };
+    const withBoth = { ...manifest, models: [MODEL, twin, v2] };
+    for (const [ran, asked, message] of [
+      [twin, { name: 'affine' }, 'receipt is for model twin@1, the request was for affine'],
+      [v2, { name: 'affine', version: '1' }, 'receipt is for model affine@2, the request was for affine@1'],
+    ] as const) {
+      const e = { ...evidence(await signed({ ...claims, model: ran })), manifest: withBoth, model: asked };
+      expect(await refusalOf(() => verifyReceipt(e))).toEqual({ code: 'RECEIPT_MISMATCH', message });
+      expect((await verifyReceiptReport(e)).steps.find((s) => s.status === 'failed')).toMatchObject({ step: 'model', code: 'RECEIPT_MISMATCH' });
+    }
+  });
+});

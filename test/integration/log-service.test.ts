@@ -169,6 +169,18 @@ test.each(stores)('%s store: the background loop grows the tree only when a chec
   }
 });
 
+test('file store: a closed log refuses appends with GATEWAY_SHUTTING_DOWN and stores nothing more', async () => {
+  const dir = tempDir();
+  const log = await openFileLog(dir);
+  expect((await log.appendReceipt('before.close.x')).index).toBe(0);
+  await log.close();
+  await expect(log.appendReceipt('after.close.x')).rejects.toMatchObject({ code: 'GATEWAY_SHUTTING_DOWN', message: 'the transparency log is closed' });
+  await expect(log.appendAttestation(new Uint8Array([1]), {})).rejects.toMatchObject({ code: 'GATEWAY_SHUTTING_DOWN' });
+  const reopened = await openFileLog(dir);
+  expect(await reopened.storage.sequencedSize()).toBe(1);
+  await reopened.close();
+});
+
 test('file store: restart keeps entries, tiles, checkpoint and key; a torn tail is cut off', async () => {
   const dir = tempDir();
   const first = await openFileLog(dir);

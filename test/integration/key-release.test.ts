@@ -8,6 +8,8 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -337,6 +339,67 @@ describe('a misbehaving or unreachable KMS', () => {
       await expectRefusal(await boot({ kmsUrl: other.url, config }), 'CMS_DECRYPT_FAILED', 'model ppocr-v4-rec@1: ');
     } finally {
       await other.close();
+    }
+  });
+
+  it('a released data key that is not 32 bytes: KEY_RELEASE_REJECTED', async () => {
+    const { other, config } = await sealUnder((plaintext, spki) => buildEnvelopedData(plaintext.subarray(0, 16), spki));
+    try {
+      await expectRefusal(await boot({ kmsUrl: other.url, config }), 'KEY_RELEASE_REJECTED', 'KMS released a data key of 16 bytes, expected 32');
+    } finally {
+      await other.close();
+    }
+  });
+
+  /**
+   * A relay in front of the dev KMS that rewrites the JSON of its Decrypt answers (answers are not
+   * signed; requests go through unchanged, Host header included, so SigV4 still verifies).
+   */
+  async function rewritingKms(rewrite: (answer: Record<string, unknown>) => Record<string, unknown>): Promise<{ url: string; close: () => Promise<void> }> {
+    const target = new URL(kms.url);
+    const server = createServer((req, res) => {
+      const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on('data', (c: Buffer) => chunks.push(c));
+        answer.on('end', () => {
+          let body = Buffer.concat(chunks);
+          if (req.headers['x-amz-target'] === 'TrentService.Decrypt' && answer.statusCode === 200) {
+            body = Buffer.from(JSON.stringify(rewrite(JSON.parse(body.toString('utf8')) as Record<string, unknown>)));
+          }
+          res.writeHead(answer.statusCode ?? 500, { 'content-type': answer.headers['content-type'] ?? 'application/x-amz-json-1.1', 'content-length': body.length });
+          res.end(body);
+        });
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  it.each([
+    ['the data key in plaintext instead of CiphertextForRecipient', ({ CiphertextForRecipient: _, ...rest }: Record<string, unknown>) => ({ ...rest, Plaintext: toBase64(new Uint8Array(32).fill(7)) }), 'answered with the data key in plaintext'],
+    ['neither a plaintext nor CiphertextForRecipient', ({ CiphertextForRecipient: _, ...rest }: Record<string, unknown>) => rest, 'answered without CiphertextForRecipient'],
+  ])('a Decrypt answer with %s: KEY_RELEASE_REJECTED', async (_what, rewrite, reason) => {
+    await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy(await imagePcr0(sealedConfig())) }));
+    const relay = await rewritingKms(rewrite);
+    try {
+      // Unchanged, the relay's answers release the key: the refusals below are the rewrite's doing.
+      const passing = await rewritingKms((answer) => answer);
+      try {
+        expect((await boot({ kmsUrl: passing.url })).healthStatus).toBe(200);
+      } finally {
+        await passing.close();
+      }
+      await expectRefusal(await boot({ kmsUrl: relay.url }), 'KEY_RELEASE_REJECTED', reason);
+    } finally {
+      await relay.close();
     }
   });
 

@@ -25,7 +25,7 @@ export interface RateLimitConfig {
 export interface ApiKeyConfig {
   /** A name for logs and metrics (never the key). */
   readonly id: string;
-  /** Lower-case hex SHA-256 of the key (`teegate keys hash` / `hashApiKey`). */
+  /** Lower-case hex SHA-256 of the key (`printf %s "$KEY" | sha256sum`, or `hashApiKey`). */
   readonly sha256: string;
   readonly scopes: readonly ApiKeyScope[];
   /** Overrides `limits.rateLimit` for this key. */

@@ -3,6 +3,7 @@
  * evidence: boot attestations under a throwaway dev CA and receipts signed by the enclave's
  * receipt signer. Each tampering the issue names is detected with its own code and entry index.
  */
+import { createHash } from 'node:crypto';
 import { fromBase64, toBase64 } from '../../attestation/bytes';
 import { auditLog, type AuditOptions } from '../../attestation/audit/audit-log';
 import { LogClient, type FetchLike } from '../../attestation/audit/log-client';
@@ -104,6 +105,52 @@ test('an entry rewritten in transit or in storage is named by index (AUDIT_ENTRY
   const report = await audit(url, {}, rewrite);
   expect(report.ok).toBe(false);
   expect(report.failures).toContainEqual(expect.objectContaining({ index: 2, code: 'AUDIT_ENTRY_MISMATCH' }));
+});
+
+/** A fetch that passes the log's answers through, with `edit` applied to the bytes of the paths it names. */
+function editing(edit: (url: string, body: Uint8Array) => Uint8Array | undefined): FetchLike {
+  return async (u) => {
+    const res = await fetch(u);
+    const original = new Uint8Array(await res.arrayBuffer());
+    const body = edit(u, original) ?? original;
+    return { ok: res.ok, status: res.status, arrayBuffer: async () => body.buffer.slice(body.byteOffset, body.byteOffset + body.length) as ArrayBuffer };
+  };
+}
+
+test('an entry rewritten together with its tile hash does not lead to the signed root (AUDIT_ENTRY_MISMATCH)', async () => {
+  const { url } = await logOf(items);
+  const forged = encodeEntry({ type: 'receipt', jws: (items[3] as { jws: string }).jws });
+  const leaf = createHash('sha256').update(Uint8Array.of(0)).update(forged).digest();
+  const report = await audit(
+    url,
+    {},
+    editing((u, body) => {
+      if (u.includes('/tile/entries/')) {
+        const entries = parseEntryBundle(body);
+        entries[2] = forged;
+        return encodeEntryBundle(entries);
+      }
+      if (/\/tile\/0\/[^e]/.test(u)) {
+        const tile = body.slice();
+        tile.set(leaf, 2 * 32); // the level-0 hash of entry 2, made to match the forged entry
+        return tile;
+      }
+      return undefined;
+    }),
+  );
+  expect(report.ok).toBe(false);
+  // Entry and tile agree (no per-entry mismatch), so the root the checkpoint signs tells; the
+  // forged copy also repeats a receipt seq and leaves a gap.
+  const mismatches = report.failures.filter((f: { code: string }) => f.code === 'AUDIT_ENTRY_MISMATCH');
+  expect(mismatches).toEqual([expect.objectContaining({ message: `the log's tiles do not lead to the root of checkpoint ${items.length}: entries were rewritten or removed` })]);
+  expect(report.failures.map((f: { code: string }) => f.code).sort()).toEqual(['AUDIT_ENTRY_MISMATCH', 'AUDIT_SEQUENCE_GAP', 'AUDIT_SEQUENCE_GAP']);
+});
+
+test('an entry bundle that is not one is named by its entries (AUDIT_ENTRY_MISMATCH)', async () => {
+  const { url } = await logOf(items);
+  const report = await audit(url, {}, editing((u, body) => (u.includes('/tile/entries/') ? body.subarray(0, body.length - 7) : undefined)));
+  expect(report.ok).toBe(false);
+  expect(report.failures[0]).toMatchObject({ index: 0, code: 'AUDIT_ENTRY_MISMATCH', message: expect.stringMatching(/^entry bundle 0 \(entries 0\.\.11\): /) });
 });
 
 test('an operator who rewrites an entry and rebuilds the tree forks from the checkpoint seen (LOG_INCONSISTENT)', async () => {

@@ -2,8 +2,8 @@
  * The gateway against an enclave address that does not behave: an HTTP relay in front of a real
  * enclave (dev NSM) that can rewrite what the enclave answers. It replays the boot document for the
  * gateway's nonce, sends a document that is not base64 or not JSON at all, drops the receipt from an
- * inference answer, or answers with more than the configured limit. Each gets its refusal and code,
- * and no traffic or log entry follows. Also: an enclave serving two versions of one model is
+ * inference answer, answers with more than the configured limit, or says it is not ready. Each gets
+ * its refusal and code, and no traffic or log entry follows. Also: an enclave serving two versions of one model is
  * admitted and serves each; a request arriving on an open connection during shutdown gets 503
  * GATEWAY_SHUTTING_DOWN while the one in flight finishes.
  */
@@ -104,14 +104,26 @@ afterAll(async () => {
   await enclave?.close();
 });
 
-async function gatewayFor(url: string, limits: Record<string, unknown> = {}, pcrs: Readonly<Record<number, string>> = enclave.pcrs): Promise<{ gateway: RunningGateway; sink: MemoryReceiptSink }> {
+async function gatewayFor(
+  url: string | string[],
+  limits: Record<string, unknown> = {},
+  pcrs: Readonly<Record<number, string>> = enclave.pcrs,
+  pool: Record<string, unknown> = {},
+): Promise<{ gateway: RunningGateway; sink: MemoryReceiptSink; metrics: GatewayMetrics }> {
   const sink = new MemoryReceiptSink();
+  const metrics = new GatewayMetrics({ defaultMetrics: false });
   const gateway = await startGateway(
-    testGatewayConfig({ enclaves: [url], attestation: { rootCertificates: [ca.rootPem], policy: policyFor(pcrs) }, auth: { disabled: true }, pool: { healthIntervalMs: 60_000 }, limits }),
-    { sink, metrics: new GatewayMetrics({ defaultMetrics: false }), logger: createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }) },
+    testGatewayConfig({
+      enclaves: Array.isArray(url) ? url : [url],
+      attestation: { rootCertificates: [ca.rootPem], policy: policyFor(pcrs) },
+      auth: { disabled: true },
+      pool: { healthIntervalMs: 60_000, ...pool },
+      limits,
+    }),
+    { sink, metrics, logger: createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }) },
   );
   cleanup.push(() => gateway.close());
-  return { gateway, sink };
+  return { gateway, sink, metrics };
 }
 
 async function impostor(): Promise<Impostor> {
@@ -169,6 +181,33 @@ describe('admission of a hostile enclave address', () => {
     const { gateway } = await gatewayFor(relay.url);
     expect(await memberOf(gateway)).toMatchObject({ state: 'unhealthy', last_error: { code: 'UPSTREAM_INVALID', message: expect.stringContaining('with a body that is not JSON') } });
     expect((await infer(gateway)).json.code).toBe('NO_ENCLAVE_AVAILABLE');
+  });
+});
+
+describe('an enclave that is up but not ready', () => {
+  const notReady = (answer: Answer): Answer => ({ ...answer, status: 503, body: Buffer.from(JSON.stringify({ code: 'ENCLAVE_NOT_READY', message: 'enclave serves no models: model key release failed' })) });
+
+  it('is kept out when its health says so, with the reason it gives', async () => {
+    const relay = await impostor();
+    relay.rewrite = (path, answer) => (path === '/health' ? { ...answer, status: 503, body: Buffer.from(JSON.stringify({ ...JSON.parse(answer.body.toString()), status: 'failed', reason: 'model key release failed: AccessDeniedException' })) } : answer);
+    const { gateway } = await gatewayFor(relay.url);
+    expect(await memberOf(gateway)).toMatchObject({ state: 'unhealthy', last_error: { code: 'ENCLAVE_NOT_READY', message: 'model key release failed: AccessDeniedException' } });
+    expect((await infer(gateway)).json.code).toBe('NO_ENCLAVE_AVAILABLE');
+  });
+
+  it('answering an inference 503 (it ran nothing): the request moves to another enclave, and it is taken out', async () => {
+    const relay = await impostor();
+    const { gateway, metrics } = await gatewayFor([relay.url, enclave.url], {}, enclave.pcrs, { selection: 'round-robin' });
+    relay.rewrite = (path, answer) => (path.endsWith('/infer') ? notReady(answer) : answer);
+    const served: (string | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+      expect(res.status).toBe(200);
+      served.push(res.headers.get('teegate-enclave'));
+    }
+    expect(served).toEqual(['enclave-1', 'enclave-1', 'enclave-1']);
+    expect(await metrics.registry.getSingleMetricAsString('teegate_gateway_upstream_retries_total')).toMatch(/reason="not_ready"\} 1$/m);
+    expect(await memberOf(gateway)).toMatchObject({ state: 'unhealthy', last_error: { code: 'ENCLAVE_NOT_READY' } });
   });
 });
 

@@ -3,9 +3,9 @@
  * enclave (dev NSM) that can rewrite what the enclave answers. It replays the boot document for the
  * gateway's nonce, sends a document that is not base64 or not JSON at all, drops the receipt from an
  * inference answer, answers with more than the configured limit, or says it is not ready. Each gets
- * its refusal and code, and no traffic or log entry follows. Also: an enclave serving two versions of one model is
- * admitted and serves each; a request arriving on an open connection during shutdown gets 503
- * GATEWAY_SHUTTING_DOWN while the one in flight finishes.
+ * its refusal and code, and no traffic or log entry follows. Also: an enclave serving two versions
+ * of one model is admitted and serves each; a request arriving on an open connection during
+ * shutdown gets 503 GATEWAY_SHUTTING_DOWN while the one in flight finishes.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';

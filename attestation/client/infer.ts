@@ -74,7 +74,9 @@ export async function sendPlain(http: GatewayHttp, model: string, version: strin
 
 export async function sendSealed(http: GatewayHttp, model: string, version: string | undefined, request: InferRequest, manifest: EnclaveManifest): Promise<InferAnswer> {
   const path = inferPath(model, version);
-  const sealed = await sealRequest(manifest, request, request.id !== undefined ? { id: request.id } : {});
+  // The JWE's own id is a fresh one-time value (the enclave refuses a repeat as a replay); the
+  // caller's request id, which may repeat and have any length, travels inside the request.
+  const sealed = await sealRequest(manifest, request);
   const answer = await http.ok(path, {
     method: 'POST',
     headers: { 'content-type': 'application/jose', [SEAL_KID_HEADER]: manifest.keys.seal.kid },

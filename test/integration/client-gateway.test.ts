@@ -160,6 +160,14 @@ describe('infer', () => {
     expect(posted).not.toContain('"inputs"');
   });
 
+  it('keeps the caller\'s request id (any length, repeated) apart from the sealed request\'s one-time id', async () => {
+    const client = await connect(gateway.url, options());
+    for (const sealed of [true, true, false]) {
+      const r = await client.infer('affine', X, { id: 'req-1', sealed });
+      expect([r.sealed, r.report.valid, r.outputs.find((o) => o.name === 'y')?.data]).toEqual([sealed, true, Y]);
+    }
+  });
+
   it('routes sealed requests to the enclave that holds the seal key (teegate-seal-kid)', async () => {
     const client = await connect(gateway.url, options());
     const issuers = new Set<string>();

@@ -19,13 +19,24 @@ export interface SealedRequest {
   open(responseJwe: string): Promise<unknown>;
 }
 
-export async function sealRequest(manifest: Pick<EnclaveManifest, 'keys'>, request: unknown, options: { id?: string; iat?: number } = {}): Promise<SealedRequest> {
+/** The model a sealed request is for: the enclave runs it only under a path naming that model (and version). */
+export interface SealedModelRef {
+  readonly name: string;
+  readonly version?: string;
+}
+
+/**
+ * Seals `request` to the manifest's seal key. `options.id` is the JWE's one-time id (default: a
+ * fresh UUID; the enclave refuses a repeat), `options.model` binds the request to a model, since
+ * the path that names it is outside the encryption.
+ */
+export async function sealRequest(manifest: Pick<EnclaveManifest, 'keys'>, request: unknown, options: { id?: string; iat?: number; model?: SealedModelRef } = {}): Promise<SealedRequest> {
   const seal = manifest.keys.seal;
   const sealKey = await importJWK({ kty: seal.kty, crv: seal.crv, x: seal.x, y: seal.y }, SEAL_ALG);
   const { publicKey, privateKey } = await generateKeyPair(SEAL_ALG, { crv: 'P-256', extractable: false });
   const responseKey: JWK = await exportJWK(publicKey);
   const id = options.id ?? globalThis.crypto.randomUUID();
-  const plaintext = JSON.stringify({ id, iat: options.iat ?? Math.floor(Date.now() / 1000), request, response_key: responseKey });
+  const plaintext = JSON.stringify({ id, iat: options.iat ?? Math.floor(Date.now() / 1000), request, response_key: responseKey, ...(options.model !== undefined ? { model: options.model } : {}) });
   const jwe = await new CompactEncrypt(utf8(plaintext)).setProtectedHeader({ alg: SEAL_ALG, enc: SEAL_ENC, kid: seal.kid }).encrypt(sealKey);
   return {
     jwe,

@@ -194,11 +194,21 @@ export class EnclaveService {
     };
   }
 
-  /** Opens a sealed request, runs it (at `version`, as infer), and seals the response to the client's key. */
+  /**
+   * Opens a sealed request, runs it (at `version`, as infer), and seals the response to the client's
+   * key. A request sealed for a model runs only under a path naming that model, and version if both
+   * name one (the path is outside the encryption: whoever relays it could change it).
+   */
   async inferSealed(modelName: string, jwe: string, version?: string): Promise<{ jwe: string; receipt: string }> {
     this.registry();
     const opened = await this.sealed.open(jwe);
-    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, ...(version !== undefined ? { version } : {}) });
+    const sealedFor = opened.model;
+    if (sealedFor !== undefined && (sealedFor.name !== modelName || (sealedFor.version !== undefined && version !== undefined && sealedFor.version !== version))) {
+      const named = (m: { name: string; version?: string | undefined }) => (m.version !== undefined ? `${m.name}@${m.version}` : m.name);
+      requestInvalid(`the sealed request is for model ${named(sealedFor)}, the path names ${named({ name: modelName, version })}`);
+    }
+    const runVersion = version ?? sealedFor?.version;
+    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, ...(runVersion !== undefined ? { version: runVersion } : {}) });
     return { jwe: await this.sealed.seal(JSON.stringify(response), opened.responseKey), receipt };
   }
 

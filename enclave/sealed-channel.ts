@@ -8,13 +8,15 @@ import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, importJWK, type 
 import { fromUtf8, utf8 } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
 
-import { SEAL_ALG, SEAL_ENC } from '../attestation/sealed-request';
+import { SEAL_ALG, SEAL_ENC, type SealedModelRef } from '../attestation/sealed-request';
 const MAX_JWE_CHARS = 24 * 1024 * 1024;
 
 export interface OpenedRequest {
   readonly id: string;
   readonly request: unknown;
   readonly responseKey: JWK;
+  /** The model the client sealed the request for, if it named one. */
+  readonly model?: SealedModelRef;
 }
 
 function invalid(message: string): never {
@@ -29,6 +31,16 @@ function parseResponseKey(v: unknown): JWK {
   }
   if ('d' in k) invalid('response_key must not contain a private key');
   return { kty: 'EC', crv: 'P-256', x: k.x, y: k.y, ...(typeof k.kid === 'string' ? { kid: k.kid } : {}) };
+}
+
+function parseModel(v: unknown): SealedModelRef | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) invalid('model must be an object {name, version?}');
+  const { name, version, ...rest } = v as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) invalid('model may have only name and version');
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128) invalid('model.name must be a string of 1..128 characters');
+  if (version !== undefined && (typeof version !== 'string' || version.length === 0 || version.length > 64)) invalid('model.version must be a string of 1..64 characters');
+  return { name, ...(version !== undefined ? { version } : {}) };
 }
 
 export class SealedChannel {
@@ -74,6 +86,7 @@ export class SealedChannel {
     if (typeof id !== 'string' || id.length < 16 || id.length > 128) invalid('id must be a string of 16..128 characters');
     if (typeof iat !== 'number' || !Number.isFinite(iat)) invalid('iat must be a number (seconds)');
     const responseKey = parseResponseKey(body.response_key);
+    const model = parseModel(body.model);
     const now = this.now();
     if (iat < now - this.maxAgeSeconds || iat > now + 60) {
       throw new TeegateError('JWE_EXPIRED', `sealed request iat ${iat} is outside the ${this.maxAgeSeconds} s window`);
@@ -81,7 +94,7 @@ export class SealedChannel {
     this.forgetOld(now);
     if (this.seen.has(id)) throw new TeegateError('JWE_REPLAYED', `sealed request ${id} was already processed`);
     this.seen.set(id, iat);
-    return { id, request, responseKey };
+    return { id, request, responseKey, ...(model !== undefined ? { model } : {}) };
   }
 
   private forgetOld(now: number): void {

@@ -20,6 +20,7 @@ import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyManifestBinding } from '../../attestation/manifest';
 import { verifyAttestation } from '../../attestation/nitro/verify';
 import { verifyReceipt } from '../../attestation/receipt';
+import { sealRequest } from '../../attestation/sealed-request';
 import type { RunningEnclave } from '../../enclave/main';
 import { affineModel } from '../../enclave/models/testing/tiny-onnx';
 import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
@@ -271,6 +272,16 @@ describe('model versions', () => {
     expect([notString.status, ((await notString.json()) as { code: string }).code]).toEqual([400, 'REQUEST_INVALID']);
     const unknown = await post('/v2/models/affine/versions/3/infer');
     expect([unknown.status, ((await unknown.json()) as { code: string }).code]).toEqual([404, 'MODEL_NOT_FOUND']);
+    // A sealed request names its model inside: its version applies when the path names none, and
+    // the path may not name another.
+    const sealedTo = async (path: string, model: { name: string; version?: string }) => {
+      const sealed = await sealRequest(manifest, affineRequest(), { model });
+      const res = await fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/jose' }, body: sealed.jwe });
+      return res.status === 200 ? { status: 200, body: (await sealed.open(await res.text())) as Record<string, unknown> } : { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    expect(await sealedTo('/v2/models/affine/infer', { name: 'affine', version: '1' })).toMatchObject({ status: 200, body: { model_version: '1' } });
+    expect(await sealedTo('/v2/models/affine/versions/2/infer', { name: 'affine', version: '1' })).toEqual({ status: 400, body: { code: 'REQUEST_INVALID', message: 'the sealed request is for model affine@1, the path names affine@2' } });
+    expect(await sealedTo('/v2/models/affine/versions/2/infer', { name: 'affine' })).toMatchObject({ status: 200, body: { model_version: '2' } });
     // Metadata of one version goes to the enclave's route for that version.
     const meta = await fetch(`${gateway.url}/v2/models/affine/versions/1`);
     expect([meta.status, ((await meta.json()) as { versions: string[] }).versions]).toEqual([200, ['1', '2']]);

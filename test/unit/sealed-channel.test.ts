@@ -35,9 +35,12 @@ async function sealed(plaintext: string | Uint8Array | Record<string, unknown>, 
 
 const request = (extra: Record<string, unknown> = {}) => ({ id: randomUUID(), iat: NOW, request: { inputs: [] }, response_key: responseKey, ...extra });
 
-it('opens a well-formed sealed request (the cases below change one thing)', async () => {
+it('opens a well-formed sealed request (the cases below change one thing), with the model it is for if it names one', async () => {
   const body = request();
-  await expect(channel().open(await sealed(body))).resolves.toEqual({ id: body.id, request: body.request, responseKey: { kty: 'EC', crv: 'P-256', x: responseKey.x, y: responseKey.y } });
+  const opened = { id: body.id, request: body.request, responseKey: { kty: 'EC', crv: 'P-256', x: responseKey.x, y: responseKey.y } };
+  await expect(channel().open(await sealed(body))).resolves.toEqual(opened);
+  const forModel = request({ model: { name: 'affine', version: '2' } });
+  await expect(channel().open(await sealed(forModel))).resolves.toEqual({ ...opened, id: forModel.id, model: { name: 'affine', version: '2' } });
 });
 
 describe('refusals', () => {
@@ -56,6 +59,10 @@ describe('refusals', () => {
     ['an RSA response key', () => sealed(request({ response_key: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
     ['a P-384 response key', () => sealed(request({ response_key: { ...responseKey, crv: 'P-384' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
     ['a response key with its private part', () => sealed(request({ response_key: { ...responseKey, d: 'A'.repeat(43) } })), 'JWE_INVALID', 'response_key must not contain a private key'],
+    ['a model that is a string', () => sealed(request({ model: 'affine' })), 'JWE_INVALID', 'model must be an object {name, version?}'],
+    ['a model with another member', () => sealed(request({ model: { name: 'affine', sha256: 'ab' } })), 'JWE_INVALID', 'model may have only name and version'],
+    ['a model without a name', () => sealed(request({ model: { version: '1' } })), 'JWE_INVALID', 'model.name must be a string of 1..128 characters'],
+    ['a model with a numeric version', () => sealed(request({ model: { name: 'affine', version: 1 } })), 'JWE_INVALID', 'model.version must be a string of 1..64 characters'],
     ['an iat older than the window', () => sealed(request({ iat: NOW - 301 })), 'JWE_EXPIRED', 'outside the 300 s window'],
     ['an iat more than 60 s ahead', () => sealed(request({ iat: NOW + 61 })), 'JWE_EXPIRED', 'outside the 300 s window'],
   ];

@@ -163,7 +163,7 @@ export async function inferCommand(args: string[]): Promise<number> {
       const logStep = report.steps.find((s) => s.step === 'log');
       out(`VERIFIED receipt ${result.claims.jti} seq ${result.claims.seq} from enclave ${result.claims.iss}${result.logIndex !== undefined ? `, log index ${result.logIndex} (${logStep?.status === 'passed' ? 'inclusion verified' : logStep?.status === 'pending' ? 'inclusion pending' : 'inclusion not checked: pin the log key with --log-key'})` : ''}\n`);
     }
-    if (values.save && result) out(`saved to ${values.save}/ (check offline: teegate verify-receipt ${values.save}/receipt.jws --attestation ${values.save}/attestation.b64 --manifest ${values.save}/manifest.json --request ${values.save}/request.json --response ${values.save}/response.json)\n`);
+    if (values.save && result) out(`saved to ${values.save}/ (check offline: teegate verify-receipt ${values.save}/receipt.jws --attestation ${values.save}/attestation.b64 --manifest ${values.save}/manifest.json --request ${values.save}/request.json --response ${values.save}/response.json --model ${model}${values.version !== undefined ? `@${values.version}` : ''})\n`);
   }
   return verdictExit(report, values.json === true);
 }

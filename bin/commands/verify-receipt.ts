@@ -1,4 +1,4 @@
-/** `teegate verify-receipt RECEIPT --attestation DOC --manifest FILE [--request FILE --response FILE] [--policy FILE] [--json]` */
+/** `teegate verify-receipt RECEIPT --attestation DOC --manifest FILE [--request FILE --response FILE] [--model NAME[@V]] [--policy FILE] [--json]` */
 import { existsSync } from 'node:fs';
 import { verifyReceiptOffline } from '../../attestation/client/verify-offline';
 import { decodeDocumentInput } from '../../attestation/document-input';
@@ -21,6 +21,7 @@ options:
   --response FILE    the OIP response you received ({"outputs": [...], "parameters": {"salt"}})
   --policy FILE      measurement policy file (docs/policy.md), including trusted roots for dev
   --root PEM         trust this root certificate (repeatable)
+  --model NAME[@V]   require the receipt to be for the model you asked for (and version V)
   --sealed           require the receipt to say the request was sealed (--plain: plain)
   --plain
   --json             print the whole report as JSON
@@ -57,6 +58,7 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
       response: { type: 'string' },
       policy: { type: 'string' },
       root: { type: 'string', multiple: true },
+      model: { type: 'string' },
       sealed: { type: 'boolean' },
       plain: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -81,6 +83,12 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
   const manifestFile = readJson(values.manifest, 'manifest');
   const manifest = 'manifest' in manifestFile && !('keys' in manifestFile) ? manifestFile.manifest : manifestFile;
 
+  let model: { name: string; version?: string } | undefined;
+  if (values.model !== undefined) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})(?:@([A-Za-z0-9][A-Za-z0-9._-]{0,63}))?$/.exec(values.model);
+    if (!m) throw new UsageError(`--model ${JSON.stringify(values.model)} must be NAME or NAME@VERSION`);
+    model = { name: m[1]!, ...(m[2] !== undefined ? { version: m[2] } : {}) };
+  }
   const policy = values.policy !== undefined ? readPolicyOption(values.policy) : undefined;
   const roots = readRootOptions(values.root);
 
@@ -113,6 +121,7 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
     ...(salt !== undefined ? { salt } : {}),
     ...(nonce !== undefined ? { nonce } : {}),
     ...(values.sealed || values.plain ? { sealed: values.sealed === true } : {}),
+    ...(model !== undefined ? { model } : {}),
   });
 
   if (values.json) {

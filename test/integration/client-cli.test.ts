@@ -16,7 +16,7 @@ import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
-import { DEMO_TEXT } from '../support/demo';
+import { DEMO_MODEL, DEMO_TEXT } from '../support/demo';
 import { captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys } from '../support/gateway-harness';
 import { tinyModelConfigs } from '../support/tiny-models';
 
@@ -130,6 +130,16 @@ describe('teegate verify-receipt', () => {
     expect(out.valid).toBe(true);
     expect(out.steps.find((s) => s.step === 'signature')?.status).toBe('passed');
     expect(out.steps.find((s) => s.step === 'input')?.status).toBe('skipped');
+  });
+
+  it('--model: passes for the model asked for, exits 1 with RECEIPT_MISMATCH for another, 2 for a malformed one', async () => {
+    const asked = await teegate('verify-receipt', ...args(), '--model', DEMO_MODEL);
+    expect(asked.code).toBe(0);
+    expect(asked.stdout).toMatch(/^  ok   model +ppocr-v4-rec@1, sha256 [0-9a-f]{16}…, the model asked for$/m);
+    const other = await teegate('verify-receipt', ...args(), '--model', `${DEMO_MODEL}@2`);
+    expect(other.code).toBe(1);
+    expect(other.stdout).toMatch(/^REJECTED RECEIPT_MISMATCH: receipt is for model ppocr-v4-rec@1, the request was for ppocr-v4-rec@2$/m);
+    expect((await teegate('verify-receipt', ...args(), '--model', 'two words')).code).toBe(2);
   });
 
   it('exits 1 with RECEIPT_MISMATCH for a tampered response', async () => {

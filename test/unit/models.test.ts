@@ -20,7 +20,10 @@ import { ModelRegistry } from '../../enclave/models/model-registry';
 import { OnnxModel } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
 import { preprocessLineImage } from '../../enclave/models/ocr-preprocess';
-import { addInt64Model, affineModel, argmaxModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
+import { addInt64Model, affineModel, argmaxModel, buildOnnxModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
+import { ONNX_ELEMENT_TYPE } from '../../enclave/models/onnx-proto';
+import { receiptDigest } from '../../enclave/enclave-service';
+import { parseInferTensors, tensorsDigest } from '../../attestation/tensors';
 
 const DEMO_PNG = readFileSync(join(__dirname, '../../enclave/models/demo/line.png'));
 const DEMO_TEXT = 'Confidential inference verified';
@@ -138,6 +141,51 @@ describe('tiny ONNX models', () => {
       { name: 'flags', datatype: 'BOOL', shape: [2, 2], data: [false, true, true, false] },
       { name: 'echo', datatype: 'BYTES', shape: [2], data: ['héllo', ''] },
     ]);
+  });
+
+  // Every numeric OIP datatype through an Identity model at its extremes: the enclave's conversions
+  // to and from onnxruntime are exact, and the receipt's output digest (the enclave's) is the one a
+  // client derives from the JSON answer (the verifier's).
+  const { UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FLOAT16, FLOAT, DOUBLE } = ONNX_ELEMENT_TYPE;
+  it.each([
+    ['UINT8', UINT8, [0, 1, 255]],
+    ['UINT16', UINT16, [0, 65535]],
+    ['UINT32', UINT32, [0, 4294967295]],
+    ['UINT64', UINT64, [0, Number.MAX_SAFE_INTEGER]],
+    ['INT8', INT8, [-128, 127]],
+    ['INT16', INT16, [-32768, 32767]],
+    ['INT32', INT32, [-2147483648, 2147483647]],
+    ['INT64', INT64, [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]],
+    ['FP16', FLOAT16, [65504, -2, 0.5, 2 ** -24, 2 ** -14, 0]],
+    ['FP32', FLOAT, [3.4028234663852886e38, -1.5, 1.401298464324817e-45, 0]],
+    ['FP64', DOUBLE, [Number.MAX_VALUE, Number.MIN_VALUE, -0.1, 0]],
+  ] as const)('round-trips %s exactly, extremes included', async (datatype, elemType, values) => {
+    const bytes = buildOnnxModel({
+      name: `identity-${datatype}`,
+      inputs: [{ name: 'x', elemType, shape: ['N'] }],
+      outputs: [{ name: 'y', elemType, shape: ['N'] }],
+      nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'] }],
+    });
+    const model = await OnnxModel.load(tinyConfig(`identity-${datatype.toLowerCase()}`, bytes), bytes);
+    try {
+      expect(model.inputs).toEqual([{ name: 'x', datatype, shape: [-1] }]);
+      const out = await inferOn(model, [{ name: 'x', datatype, shape: [values.length], data: [...values] }]);
+      expect(out).toEqual([{ name: 'y', datatype, shape: [values.length], data: [...values] }]);
+      const salt = new Uint8Array(32).fill(9);
+      expect(await tensorsDigest(salt, parseInferTensors(JSON.parse(JSON.stringify(out)), 'outputs'))).toBe(receiptDigest(salt, out));
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('refuses outputs JSON cannot carry exactly (INT64 beyond 2^53, a float that overflowed): INTERNAL, naming the output', async () => {
+    const beyond = inferOn(add, [
+      { name: 'a', datatype: 'INT64', shape: [1], data: [Number.MAX_SAFE_INTEGER] },
+      { name: 'b', datatype: 'INT64', shape: [1], data: [2] },
+    ]);
+    await expect(beyond).rejects.toMatchObject({ code: 'INTERNAL', message: 'model output "sum" holds 9007199254740993, which JSON cannot carry' });
+    const overflow = inferOn(affine, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [3e38, 0, 0, 0] }]);
+    await expect(overflow).rejects.toMatchObject({ code: 'INTERNAL', message: 'model output "y" holds Infinity, which JSON cannot carry' });
   });
 
   const x = (over: object = {}): object => ({ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4], ...over });

@@ -5,7 +5,8 @@
 import { errorCodeOrKind as codeOf } from '../support/error-code';
 import { X509Certificate, verify as nodeVerify } from 'node:crypto';
 import { parseCoseSign1, sigStructure, verifyCoseSign1, MAX_COSE_BYTES } from '../../attestation/cose/sign1';
-import { encodeCbor, type CborEncodable } from '../../attestation/cbor';
+import { decodeCbor, encodeCbor, type CborEncodable, type CborKey } from '../../attestation/cbor';
+import { isTeegateError } from '../../attestation/errors';
 import { concatBytes, fromHex, toHex, utf8 } from '../../attestation/bytes';
 import { importP384PublicKey } from '../../attestation/crypto/ecdsa-p384';
 import { parseNitroPayload } from '../../attestation/nitro/document';
@@ -167,5 +168,63 @@ describe('Sig_structure', () => {
     const payload = flipBit(s.payload, s.payload.length - 1, 0);
     expect(await verifyCoseSign1({ ...s, payload }, key)).toBe(false);
     expect(await verifyCoseSign1(s, key)).toBe(true);
+  });
+});
+
+describe('Nitro payload schema (parseNitroPayload) on a real AWS payload with one field changed', () => {
+  const real = (): Map<CborKey, CborEncodable> => decodeCbor(parseCoseSign1(validNitroVectors()[0]!.bytes).payload) as Map<CborKey, CborEncodable>;
+  const edited = (edit: (m: Map<CborKey, CborEncodable>) => void): Uint8Array => {
+    const m = real();
+    edit(m);
+    return encodeCbor(m);
+  };
+  const refusal = (payload: Uint8Array): { code: string; message: string } => {
+    try {
+      parseNitroPayload(payload);
+    } catch (err) {
+      if (!isTeegateError(err)) throw err;
+      return { code: err.code, message: err.message };
+    }
+    return { code: 'no error', message: '' };
+  };
+
+  it('parses the unedited payload re-encoded (the control)', () => {
+    expect(parseNitroPayload(edited(() => undefined)).moduleId).toBe(validNitroVectors()[0]!.module_id);
+  });
+
+  const pcrs = (m: Map<CborKey, CborEncodable>) => m.get('pcrs') as Map<CborKey, CborEncodable>;
+  it.each<[string, (m: Map<CborKey, CborEncodable>) => void, string]>([
+    ['an unknown field', (m) => m.set('enclave_name', 'x'), 'unknown field "enclave_name"'],
+    ['a non-text key', (m) => m.set(7, 'x'), 'unknown field 7'],
+    ['no module_id', (m) => m.delete('module_id'), 'module_id must be a non-empty text string'],
+    ['an empty module_id', (m) => m.set('module_id', ''), 'module_id must be a non-empty text string'],
+    ['a module_id of bytes', (m) => m.set('module_id', utf8('i-0123')), 'module_id must be a non-empty text string'],
+    ['a module_id of 257 characters', (m) => m.set('module_id', 'i'.repeat(257)), 'module_id must be a non-empty text string'],
+    ['digest SHA256', (m) => m.set('digest', 'SHA256'), 'digest must be "SHA384", got "SHA256"'],
+    ['timestamp 0', (m) => m.set('timestamp', 0), 'timestamp must be a positive integer (milliseconds)'],
+    ['a negative timestamp', (m) => m.set('timestamp', -1), 'timestamp must be a positive integer (milliseconds)'],
+    ['a timestamp as text', (m) => m.set('timestamp', '1732924800000'), 'timestamp must be a positive integer (milliseconds)'],
+    ['pcrs as an array', (m) => m.set('pcrs', [new Uint8Array(48)]), 'pcrs must be a map of 1..32 entries'],
+    ['no PCRs', (m) => m.set('pcrs', new Map()), 'pcrs must be a map of 1..32 entries'],
+    ['33 PCRs', (m) => m.set('pcrs', new Map(Array.from({ length: 33 }, (_, i) => [i, new Uint8Array(48)]))), 'pcrs must be a map of 1..32 entries'],
+    ['PCR index 32', (m) => pcrs(m).set(32, new Uint8Array(48)), 'PCR index 32 out of range 0..31'],
+    ['PCR index -1', (m) => pcrs(m).set(-1, new Uint8Array(48)), 'PCR index -1 out of range 0..31'],
+    ['PCR index "0"', (m) => pcrs(m).set('0', new Uint8Array(48)), 'PCR index 0 out of range 0..31'],
+    ['a PCR of 47 bytes', (m) => pcrs(m).set(0, new Uint8Array(47)), 'PCR0 must be a byte string of 32, 48 or 64 bytes'],
+    ['no certificate', (m) => m.delete('certificate'), 'certificate must be a byte string'],
+    ['a certificate of 1025 bytes', (m) => m.set('certificate', new Uint8Array(1025)), 'certificate must be 1..1024 bytes, got 1025'],
+    ['an empty cabundle', (m) => m.set('cabundle', []), 'cabundle must be an array of 1..8 certificates'],
+    ['a cabundle of 9', (m) => m.set('cabundle', Array.from({ length: 9 }, () => new Uint8Array(10))), 'cabundle must be an array of 1..8 certificates'],
+    ['a cabundle entry of text', (m) => m.set('cabundle', ['MIIB']), 'cabundle[0] must be a byte string of 1..1024 bytes'],
+    ['public_key as text', (m) => m.set('public_key', 'key'), 'public_key must be a byte string or null'],
+    ['user_data of 1025 bytes', (m) => m.set('user_data', new Uint8Array(1025)), 'user_data must be at most 1024 bytes, got 1025'],
+    ['nonce as a number', (m) => m.set('nonce', 42), 'nonce must be a byte string or null'],
+  ])('refuses %s: DOCUMENT_SCHEMA_INVALID', (_what, edit, message) => {
+    expect(refusal(edited(edit))).toEqual({ code: 'DOCUMENT_SCHEMA_INVALID', message });
+  });
+
+  it('refuses a payload that is not a map, and one nested deeper than a document is', () => {
+    expect(refusal(encodeCbor(['module_id']))).toEqual({ code: 'DOCUMENT_SCHEMA_INVALID', message: 'payload must be a CBOR map' });
+    expect(refusal(edited((m) => m.set('nonce', [[[[new Uint8Array(1)]]]])))).toEqual({ code: 'CBOR_LIMIT_EXCEEDED', message: 'nesting deeper than 4' });
   });
 });

@@ -7,7 +7,7 @@
  *    "rootCertificates": ["-----BEGIN CERTIFICATE-----..."],   // optional; default AWS Nitro Root-G1
  *    "image": {"name": "...", "builtAt": "...", "source": "..."}} // optional, informational
  */
-import { TeegateError } from './errors';
+import { TeegateError, isTeegateError } from './errors';
 import { compilePolicy, type MeasurementPolicy } from './nitro/policy';
 import { pemToDerList } from './x509/pem';
 
@@ -59,7 +59,14 @@ export function parsePolicyFile(value: unknown): LoadedPolicy {
       invalid('rootCertificates must be a non-empty array of PEM strings');
     }
     roots = o.rootCertificates as string[];
-    for (const pem of roots) pemToDerList(pem);
+    for (const [i, pem] of roots.entries()) {
+      try {
+        pemToDerList(pem);
+      } catch (err) {
+        if (!isTeegateError(err)) throw err;
+        invalid(`rootCertificates[${i}]: ${err.message}`);
+      }
+    }
   }
   if (o.image !== undefined && (typeof o.image !== 'object' || o.image === null || Array.isArray(o.image) || Object.values(o.image).some((v) => typeof v !== 'string'))) {
     invalid('image must be an object of strings');

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TeegateError } from '../attestation/errors';
 import { createGatewayApp } from './app';
 import type { GatewayConfig } from './config';
 import { MemoryReceiptSink, type ReceiptSink } from './log/receipt-sink';
@@ -31,11 +32,23 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+/** Why an address cannot be listened on, for the errors a configuration can cause. */
+const LISTEN_FAILURES: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the address is in use (another gateway, or another program, listens there)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address is not one of this machine',
+};
+
+/** Listens; an address the configuration got wrong is CONFIG_INVALID naming it, not a crash. */
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException) => {
+      const why = err.code !== undefined ? LISTEN_FAILURES[err.code] : undefined;
+      reject(why === undefined ? err : new TeegateError('CONFIG_INVALID', `cannot listen on ${host}:${port}: ${why} (${err.code}); set port (TEEGATE_PORT) or host (TEEGATE_HOST)`, { cause: err }));
+    };
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });
   });

@@ -1,4 +1,6 @@
 /** `teegate up [--port N] [--data DIR] [--enclaves N] [--host H]`: the whole dev stack on embedded defaults. */
+import { createServer } from 'node:net';
+import { ChildExitedError } from '../../infra/dev-stack/child-service';
 import { startDevStack } from '../../infra/dev-stack/stack';
 import { UsageError, parseCommandArgs, parseWholeNumber } from './usage';
 
@@ -16,6 +18,16 @@ options:
   --verbose       print every service's log lines
 `;
 
+/** The error code of listening on host:port right now (EADDRINUSE, EACCES, ...), or undefined if it can. */
+function listenError(host: string, port: number): Promise<string | undefined> {
+  if (port === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    probe.listen(port, host, () => probe.close(() => resolve(undefined)));
+  });
+}
+
 export async function upCommand(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(
     args,
@@ -28,6 +40,12 @@ export async function upCommand(args: string[]): Promise<number> {
   const port = values.port !== undefined ? parseWholeNumber(values.port, '--port', 0, 65535) : 8080;
   const enclaves = values.enclaves !== undefined ? parseWholeNumber(values.enclaves, '--enclaves', 1, 16) : 1;
   const verbose = values.verbose ?? false;
+  const host = values.host ?? '127.0.0.1';
+  // Before anything starts: a busy port would otherwise fail the gateway last, after the KMS and
+  // the enclaves booted. (The gateway still refuses it on its own, CONFIG_INVALID, if it is taken
+  // in the meantime.)
+  const busy = await listenError(host, port);
+  if (busy !== undefined) throw new UsageError(`cannot listen on ${host}:${port} (${busy}): choose another port with --port N`);
   const log = (line: string) => {
     if (verbose || /"level":"?(error|fatal|warn|40|50|60)/.test(line)) process.stderr.write(`${line}\n`);
   };
@@ -46,8 +64,16 @@ export async function upCommand(args: string[]): Promise<number> {
   process.on('SIGTERM', onSignal('SIGTERM'));
 
   process.stderr.write(`teegate: starting the dev stack (${enclaves} enclave${enclaves > 1 ? 's' : ''}) ...\n`);
-  const starting = startDevStack({ port, enclaves, ...(values.host ? { host: values.host } : {}), ...(values.data ? { dataDir: values.data } : {}), log });
-  const stack = await Promise.race([starting, signal.then(() => undefined)]);
+  const starting = startDevStack({ port, enclaves, host, ...(values.data ? { dataDir: values.data } : {}), log });
+  let stack;
+  try {
+    stack = await Promise.race([starting, signal.then(() => undefined)]);
+  } catch (err) {
+    // A service that could not start (its own words are in the message); what had started is stopped.
+    if (!(err instanceof ChildExitedError)) throw err;
+    process.stderr.write(`teegate: could not start the dev stack: ${err.message}\n`);
+    return 1;
+  }
   if (!stack) {
     // Stopped while starting: let the start finish (or fail), then stop what it started.
     await (await starting.catch(() => undefined))?.stop();

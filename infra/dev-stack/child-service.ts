@@ -14,13 +14,28 @@ export interface ChildService {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** Lines of a child's output kept for the error when it exits before it is ready. */
+const RECENT_LINES = 12;
+
+/** A child service exited before it was ready; the message carries its last output. */
+export class ChildExitedError extends Error {
+  override readonly name = 'ChildExitedError';
+}
+
 export function startChildService(
   name: string,
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; readyTimeoutMs?: number; onLog?: (line: string) => void } = {},
 ): Promise<ChildService> {
   const child = spawn(process.execPath, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const onLog = options.onLog ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // The last lines it printed, for the error if it exits before it is ready (the caller's onLog may
+  // show only warnings and errors, and a process that fails to start often prints neither).
+  const recent: string[] = [];
+  const onLog = (line: string): void => {
+    recent.push(line);
+    if (recent.length > RECENT_LINES) recent.shift();
+    (options.onLog ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
+  };
   createInterface({ input: child.stderr! }).on('line', onLog);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
@@ -30,7 +45,11 @@ export function startChildService(
     }, options.readyTimeoutMs ?? 60_000);
     const exitedEarly = (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
-      reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`));
+      // Lines arrive through readline after the exit event: give them a turn of the event loop.
+      setImmediate(() => {
+        const said = recent.length > 0 ? `; its last output:\n  ${recent.join('\n  ')}` : '';
+        reject(new ChildExitedError(`${name} exited before it was ready (code ${code}, signal ${signal})${said}`));
+      });
     };
     child.once('exit', exitedEarly);
     createInterface({ input: child.stdout! }).on('line', (line) => {

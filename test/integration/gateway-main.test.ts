@@ -1,9 +1,11 @@
 /**
- * The gateway process entry (gateway/main.ts): an invalid configuration is refused at start with
- * the field named; a valid one serves, and SIGTERM shuts it down cleanly (exit 0).
+ * The gateway process entry (gateway/main.ts): an invalid configuration, or a port in use, is
+ * refused at start with the field or address named; a valid one serves, and SIGTERM shuts it down
+ * cleanly (exit 0). `teegate up` refuses a port in use before it starts anything.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -51,4 +53,34 @@ it('serves with a valid configuration and stops cleanly on SIGTERM', async () =>
   p.child.kill('SIGTERM');
   expect(await p.exit).toBe(0);
   expect(p.stderr()).toContain('SIGTERM: shutting down');
+});
+
+it('refuses a port in use with CONFIG_INVALID naming the address, exit 2', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const { port } = blocker.address() as AddressInfo;
+  try {
+    const p = run([], { TEEGATE_POLICY: POLICY, TEEGATE_AUTH_DISABLED: 'true', TEEGATE_PORT: String(port), TEEGATE_LOG_LEVEL: 'warn', TEEGATE_LOG_STORE: 'memory' });
+    expect(await p.exit).toBe(2);
+    expect(p.stderr()).toContain(`REJECTED CONFIG_INVALID: cannot listen on 127.0.0.1:${port}: the address is in use`);
+  } finally {
+    blocker.close();
+  }
+});
+
+it('teegate up refuses a port in use before it starts anything, exit 2', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const { port } = blocker.address() as AddressInfo;
+  const data = mkdtempSync(join(tmpdir(), 'teegate-up-busy-'));
+  try {
+    const child = spawn(process.execPath, [join(REPO, 'bin/teegate'), 'up', '--port', String(port), '--data', data], { cwd: REPO, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(2);
+    expect(stderr).toBe(`teegate up: cannot listen on 127.0.0.1:${port} (EADDRINUSE): choose another port with --port N\n`);
+    expect(readdirSync(data)).toEqual([]); // nothing was started or written
+  } finally {
+    blocker.close();
+  }
 });

@@ -5,6 +5,7 @@
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { TeegateError, isTeegateError } from '../attestation/errors';
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
@@ -26,9 +27,16 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   }
 }
 
+/** A kept state file that cannot be used: CONFIG_INVALID naming it, never a bare parse error. */
+function unusable(path: string, err: unknown): TeegateError {
+  const why = isTeegateError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+  return new TeegateError('CONFIG_INVALID', `${path} cannot be used (${why}): restore it, or remove it to have a new one made (with what depends on it)`, { cause: err });
+}
+
 /**
  * The value kept in `path`, or, when there is no such file, a new one, written there first
- * (writeFileAtomic, `mode`). Any other read error, and content `parse` refuses, is thrown.
+ * (writeFileAtomic, `mode`). Any other read error, and content `parse` refuses, is CONFIG_INVALID
+ * naming the file.
  */
 export async function readOrCreate<T>(
   path: string,
@@ -38,9 +46,15 @@ export async function readOrCreate<T>(
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unusable(path, err);
   }
-  if (text !== undefined) return how.parse(text);
+  if (text !== undefined) {
+    try {
+      return await how.parse(text);
+    } catch (err) {
+      throw unusable(path, err);
+    }
+  }
   const value = await how.create();
   await writeFileAtomic(path, await how.serialize(value), how.mode);
   return value;

@@ -1,5 +1,6 @@
 /** `teegate up [--port N] [--data DIR] [--enclaves N] [--host H]`: the whole dev stack on embedded defaults. */
 import { createServer } from 'node:net';
+import { isTeegateError } from '../../attestation/errors';
 import { ChildExitedError } from '../../infra/dev-stack/child-service';
 import { startDevStack } from '../../infra/dev-stack/stack';
 import { UsageError, parseCommandArgs, parseWholeNumber } from './usage';
@@ -69,9 +70,10 @@ export async function upCommand(args: string[]): Promise<number> {
   try {
     stack = await Promise.race([starting, signal.then(() => undefined)]);
   } catch (err) {
-    // A service that could not start (its own words are in the message); what had started is stopped.
-    if (!(err instanceof ChildExitedError)) throw err;
-    process.stderr.write(`teegate: could not start the dev stack: ${err.message}\n`);
+    // A service that could not start (its own words are in the message), or a kept file that cannot
+    // be used: said in words; what had started is stopped.
+    if (!(err instanceof ChildExitedError) && !isTeegateError(err)) throw err;
+    process.stderr.write(`teegate: could not start the dev stack: ${isTeegateError(err) ? `${err.code}: ` : ''}${err.message}\n`);
     return 1;
   }
   if (!stack) {

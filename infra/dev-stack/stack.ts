@@ -38,8 +38,19 @@ export interface DevStack {
 
 const RUN_TS = join(REPO_ROOT, 'bin', 'run-ts');
 
+/** The dev API key: `tg_` and 32 base64url characters (24 random bytes), one line. */
+const API_KEY = /^tg_[A-Za-z0-9_-]{32}$/;
+
 function loadOrCreateApiKey(file: string): Promise<string> {
-  return readOrCreate(file, { parse: (text) => text.trim(), create: () => `tg_${randomBytes(24).toString('base64url')}`, serialize: (key) => `${key}\n` });
+  return readOrCreate(file, {
+    parse: (text) => {
+      const key = text.trim();
+      if (!API_KEY.test(key)) throw new Error('it does not hold an API key (tg_ and 32 base64url characters)');
+      return key;
+    },
+    create: () => `tg_${randomBytes(24).toString('base64url')}`,
+    serialize: (key) => `${key}\n`,
+  });
 }
 
 export async function startDevStack(options: DevStackOptions = {}): Promise<DevStack> {

@@ -4,7 +4,7 @@
  * cleanly (exit 0). `teegate up` refuses a port in use before it starts anything.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,4 +83,16 @@ it('teegate up refuses a port in use before it starts anything, exit 2', async (
   } finally {
     blocker.close();
   }
+});
+
+it('teegate up refuses a kept file it cannot use, naming it, exit 1, and leaves it as it was', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'teegate-up-corrupt-'));
+  writeFileSync(join(data, 'dev-ca.json'), '{"broken":');
+  const child = spawn(process.execPath, [join(REPO, 'bin/teegate'), 'up', '--port', '0', '--data', data], { cwd: REPO, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(1);
+  expect(stderr).toContain(`teegate: could not start the dev stack: CONFIG_INVALID: ${join(data, 'dev-ca.json')} cannot be used (`);
+  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+  expect(readFileSync(join(data, 'dev-ca.json'), 'utf8')).toBe('{"broken":');
 });

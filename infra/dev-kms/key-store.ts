@@ -6,6 +6,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { TeegateError } from '../../attestation/errors';
 
 export interface StoredKey {
   readonly keyId: string;
@@ -27,6 +28,35 @@ interface StoreFile {
 
 export const STORE_FILE_NAME = 'dev-kms.json';
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The store file, checked member by member: a file that cannot be used is CONFIG_INVALID naming it
+ * (a key with a wrong field would otherwise fail later, in the middle of a request).
+ */
+function readStoreFile(file: string): StoreFile {
+  const unusable = (why: string): TeegateError =>
+    new TeegateError('CONFIG_INVALID', `${file} cannot be used (${why}): restore it, or remove it to start a new dev KMS (models sealed under its keys must then be sealed again)`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw unusable(err instanceof Error ? err.message : String(err));
+  }
+  if (!isObject(parsed) || parsed.format !== 'teegate-dev-kms/1') throw unusable('not a dev KMS store: format must be "teegate-dev-kms/1"');
+  if (!isObject(parsed.keys) || !isObject(parsed.aliases)) throw unusable('keys and aliases must be objects');
+  for (const [id, key] of Object.entries(parsed.keys)) {
+    const ok =
+      isObject(key) && key.keyId === id && typeof key.arn === 'string' && typeof key.creationDate === 'number' && typeof key.description === 'string' &&
+      typeof key.enabled === 'boolean' && typeof key.policy === 'string' && typeof key.material === 'string' && Buffer.from(key.material, 'base64').length === 32;
+    if (!ok) throw unusable(`key ${JSON.stringify(id)} is not {keyId, arn, creationDate, description, enabled, policy, material of 32 bytes}`);
+  }
+  for (const [alias, id] of Object.entries(parsed.aliases)) {
+    if (typeof id !== 'string' || !(id in parsed.keys)) throw unusable(`alias ${JSON.stringify(alias)} does not name a stored key`);
+  }
+  return parsed as unknown as StoreFile;
+}
+
 export class KeyStore {
   private readonly keys = new Map<string, StoredKey>();
   private readonly aliases = new Map<string, string>();
@@ -37,8 +67,7 @@ export class KeyStore {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     this.file = join(dataDir, STORE_FILE_NAME);
     if (!existsSync(this.file)) return;
-    const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as StoreFile;
-    if (parsed.format !== 'teegate-dev-kms/1') throw new Error(`${this.file}: unknown dev KMS store format`);
+    const parsed = readStoreFile(this.file);
     for (const [id, key] of Object.entries(parsed.keys)) this.keys.set(id, key);
     for (const [alias, id] of Object.entries(parsed.aliases)) this.aliases.set(alias, id);
   }

@@ -21,7 +21,7 @@ import { encodeEntryBundle } from '../../attestation/log/entry-bundle';
 import { HASH_SIZE, MerkleTree, type Sha256 } from '../../attestation/log/merkle';
 import { formatVerifierKey, generateNoteKey, parseSignerKey, type NoteSigner } from '../../attestation/log/signed-note';
 import { TILE_HEIGHT, TILE_WIDTH, tileWidth } from '../../attestation/log/tiles';
-import { TeegateError } from '../../attestation/errors';
+import { TeegateError, isTeegateError } from '../../attestation/errors';
 import type { ReceiptSink } from './receipt-sink';
 import { checkEntryRange, type LogStorage, type StoredTile } from './storage/log-storage';
 
@@ -72,7 +72,14 @@ export class TransparencyLog implements ReceiptSink {
   static async open(options: TransparencyLogOptions): Promise<TransparencyLog> {
     const origin = options.origin ?? 'teegate.local/log';
     const signerKey = options.signerKey ?? (await options.storage.loadOrCreateSigningKey(async () => (await generateNoteKey(origin)).signerKey));
-    const signer = await parseSignerKey(signerKey);
+    let signer: Awaited<ReturnType<typeof parseSignerKey>>;
+    try {
+      signer = await parseSignerKey(signerKey);
+    } catch (err) {
+      if (!isTeegateError(err)) throw err;
+      const where = options.signerKey !== undefined ? 'the configured log key (log.signerKey)' : 'the log key the store keeps (log-signing.key in a file store)';
+      throw new TeegateError(err.code, `${where}: ${err.message}`, { cause: err });
+    }
     if (signer.name !== origin) {
       throw new TeegateError('CONFIG_INVALID', `the log key is named ${JSON.stringify(signer.name)}, the origin is ${JSON.stringify(origin)}`);
     }

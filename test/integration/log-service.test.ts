@@ -169,6 +169,15 @@ test.each(stores)('%s store: the background loop grows the tree only when a chec
   }
 });
 
+test('file store: a log key file that is not a signer key is refused naming where the key came from', async () => {
+  const dir = tempDir();
+  const first = await openFileLog(dir);
+  await first.close();
+  writeFileSync(join(dir, 'log-signing.key'), 'garbage\n');
+  await expect(openFileLog(dir)).rejects.toMatchObject({ code: 'POLICY_INVALID', message: 'the log key the store keeps (log-signing.key in a file store): signer key does not start with PRIVATE+KEY+' });
+  await expect(TransparencyLog.open({ storage: await FileLogStorage.open(tempDir()), signerKey: 'PRIVATE+KEY+x' })).rejects.toMatchObject({ code: 'POLICY_INVALID', message: expect.stringMatching(/^the configured log key \(log\.signerKey\): /) });
+});
+
 test('file store: a closed log refuses appends with GATEWAY_SHUTTING_DOWN and stores nothing more', async () => {
   const dir = tempDir();
   const log = await openFileLog(dir);

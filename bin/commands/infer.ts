@@ -6,6 +6,7 @@ import { AttestationRejectedError } from '../../attestation/client/enclave-attes
 import { rejectedAttestationReport, type VerificationReport } from '../../attestation/client/report';
 import { toBase64 } from '../../attestation/bytes';
 import { isTeegateError } from '../../attestation/errors';
+import { parseInferTensors } from '../../attestation/tensors';
 import { UsageError, parseCommandArgs, parseWholeNumber, readInputFile, readJsonFile, readPolicyOption, readRootOptions } from './usage';
 import { formatOutputs, formatSteps, verdictExit } from './report-output';
 
@@ -39,11 +40,18 @@ exit: 0 verified, 1 rejected (REJECTED <CODE>: <message>), 2 usage, I/O or gatew
 `;
 
 /** `{"inputs": [...]}` (an OIP request) or a bare array of tensors. */
+/** The tensors of an input file, checked before anything goes over the wire. */
 function loadInputs(path: string): unknown[] {
   const json = readJsonFile(path, 'input file');
-  if (Array.isArray(json)) return json;
-  if (typeof json === 'object' && json !== null && Array.isArray((json as { inputs?: unknown }).inputs)) return (json as { inputs: unknown[] }).inputs;
-  throw new UsageError(`input file ${path} must hold {"inputs": [...]} or an array of tensors`);
+  const inputs = Array.isArray(json) ? json : typeof json === 'object' && json !== null && Array.isArray((json as { inputs?: unknown }).inputs) ? (json as { inputs: unknown[] }).inputs : undefined;
+  if (inputs === undefined) throw new UsageError(`input file ${path} must hold {"inputs": [...]} or an array of tensors`);
+  try {
+    parseInferTensors(inputs, 'inputs');
+  } catch (err) {
+    if (isTeegateError(err)) throw new UsageError(`input file ${path}: ${err.code}: ${err.message}`);
+    throw err;
+  }
+  return inputs;
 }
 
 function readLogKey(value: string | undefined): string | undefined {

@@ -105,6 +105,11 @@ describe('teegate infer', () => {
     expect(down.code).toBe(2);
     expect(down.stderr).toContain('CLIENT_FETCH_FAILED');
     expect((await teegate('infer', '--help')).code).toBe(0);
+    // Malformed tensors are refused before anything goes over the wire (the URL does not answer).
+    writeFileSync(join(dir, 'no-datatype.json'), JSON.stringify({ inputs: [{ name: 'x', shape: [1], data: [1] }] }));
+    const malformed = await teegate('infer', '--url', 'http://127.0.0.1:9', '--model', 'affine', '--input', join(dir, 'no-datatype.json'));
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toMatch(/^teegate infer: input file .*no-datatype\.json: TENSOR_INVALID: /m);
     const saved = env;
     env = { ...saved, TEEGATE_API_KEY: '' };
     const noKey = await teegate('infer', '--url', gateway.url, '--demo', '--policy', policyPath);

@@ -3,6 +3,7 @@
  * file in the same folder, fsync, rename, fsync of the folder. Used for keys, credentials, sealed
  * models and state files.
  */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TeegateError, isTeegateError } from '../attestation/errors';
@@ -24,6 +25,27 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await folder.sync();
   } finally {
     await folder.close();
+  }
+}
+
+/** writeFileAtomic for callers that must not yield (the dev KMS persists its store within a request). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeFileSync(fd, data); // all of it (writeSync may write part)
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const folder = openSync(dir, 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
   }
 }
 

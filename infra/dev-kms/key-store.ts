@@ -4,9 +4,10 @@
  * lives in memory only. Key material is stored in the file: this is a development KMS, the file
  * is its HSM, and it must never hold production data.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TeegateError } from '../../attestation/errors';
+import { writeFileAtomicSync } from '../../enclave/write-file-atomic';
 
 export interface StoredKey {
   readonly keyId: string;
@@ -102,26 +103,7 @@ export class KeyStore {
       keys: Object.fromEntries(this.keys),
       aliases: Object.fromEntries(this.aliases),
     };
-    writeFileAtomic(this.file, JSON.stringify(doc, null, 2) + '\n');
+    writeFileAtomicSync(this.file, JSON.stringify(doc, null, 2) + '\n');
   }
 }
 
-/** Write a file so that a crash leaves either the old or the new content, never a mix. */
-export function writeFileAtomic(file: string, content: string): void {
-  const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fd = openSync(temp, 'w', 0o600);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(temp, 0o600);
-  renameSync(temp, file);
-  const dir = openSync(join(file, '..'), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
-}

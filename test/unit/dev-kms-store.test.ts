@@ -2,7 +2,7 @@
  * The dev KMS key store file (infra/dev-kms/key-store.ts): what it writes it reads back, and a file
  * it cannot use is CONFIG_INVALID naming it at start, not a failure in the middle of a request.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore, STORE_FILE_NAME, type StoredKey } from '../../infra/dev-kms/key-store';
@@ -26,8 +26,9 @@ function saved(): { dir: string; doc: Record<string, unknown> } {
   return { dir, doc: JSON.parse(readFileSync(join(dir, STORE_FILE_NAME), 'utf8')) as Record<string, unknown> };
 }
 
-it('reads back the keys and aliases it wrote', () => {
+it('reads back the keys and aliases it wrote, in a file only its owner can read', () => {
   const { dir } = saved();
+  expect(statSync(join(dir, STORE_FILE_NAME)).mode & 0o777).toBe(0o600);
   const again = new KeyStore(dir);
   expect(again.get(KEY.keyId)).toEqual(KEY);
   expect(again.aliasTarget('alias/models')).toBe(KEY.keyId);

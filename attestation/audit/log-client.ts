@@ -5,14 +5,14 @@
  */
 import { fromBase64, fromUtf8 } from '../bytes';
 import { TeegateError } from '../errors';
+import { readLimitedBody, type BodySource } from '../limited-body';
 import { parseEntryBundle } from '../log/entry-bundle';
 import { HASH_SIZE, MAX_PROOF_ELEMENTS } from '../log/merkle';
 import { entryBundlePath, tilePath } from '../log/tiles';
 
-export interface FetchResponse {
+export interface FetchResponse extends BodySource {
   readonly ok: boolean;
   readonly status: number;
-  arrayBuffer(): Promise<ArrayBuffer>;
 }
 export type FetchLike = (url: string) => Promise<FetchResponse>;
 
@@ -43,9 +43,17 @@ export class LogClient {
     } catch (err) {
       throw fetchError(`GET ${url} failed: ${err instanceof Error ? err.message : String(err)}`, err);
     }
-    if (!res.ok) throw fetchError(`GET ${url} answered HTTP ${res.status}`);
-    const body = new Uint8Array(await res.arrayBuffer());
-    if (body.length > MAX_BODY_BYTES) throw fetchError(`GET ${url} answered more than ${MAX_BODY_BYTES} bytes`);
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      throw fetchError(`GET ${url} answered HTTP ${res.status}`);
+    }
+    let body: Uint8Array | undefined;
+    try {
+      body = await readLimitedBody(res, MAX_BODY_BYTES);
+    } catch (err) {
+      throw fetchError(`GET ${url}: reading the answer failed: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+    if (body === undefined) throw fetchError(`GET ${url} answered more than ${MAX_BODY_BYTES} bytes`);
     return body;
   }
 

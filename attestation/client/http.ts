@@ -5,6 +5,7 @@
  * evidence.
  */
 import { TeegateError, isErrorCode } from '../errors';
+import { readLimitedBody } from '../limited-body';
 
 /** The subset of the WHATWG fetch the SDK uses (Node 20+, browsers, or a test's own). */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -64,15 +65,18 @@ export class GatewayHttp {
       throw new TeegateError('CLIENT_FETCH_FAILED', `${init.method ?? 'GET'} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const declared = Number(res.headers.get('content-length') ?? '0');
-    if (declared > MAX_ANSWER_BYTES) throw new TeegateError('CLIENT_RESPONSE_INVALID', `${path}: answer of ${declared} bytes exceeds ${MAX_ANSWER_BYTES}`);
-    let text: string;
+    if (declared > MAX_ANSWER_BYTES) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new TeegateError('CLIENT_RESPONSE_INVALID', `${path}: answer of ${declared} bytes exceeds ${MAX_ANSWER_BYTES}`);
+    }
+    let body: Uint8Array | undefined;
     try {
-      text = await res.text();
+      body = await readLimitedBody(res, MAX_ANSWER_BYTES);
     } catch (err) {
       throw new TeegateError('CLIENT_FETCH_FAILED', `${path}: reading the answer failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    if (text.length > MAX_ANSWER_BYTES) throw new TeegateError('CLIENT_RESPONSE_INVALID', `${path}: answer exceeds ${MAX_ANSWER_BYTES} bytes`);
-    return { status: res.status, headers: res.headers, text };
+    if (body === undefined) throw new TeegateError('CLIENT_RESPONSE_INVALID', `${path}: answer exceeds ${MAX_ANSWER_BYTES} bytes`);
+    return { status: res.status, headers: res.headers, text: new TextDecoder().decode(body) };
   }
 
   /** A 200 answer's text, or the gateway's error as a TeegateError. */

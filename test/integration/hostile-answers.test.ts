@@ -1,0 +1,60 @@
+/**
+ * A gateway or log server that answers without end (a chunked body, no declared length): the
+ * client SDK and the auditor read answers as they stream in and stop at their limits
+ * (CLIENT_RESPONSE_INVALID, AUDIT_FETCH_FAILED) instead of buffering until memory runs out.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from '../../attestation/client/client';
+import { MAX_ANSWER_BYTES } from '../../attestation/client/http';
+import { LogClient } from '../../attestation/audit/log-client';
+
+jest.setTimeout(60_000);
+
+let server: Server;
+let url: string;
+/** Bytes the server managed to send per request before the client hung up. */
+const sent: number[] = [];
+
+beforeAll(async () => {
+  server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let total = 0;
+    let open = true;
+    res.on('close', () => {
+      open = false;
+      sent.push(total);
+    });
+    const pump = (): void => {
+      while (open && total < 4 * MAX_ANSWER_BYTES) {
+        total += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      if (open) res.end(); // never reached by a reader that keeps its limit
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+it('the client SDK stops reading at its answer limit: CLIENT_RESPONSE_INVALID', async () => {
+  sent.length = 0;
+  await expect(connect(url, { policy: { pcrs: { 0: 'ab'.repeat(48) } } })).rejects.toMatchObject({ code: 'CLIENT_RESPONSE_INVALID', message: expect.stringContaining(`answer exceeds ${MAX_ANSWER_BYTES} bytes`) });
+  await new Promise((r) => setTimeout(r, 100));
+  // The server was cut off near the limit, not after its 4x the limit.
+  expect(sent[0]).toBeLessThan(2 * MAX_ANSWER_BYTES);
+});
+
+it('the auditor\'s log client stops reading at its limit: AUDIT_FETCH_FAILED', async () => {
+  sent.length = 0;
+  await expect(new LogClient(url).verifierKey()).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringContaining('answered more than 33554432 bytes') });
+  await new Promise((r) => setTimeout(r, 100));
+  expect(sent[0]).toBeLessThan(2 * MAX_ANSWER_BYTES);
+});

@@ -17,6 +17,8 @@ export interface FetchResponse extends BodySource {
 export type FetchLike = (url: string) => Promise<FetchResponse>;
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** Per request with the default fetch: a log server that stops answering fails the audit, not hangs it. */
+export const DEFAULT_TIMEOUT_MS = 60_000;
 
 function fetchError(message: string, cause?: unknown): TeegateError {
   return new TeegateError('AUDIT_FETCH_FAILED', message, { cause });
@@ -25,12 +27,14 @@ function fetchError(message: string, cause?: unknown): TeegateError {
 export class LogClient {
   /** Base of the log, ending in `/v1/log/`. */
   readonly base: string;
+  private readonly fetchFn: FetchLike;
 
-  /** `url` is the gateway (`https://host`) or the log itself (`https://host/v1/log`). */
-  constructor(
-    url: string,
-    private readonly fetchFn: FetchLike = (u) => globalThis.fetch(u),
-  ) {
+  /**
+   * `url` is the gateway (`https://host`) or the log itself (`https://host/v1/log`). With the
+   * default fetch, each request (its whole answer included) is abandoned after `timeoutMs`.
+   */
+  constructor(url: string, fetchFn?: FetchLike, timeoutMs = DEFAULT_TIMEOUT_MS) {
+    this.fetchFn = fetchFn ?? ((u) => globalThis.fetch(u, { signal: AbortSignal.timeout(timeoutMs) }));
     const trimmed = url.replace(/\/+$/, '');
     this.base = `${/\/v1\/log$/.test(trimmed) ? trimmed : `${trimmed}/v1/log`}/`;
   }

@@ -1,7 +1,8 @@
 /**
  * A gateway or log server that answers without end (a chunked body, no declared length): the
  * client SDK and the auditor read answers as they stream in and stop at their limits
- * (CLIENT_RESPONSE_INVALID, AUDIT_FETCH_FAILED) instead of buffering until memory runs out.
+ * (CLIENT_RESPONSE_INVALID, AUDIT_FETCH_FAILED) instead of buffering until memory runs out; and
+ * one that stops answering fails the auditor's request after its timeout instead of hanging it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -57,4 +58,32 @@ it('the auditor\'s log client stops reading at its limit: AUDIT_FETCH_FAILED', a
   await expect(new LogClient(url).verifierKey()).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringContaining('answered more than 33554432 bytes') });
   await new Promise((r) => setTimeout(r, 100));
   expect(sent[0]).toBeLessThan(2 * MAX_ANSWER_BYTES);
+});
+
+describe('a log server that stops answering', () => {
+  let silent: Server;
+  let silentUrl: string;
+  beforeAll(async () => {
+    // /key: headers, then nothing more; anything else: nothing at all.
+    silent = createServer((req, res) => {
+      if (req.url?.endsWith('/key')) {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('partial');
+      }
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it('fails the auditor\'s request after its timeout, whether it stalls before its headers or in its body: AUDIT_FETCH_FAILED', async () => {
+    const client = new LogClient(silentUrl, undefined, 300);
+    const started = Date.now();
+    await expect(client.get('checkpoint')).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringMatching(/^GET .*checkpoint failed: /) });
+    await expect(client.verifierKey()).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringContaining('reading the answer failed') });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 });

@@ -4,7 +4,7 @@
  * (CLIENT_RESPONSE_INVALID, AUDIT_FETCH_FAILED) instead of buffering until memory runs out; and
  * one that stops answering fails the auditor's request after its timeout instead of hanging it.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from '../../attestation/client/client';
 import { MAX_ANSWER_BYTES } from '../../attestation/client/http';
@@ -12,13 +12,26 @@ import { LogClient } from '../../attestation/audit/log-client';
 
 jest.setTimeout(60_000);
 
-let server: Server;
+/** An HTTP server on loopback with `handler`, its URL, and a close that cuts open connections. */
+async function serve(handler: RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+let endless: Awaited<ReturnType<typeof serve>>;
 let url: string;
 /** Bytes the server managed to send per request before the client hung up. */
 const sent: number[] = [];
 
 beforeAll(async () => {
-  server = createServer((_req, res) => {
+  endless = await serve((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     let total = 0;
@@ -36,14 +49,10 @@ beforeAll(async () => {
     };
     pump();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = endless.url;
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => endless.close());
 
 it('the client SDK stops reading at its answer limit: CLIENT_RESPONSE_INVALID', async () => {
   sent.length = 0;
@@ -61,26 +70,20 @@ it('the auditor\'s log client stops reading at its limit: AUDIT_FETCH_FAILED', a
 });
 
 describe('a log server that stops answering', () => {
-  let silent: Server;
-  let silentUrl: string;
+  let silent: Awaited<ReturnType<typeof serve>>;
   beforeAll(async () => {
     // /key: headers, then nothing more; anything else: nothing at all.
-    silent = createServer((req, res) => {
+    silent = await serve((req, res) => {
       if (req.url?.endsWith('/key')) {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('partial');
       }
     });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
   });
-  afterAll(async () => {
-    silent.closeAllConnections();
-    await new Promise((resolve) => silent.close(resolve));
-  });
+  afterAll(() => silent.close());
 
   it('fails the auditor\'s request after its timeout, whether it stalls before its headers or in its body: AUDIT_FETCH_FAILED', async () => {
-    const client = new LogClient(silentUrl, undefined, 300);
+    const client = new LogClient(silent.url, undefined, 300);
     const started = Date.now();
     await expect(client.get('checkpoint')).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringMatching(/^GET .*checkpoint failed: /) });
     await expect(client.verifierKey()).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringContaining('reading the answer failed') });

@@ -4,34 +4,20 @@
  * (CLIENT_RESPONSE_INVALID, AUDIT_FETCH_FAILED) instead of buffering until memory runs out; and
  * one that stops answering fails the auditor's request after its timeout instead of hanging it.
  */
-import { createServer, type RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { connect } from '../../attestation/client/client';
 import { MAX_ANSWER_BYTES } from '../../attestation/client/http';
 import { LogClient } from '../../attestation/audit/log-client';
+import { serveHttp, type LoopbackServer } from '../support/loopback';
 
 jest.setTimeout(60_000);
 
-/** An HTTP server on loopback with `handler`, its URL, and a close that cuts open connections. */
-async function serve(handler: RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
-let endless: Awaited<ReturnType<typeof serve>>;
+let endless: LoopbackServer;
 let url: string;
 /** Bytes the server managed to send per request before the client hung up. */
 const sent: number[] = [];
 
 beforeAll(async () => {
-  endless = await serve((_req, res) => {
+  endless = await serveHttp((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     let total = 0;
@@ -70,10 +56,10 @@ it('the auditor\'s log client stops reading at its limit: AUDIT_FETCH_FAILED', a
 });
 
 describe('a log server that stops answering', () => {
-  let silent: Awaited<ReturnType<typeof serve>>;
+  let silent: LoopbackServer;
   beforeAll(async () => {
     // /key: headers, then nothing more; anything else: nothing at all.
-    silent = await serve((req, res) => {
+    silent = await serveHttp((req, res) => {
       if (req.url?.endsWith('/key')) {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('partial');

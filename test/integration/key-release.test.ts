@@ -8,8 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +30,7 @@ import { PP_OCRV4_REC_CONFIG, defaultModelConfigs, type ModelConfig } from '../.
 import { buildEnvelopedData } from '../../infra/dev-kms/cms-build';
 import { startDevKms, type DevKms } from '../../infra/dev-kms/main';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
+import { serveHttp, type LoopbackServer } from '../support/loopback';
 
 jest.setTimeout(180_000);
 
@@ -355,9 +355,9 @@ describe('a misbehaving or unreachable KMS', () => {
    * A relay in front of the dev KMS that rewrites the JSON of its Decrypt answers (answers are not
    * signed; requests go through unchanged, Host header included, so SigV4 still verifies).
    */
-  async function rewritingKms(rewrite: (answer: Record<string, unknown>) => Record<string, unknown>): Promise<{ url: string; close: () => Promise<void> }> {
+  async function rewritingKms(rewrite: (answer: Record<string, unknown>) => Record<string, unknown>): Promise<LoopbackServer> {
     const target = new URL(kms.url);
-    const server = createServer((req, res) => {
+    return serveHttp((req, res) => {
       const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
         const chunks: Buffer[] = [];
         answer.on('data', (c: Buffer) => chunks.push(c));
@@ -373,14 +373,6 @@ describe('a misbehaving or unreachable KMS', () => {
       upstream.on('error', () => res.destroy());
       req.pipe(upstream);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: async () => {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-      },
-    };
   }
 
   it.each([

@@ -9,9 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -29,6 +28,7 @@ import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
 import { policyFor, startTestEnclave, testGatewayConfig } from '../support/gateway-harness';
+import { serveHttp, type LoopbackServer } from '../support/loopback';
 
 jest.setTimeout(60_000);
 
@@ -47,14 +47,15 @@ class Impostor {
   rewrite: (path: string, answer: Answer) => Answer = (_path, answer) => answer;
   delayMs = 0;
 
-  private constructor(
-    private readonly server: Server,
-    readonly url: string,
-  ) {}
+  private server: LoopbackServer | undefined;
+
+  get url(): string {
+    return this.server!.url;
+  }
 
   static async start(target: string): Promise<Impostor> {
-    let self: Impostor | undefined;
-    const server = createServer((req, res) => {
+    const self = new Impostor();
+    self.server = await serveHttp((req, res) => {
       void (async () => {
         const body = await readAll(req);
         const upstream = await fetch(`${target}${req.url}`, { method: req.method!, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body: new Uint8Array(body) } : {}) });
@@ -62,20 +63,17 @@ class Impostor {
         upstream.headers.forEach((value, name) => {
           if (name !== 'content-length' && name !== 'connection' && name !== 'keep-alive' && name !== 'date') headers[name] = value;
         });
-        const answer = self!.rewrite(req.url!, { status: upstream.status, headers, body: Buffer.from(await upstream.arrayBuffer()) });
-        if (req.method === 'POST' && self!.delayMs > 0) await new Promise((r) => setTimeout(r, self!.delayMs));
+        const answer = self.rewrite(req.url!, { status: upstream.status, headers, body: Buffer.from(await upstream.arrayBuffer()) });
+        if (req.method === 'POST' && self.delayMs > 0) await new Promise((r) => setTimeout(r, self.delayMs));
         res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length });
         res.end(answer.body);
       })().catch(() => res.destroy());
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    self = new Impostor(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
     return self;
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+  close(): Promise<void> {
+    return this.server!.close();
   }
 }
 

@@ -169,6 +169,25 @@ test.each(stores)('%s store: the background loop grows the tree only when a chec
   }
 });
 
+test('file store: a damaged record below the integrated size is refused, not cut off with everything after it', async () => {
+  const dir = tempDir();
+  const first = await openFileLog(dir);
+  await Promise.all(Array.from({ length: 50 }, (_, i) => first.appendReceipt(`d.${i}.x`)));
+  await first.flush();
+  await first.close();
+  const path = join(dir, 'entries.log');
+  const before = readFileSync(path);
+  const damaged = Buffer.from(before);
+  damaged[8 + 3] = damaged[8 + 3]! ^ 0x01; // a bit of entry 0's payload: its CRC no longer matches
+  writeFileSync(path, damaged);
+  await expect(openFileLog(dir)).rejects.toMatchObject({ code: 'LOG_STORAGE_FAILED', message: expect.stringContaining(`${path} is damaged: the record at byte 0 (entry 0) does not read back, and 50 entries were integrated`) });
+  expect(readFileSync(path)).toEqual(damaged); // nothing was truncated
+  writeFileSync(path, before);
+  const again = await openFileLog(dir);
+  expect(await again.storage.sequencedSize()).toBe(50);
+  await again.close();
+});
+
 test('file store: a log key file that is not a signer key is refused naming where the key came from', async () => {
   const dir = tempDir();
   const first = await openFileLog(dir);

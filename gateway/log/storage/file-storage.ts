@@ -11,7 +11,9 @@
  *
  * Every file but entries.log is replaced atomically (write to a temporary file, fsync, rename,
  * fsync the directory). On open, entries.log is scanned; a torn tail (a record cut short or with a
- * bad CRC, from a crash in the middle of an unacknowledged write) is truncated away.
+ * bad CRC, from a crash in the middle of an unacknowledged write) is truncated away. A record that
+ * does not read back below the integrated size is damage, not a torn tail: the store refuses to
+ * open (LOG_STORAGE_FAILED) rather than cut acknowledged, checkpointed entries.
  */
 import { constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
@@ -88,18 +90,24 @@ export class FileLogStorage implements LogStorage {
     try {
       mkdirSync(join(dir, 'tiles'), { recursive: true });
       const path = join(dir, 'entries.log');
+      const integratedText = await readOptional(join(dir, 'integrated'));
+      const integrated = integratedText ? Number(integratedText.toString('utf8')) : 0;
+      if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
       const fh = await open(path, APPEND_FLAGS);
       const offsets = await scanEntries(fh);
-      const end = offsets[offsets.length - 1]!;
+      const readable = offsets.length - 1;
+      const end = offsets[readable]!;
+      // A crash can only tear the last write, whose entries were never integrated: a record that
+      // does not read back below the integrated size is damage, and cutting there would delete
+      // entries a signed checkpoint covers. Refuse, and leave the file as it is.
+      if (readable < integrated) {
+        await fh.close();
+        throw storageError(`${path} is damaged: the record at byte ${end} (entry ${readable}) does not read back, and ${integrated} entries were integrated; the file is left as it is: restore it from a backup`);
+      }
       if ((await fh.stat()).size !== end) {
         await fh.truncate(end);
         await fh.sync();
       }
-      const integratedText = await readOptional(join(dir, 'integrated'));
-      let integrated = integratedText ? Number(integratedText.toString('utf8')) : 0;
-      if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
-      // Never trust an integrated size beyond the durable entries (it is rebuilt from them).
-      integrated = Math.min(integrated, offsets.length - 1);
       const cpText = await readOptional(join(dir, 'checkpoint'));
       let checkpoint: { note: string; size: number } | undefined;
       if (cpText) {

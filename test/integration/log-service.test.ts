@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { appendFileSync, constants, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { toBase64 } from '../../attestation/bytes';
 import { openCheckpoint } from '../../attestation/log/checkpoint';
 import { decodeEntry, encodeEntry } from '../../attestation/log/entry';
 import { parseEntryBundle } from '../../attestation/log/entry-bundle';
@@ -186,6 +187,29 @@ test('file store: a damaged record below the integrated size is refused, not cut
   const again = await openFileLog(dir);
   expect(await again.storage.sequencedSize()).toBe(50);
   await again.close();
+});
+
+test('file store: a checkpoint file that is not a checkpoint of the stored tree is ignored and replaced by one of the same tree', async () => {
+  const dir = tempDir();
+  const first = await openFileLog(dir);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => first.appendReceipt(`c.${i}.x`)));
+  const note = await first.flush();
+  const key = await parseVerifierKey(first.verifierKey);
+  await first.close();
+  const was = (await openCheckpoint(note, key)).checkpoint;
+  // Garbage, and a well-formed note claiming a larger tree than was integrated (which, if trusted,
+  // would keep every smaller, real checkpoint from being stored).
+  const beyond = note.replace(`\n${was.size}\n`, '\n999999\n');
+  for (const bad of ['garbage\n', beyond]) {
+    writeFileSync(join(dir, 'checkpoint'), bad);
+    const again = await openFileLog(dir);
+    await expect(again.checkpoint()).rejects.toMatchObject({ code: 'LOG_NOT_FOUND' });
+    const renewed = await again.flush();
+    const now = (await openCheckpoint(renewed, key)).checkpoint;
+    expect([now.size, toBase64(now.rootHash)]).toEqual([was.size, toBase64(was.rootHash)]);
+    expect(readFileSync(join(dir, 'checkpoint'), 'utf8')).toBe(renewed);
+    await again.close();
+  }
 });
 
 test('file store: a log key file that is not a signer key is refused naming where the key came from', async () => {

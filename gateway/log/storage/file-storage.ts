@@ -19,7 +19,9 @@ import { constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { TeegateError } from '../../../attestation/errors';
+import { TeegateError, isTeegateError } from '../../../attestation/errors';
+import { parseCheckpoint } from '../../../attestation/log/checkpoint';
+import { parseNote } from '../../../attestation/log/signed-note';
 import { GroupCommit } from './group-commit';
 import { checkEntryRange, storageError, type IntegrationResult, type LogStorage } from './log-storage';
 
@@ -108,13 +110,7 @@ export class FileLogStorage implements LogStorage {
         await fh.truncate(end);
         await fh.sync();
       }
-      const cpText = await readOptional(join(dir, 'checkpoint'));
-      let checkpoint: { note: string; size: number } | undefined;
-      if (cpText) {
-        const note = cpText.toString('utf8');
-        const size = Number(note.split('\n')[1]);
-        if (Number.isSafeInteger(size)) checkpoint = { note, size };
-      }
+      const checkpoint = storedCheckpoint(await readOptional(join(dir, 'checkpoint')), integrated);
       return new FileLogStorage(dir, fh, offsets, integrated, checkpoint);
     } catch (err) {
       if (err instanceof TeegateError) throw err;
@@ -265,6 +261,24 @@ export class FileLogStorage implements LogStorage {
 }
 
 /** Offsets of the valid records, plus the end of the last one; stops at the first torn record. */
+/**
+ * The checkpoint file's note and tree size, if it is a signed note of a checkpoint no larger than
+ * the integrated tree. Anything else is ignored: it is derived data (the next checkpoint of the
+ * tree replaces it), whereas trusting it would serve garbage, or, with a size beyond the tree,
+ * stop every later checkpoint from being stored.
+ */
+function storedCheckpoint(file: Buffer | undefined, integrated: number): { note: string; size: number } | undefined {
+  if (file === undefined) return undefined;
+  const note = file.toString('utf8');
+  try {
+    const { size } = parseCheckpoint(parseNote(note).text);
+    return size <= integrated ? { note, size } : undefined;
+  } catch (err) {
+    if (isTeegateError(err)) return undefined;
+    throw err;
+  }
+}
+
 async function scanEntries(fh: FileHandle): Promise<number[]> {
   const size = (await fh.stat()).size;
   const offsets = [0];

@@ -15,11 +15,12 @@
  * in-memory copy of the tree, kept in step with the stored tiles (other replicas may integrate).
  */
 import { createHash } from 'node:crypto';
-import { signCheckpoint } from '../../attestation/log/checkpoint';
+import { bytesEqual } from '../../attestation/bytes';
+import { parseCheckpoint, signCheckpoint } from '../../attestation/log/checkpoint';
 import { encodeEntry, type LogEntry } from '../../attestation/log/entry';
 import { encodeEntryBundle } from '../../attestation/log/entry-bundle';
 import { HASH_SIZE, MerkleTree, type Sha256 } from '../../attestation/log/merkle';
-import { formatVerifierKey, generateNoteKey, parseSignerKey, type NoteSigner } from '../../attestation/log/signed-note';
+import { formatVerifierKey, generateNoteKey, parseNote, parseSignerKey, type NoteSigner } from '../../attestation/log/signed-note';
 import { TILE_HEIGHT, TILE_WIDTH, tileWidth } from '../../attestation/log/tiles';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
 import type { ReceiptSink } from './receipt-sink';
@@ -84,7 +85,23 @@ export class TransparencyLog implements ReceiptSink {
       throw new TeegateError('CONFIG_INVALID', `the log key is named ${JSON.stringify(signer.name)}, the origin is ${JSON.stringify(origin)}`);
     }
     const log = new TransparencyLog(options.storage, origin, signer, await formatVerifierKey(origin, signer.publicKey), options);
+    await log.checkStoredTree();
     return log;
+  }
+
+  /**
+   * The stored tiles must lead to the root of the last stored checkpoint. If one was damaged, the
+   * tree rebuilt from them differs, and the next checkpoint would be a fork signed with the log's
+   * key: refuse to open instead (LOG_STORAGE_FAILED).
+   */
+  private async checkStoredTree(): Promise<void> {
+    const stored = await this.storage.readCheckpoint();
+    if (!stored) return;
+    const { size, rootHash } = parseCheckpoint(parseNote(stored.note).text);
+    await this.exclusive(() => this.syncTree(size));
+    if (!bytesEqual(await this.tree.root(size), rootHash)) {
+      throw new TeegateError('LOG_STORAGE_FAILED', `the stored tiles do not lead to the root of the last checkpoint (tree size ${size}): a tile is damaged, and the log will not sign a checkpoint that forks from its own; restore the store from a backup`);
+    }
   }
 
   // ---- sequencing ---------------------------------------------------------------------------

@@ -212,6 +212,19 @@ test('file store: a checkpoint file that is not a checkpoint of the stored tree 
   }
 });
 
+test('file store: a damaged tile is refused at open rather than signed into a fork', async () => {
+  const dir = tempDir();
+  const first = await openFileLog(dir);
+  await Promise.all(Array.from({ length: 30 }, (_, i) => first.appendReceipt(`t.${i}.x`)));
+  await first.flush();
+  await first.close();
+  const tile = join(dir, 'tiles', '0', '0'); // the file store keeps the widest version of each tile
+  const bytes = readFileSync(tile);
+  bytes[5 * 32] = bytes[5 * 32]! ^ 0x80; // the leaf hash of entry 5
+  writeFileSync(tile, bytes);
+  await expect(openFileLog(dir)).rejects.toMatchObject({ code: 'LOG_STORAGE_FAILED', message: expect.stringContaining('the stored tiles do not lead to the root of the last checkpoint (tree size 30)') });
+});
+
 test('file store: a log key file that is not a signer key is refused naming where the key came from', async () => {
   const dir = tempDir();
   const first = await openFileLog(dir);

@@ -170,12 +170,18 @@ test.each(stores)('%s store: the background loop grows the tree only when a chec
   }
 });
 
-test('file store: a damaged record below the integrated size is refused, not cut off with everything after it', async () => {
+/** A file log in a new folder holding `count` receipts, integrated and checkpointed, then closed. */
+async function closedFileLog(count: number): Promise<{ dir: string; note: string; verifierKey: string }> {
   const dir = tempDir();
-  const first = await openFileLog(dir);
-  await Promise.all(Array.from({ length: 50 }, (_, i) => first.appendReceipt(`d.${i}.x`)));
-  await first.flush();
-  await first.close();
+  const log = await openFileLog(dir);
+  await Promise.all(Array.from({ length: count }, (_, i) => log.appendReceipt(`r.${i}.x`)));
+  const note = await log.flush();
+  await log.close();
+  return { dir, note, verifierKey: log.verifierKey };
+}
+
+test('file store: a damaged record below the integrated size is refused, not cut off with everything after it', async () => {
+  const { dir } = await closedFileLog(50);
   const path = join(dir, 'entries.log');
   const before = readFileSync(path);
   const damaged = Buffer.from(before);
@@ -190,12 +196,8 @@ test('file store: a damaged record below the integrated size is refused, not cut
 });
 
 test('file store: a checkpoint file that is not a checkpoint of the stored tree is ignored and replaced by one of the same tree', async () => {
-  const dir = tempDir();
-  const first = await openFileLog(dir);
-  await Promise.all(Array.from({ length: 20 }, (_, i) => first.appendReceipt(`c.${i}.x`)));
-  const note = await first.flush();
-  const key = await parseVerifierKey(first.verifierKey);
-  await first.close();
+  const { dir, note, verifierKey } = await closedFileLog(20);
+  const key = await parseVerifierKey(verifierKey);
   const was = (await openCheckpoint(note, key)).checkpoint;
   // Garbage, and a well-formed note claiming a larger tree than was integrated (which, if trusted,
   // would keep every smaller, real checkpoint from being stored).
@@ -213,11 +215,7 @@ test('file store: a checkpoint file that is not a checkpoint of the stored tree 
 });
 
 test('file store: a damaged tile is refused at open rather than signed into a fork', async () => {
-  const dir = tempDir();
-  const first = await openFileLog(dir);
-  await Promise.all(Array.from({ length: 30 }, (_, i) => first.appendReceipt(`t.${i}.x`)));
-  await first.flush();
-  await first.close();
+  const { dir } = await closedFileLog(30);
   const tile = join(dir, 'tiles', '0', '0'); // the file store keeps the widest version of each tile
   const bytes = readFileSync(tile);
   bytes[5 * 32] = bytes[5 * 32]! ^ 0x80; // the leaf hash of entry 5

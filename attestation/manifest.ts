@@ -17,6 +17,17 @@ export interface ManifestModel {
   readonly sha256: string;
 }
 
+/** A model as a request names it: its name, and a version if the request names one. */
+export interface ModelRef {
+  readonly name: string;
+  readonly version?: string | undefined;
+}
+
+/** `name` or `name@version`, for messages. */
+export function modelLabel({ name, version }: ModelRef): string {
+  return version !== undefined ? `${name}@${version}` : name;
+}
+
 /** Public EC P-256 JWK as published (no private members). */
 export interface PublicEcJwk {
   readonly kty: 'EC';

@@ -8,7 +8,7 @@
 import { compactVerify, decodeProtectedHeader, importJWK } from 'jose';
 import { fromBase64Url, fromHex, fromUtf8 } from './bytes';
 import { TeegateError, isTeegateError, type ErrorCode } from './errors';
-import type { EnclaveManifest } from './manifest';
+import { modelLabel, type EnclaveManifest, type ModelRef } from './manifest';
 import type { VerifiedAttestation } from './nitro/verify';
 import { tensorsDigest, type InferTensor } from './tensors';
 
@@ -61,7 +61,7 @@ export interface ReceiptEvidence {
    * path, which the gateway sees and could change (even for sealed requests): without this, a
    * receipt for another model in the same manifest would pass.
    */
-  readonly model?: { readonly name: string; readonly version?: string | undefined };
+  readonly model?: ModelRef;
 }
 
 export const RECEIPT_STEPS = ['signature', 'claims', 'enclave', 'model', 'input', 'output', 'nonce', 'mode'] as const;
@@ -178,7 +178,7 @@ async function runSteps(evidence: ReceiptEvidence, record: (o: ReceiptStepOutcom
     if (!listed) mismatch(`model ${claims.model.name}@${claims.model.version} (${claims.model.sha256.slice(0, 16)}…) is not in the manifest`);
     const asked = evidence.model;
     if (asked !== undefined && (claims.model.name !== asked.name || (asked.version !== undefined && claims.model.version !== asked.version))) {
-      mismatch(`receipt is for model ${claims.model.name}@${claims.model.version}, the request was for ${asked.name}${asked.version !== undefined ? `@${asked.version}` : ''}`);
+      mismatch(`receipt is for model ${modelLabel(claims.model)}, the request was for ${modelLabel(asked)}`);
     }
     pass(`${claims.model.name}@${claims.model.version}, sha256 ${claims.model.sha256.slice(0, 16)}…${asked !== undefined ? ', the model asked for' : ''}`);
 

@@ -5,7 +5,7 @@
 import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { fromUtf8, utf8 } from './bytes';
 import { TeegateError } from './errors';
-import type { EnclaveManifest } from './manifest';
+import type { EnclaveManifest, ModelRef } from './manifest';
 
 /** The sealed-inference JWE algorithms (both directions). */
 export const SEAL_ALG = 'ECDH-ES+A256KW';
@@ -19,18 +19,13 @@ export interface SealedRequest {
   open(responseJwe: string): Promise<unknown>;
 }
 
-/** The model a sealed request is for: the enclave runs it only under a path naming that model (and version). */
-export interface SealedModelRef {
-  readonly name: string;
-  readonly version?: string;
-}
-
 /**
  * Seals `request` to the manifest's seal key. `options.id` is the JWE's one-time id (default: a
- * fresh UUID; the enclave refuses a repeat), `options.model` binds the request to a model, since
- * the path that names it is outside the encryption.
+ * fresh UUID; the enclave refuses a repeat), `options.model` binds the request to a model (the
+ * enclave runs it only under a path naming that model and version), since the path that names it
+ * is outside the encryption.
  */
-export async function sealRequest(manifest: Pick<EnclaveManifest, 'keys'>, request: unknown, options: { id?: string; iat?: number; model?: SealedModelRef } = {}): Promise<SealedRequest> {
+export async function sealRequest(manifest: Pick<EnclaveManifest, 'keys'>, request: unknown, options: { id?: string; iat?: number; model?: ModelRef } = {}): Promise<SealedRequest> {
   const seal = manifest.keys.seal;
   const sealKey = await importJWK({ kty: seal.kty, crv: seal.crv, x: seal.x, y: seal.y }, SEAL_ALG);
   const { publicKey, privateKey } = await generateKeyPair(SEAL_ALG, { crv: 'P-256', extractable: false });

@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { fromHex, randomBytes, sha384, toHex } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
-import { manifestDigest, type EnclaveManifest } from '../attestation/manifest';
+import { manifestDigest, modelLabel, type EnclaveManifest } from '../attestation/manifest';
 import { canonicalBytesOfParsed, canonicalTensorBytes, type InferTensor } from '../attestation/tensors';
 import { generateEnclaveKeys, type EnclaveKeys } from './keys';
 import { checkInputs } from './models/input-check';
@@ -204,11 +204,9 @@ export class EnclaveService {
     const opened = await this.sealed.open(jwe);
     const sealedFor = opened.model;
     if (sealedFor !== undefined && (sealedFor.name !== modelName || (sealedFor.version !== undefined && version !== undefined && sealedFor.version !== version))) {
-      const named = (m: { name: string; version?: string | undefined }) => (m.version !== undefined ? `${m.name}@${m.version}` : m.name);
-      requestInvalid(`the sealed request is for model ${named(sealedFor)}, the path names ${named({ name: modelName, version })}`);
+      requestInvalid(`the sealed request is for model ${modelLabel(sealedFor)}, the path names ${modelLabel({ name: modelName, version })}`);
     }
-    const runVersion = version ?? sealedFor?.version;
-    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, ...(runVersion !== undefined ? { version: runVersion } : {}) });
+    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, version: version ?? sealedFor?.version });
     return { jwe: await this.sealed.seal(JSON.stringify(response), opened.responseKey), receipt };
   }
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import type { EnclaveService } from './enclave-service';
-import { MODEL_NAME_PATTERN } from './models/model-config';
+import { MODEL_NAME } from './models/model-config';
 
 export interface EnclaveHttpOptions {
   readonly port?: number;
@@ -18,9 +18,8 @@ export interface EnclaveHttpOptions {
   readonly log?: (event: Record<string, unknown>) => void;
 }
 
-/** `/v2/models/{m}[/versions/{v}][/infer]`, names and versions as models are configured (MODEL_NAME_PATTERN). */
-const NAME = MODEL_NAME_PATTERN.source.slice(1, -1);
-const MODEL_ROUTE = new RegExp(`^/v2/models/(${NAME})(?:/versions/(${NAME}))?(/infer)?$`);
+/** `/v2/models/{m}[/versions/{v}][/infer]`, names and versions as models are configured. */
+const MODEL_ROUTE = new RegExp(`^/v2/models/(${MODEL_NAME})(?:/versions/(${MODEL_NAME}))?(/infer)?$`);
 
 function send(res: ServerResponse, status: number, body: string, type = 'application/json', headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });

@@ -8,7 +8,8 @@ import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, importJWK, type 
 import { fromUtf8, utf8 } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
 
-import { SEAL_ALG, SEAL_ENC, type SealedModelRef } from '../attestation/sealed-request';
+import type { ModelRef } from '../attestation/manifest';
+import { SEAL_ALG, SEAL_ENC } from '../attestation/sealed-request';
 const MAX_JWE_CHARS = 24 * 1024 * 1024;
 
 export interface OpenedRequest {
@@ -16,7 +17,7 @@ export interface OpenedRequest {
   readonly request: unknown;
   readonly responseKey: JWK;
   /** The model the client sealed the request for, if it named one. */
-  readonly model?: SealedModelRef;
+  readonly model?: ModelRef;
 }
 
 function invalid(message: string): never {
@@ -33,7 +34,7 @@ function parseResponseKey(v: unknown): JWK {
   return { kty: 'EC', crv: 'P-256', x: k.x, y: k.y, ...(typeof k.kid === 'string' ? { kid: k.kid } : {}) };
 }
 
-function parseModel(v: unknown): SealedModelRef | undefined {
+function parseModel(v: unknown): ModelRef | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'object' || v === null || Array.isArray(v)) invalid('model must be an object {name, version?}');
   const { name, version, ...rest } = v as Record<string, unknown>;

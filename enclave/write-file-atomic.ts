@@ -4,31 +4,11 @@
  * models and state files.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  const file = await open(tmp, 'w', mode);
-  try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(tmp, path);
-  const folder = await open(dir, 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
-}
-
-/** writeFileAtomic for callers that must not yield (the dev KMS persists its store within a request). */
+/** writeFileAtomic without yielding: the dev KMS persists its store within a request. */
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -49,10 +29,18 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, mod
   }
 }
 
-/** A kept state file that cannot be used: CONFIG_INVALID naming it, never a bare parse error. */
-function unusable(path: string, err: unknown): TeegateError {
-  const why = isTeegateError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-  return new TeegateError('CONFIG_INVALID', `${path} cannot be used (${why}): restore it, or remove it to have a new one made (with what depends on it)`, { cause: err });
+/** Replaces `path` atomically; its callers run at start-up or in CLIs, so the work is synchronous. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  writeFileAtomicSync(path, data, mode);
+}
+
+/**
+ * A kept state file that cannot be used: CONFIG_INVALID naming it and why, never a bare parse
+ * error; `removing` says what removing it does.
+ */
+export function unusableStateFile(path: string, why: unknown, removing = 'have a new one made (with what depends on it)'): TeegateError {
+  const reason = isTeegateError(why) ? `${why.code}: ${why.message}` : why instanceof Error ? why.message : String(why);
+  return new TeegateError('CONFIG_INVALID', `${path} cannot be used (${reason}): restore it, or remove it to ${removing}`, why instanceof Error ? { cause: why } : undefined);
 }
 
 /**
@@ -68,13 +56,13 @@ export async function readOrCreate<T>(
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unusable(path, err);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unusableStateFile(path, err);
   }
   if (text !== undefined) {
     try {
       return await how.parse(text);
     } catch (err) {
-      throw unusable(path, err);
+      throw unusableStateFile(path, err);
     }
   }
   const value = await how.create();

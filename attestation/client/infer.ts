@@ -76,7 +76,7 @@ export async function sendSealed(http: GatewayHttp, model: string, version: stri
   const path = inferPath(model, version);
   // The JWE's own id is a fresh one-time value (the enclave refuses a repeat as a replay); the
   // caller's request id, which may repeat and have any length, travels inside the request.
-  const sealed = await sealRequest(manifest, request, { model: { name: model, ...(version !== undefined ? { version } : {}) } });
+  const sealed = await sealRequest(manifest, request, { model: { name: model, version } });
   const answer = await http.ok(path, {
     method: 'POST',
     headers: { 'content-type': 'application/jose', [SEAL_KID_HEADER]: manifest.keys.seal.kid },

@@ -39,8 +39,7 @@ options:
 exit: 0 verified, 1 rejected (REJECTED <CODE>: <message>), 2 usage, I/O or gateway error
 `;
 
-/** `{"inputs": [...]}` (an OIP request) or a bare array of tensors. */
-/** The tensors of an input file, checked before anything goes over the wire. */
+/** The tensors of an input file (`{"inputs": [...]}` or a bare array), checked before anything goes over the wire. */
 function loadInputs(path: string): unknown[] {
   const json = readJsonFile(path, 'input file');
   const inputs = Array.isArray(json) ? json : typeof json === 'object' && json !== null && Array.isArray((json as { inputs?: unknown }).inputs) ? (json as { inputs: unknown[] }).inputs : undefined;

@@ -1,5 +1,7 @@
 /** `teegate verify-receipt RECEIPT --attestation DOC --manifest FILE [--request FILE --response FILE] [--model NAME[@V]] [--policy FILE] [--json]` */
 import { existsSync } from 'node:fs';
+import type { ModelRef } from '../../attestation/manifest';
+import { MODEL_NAME } from '../../enclave/models/model-config';
 import { verifyReceiptOffline } from '../../attestation/client/verify-offline';
 import { decodeDocumentInput } from '../../attestation/document-input';
 import { isTeegateError } from '../../attestation/errors';
@@ -27,6 +29,9 @@ options:
   --json             print the whole report as JSON
 exit: 0 valid, 1 rejected (REJECTED <CODE>: <message>), 2 usage or I/O error
 `;
+
+/** `--model NAME[@VERSION]`. */
+const MODEL_REF = new RegExp(`^(${MODEL_NAME})(?:@(${MODEL_NAME}))?$`);
 
 function readJson(path: string, what: string): Record<string, unknown> {
   const json = readJsonFile(path, what);
@@ -83,11 +88,11 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
   const manifestFile = readJson(values.manifest, 'manifest');
   const manifest = 'manifest' in manifestFile && !('keys' in manifestFile) ? manifestFile.manifest : manifestFile;
 
-  let model: { name: string; version?: string } | undefined;
+  let model: ModelRef | undefined;
   if (values.model !== undefined) {
-    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})(?:@([A-Za-z0-9][A-Za-z0-9._-]{0,63}))?$/.exec(values.model);
+    const m = MODEL_REF.exec(values.model);
     if (!m) throw new UsageError(`--model ${JSON.stringify(values.model)} must be NAME or NAME@VERSION`);
-    model = { name: m[1]!, ...(m[2] !== undefined ? { version: m[2] } : {}) };
+    model = { name: m[1]!, version: m[2] };
   }
   const policy = values.policy !== undefined ? readPolicyOption(values.policy) : undefined;
   const roots = readRootOptions(values.root);

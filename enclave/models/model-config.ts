@@ -32,7 +32,9 @@ export interface ModelConfig extends ModelFileConfig {
 }
 
 /** Model names and versions. */
-export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A model name or version, unanchored: for patterns that embed one (routes, NAME@VERSION). */
+export const MODEL_NAME = '[A-Za-z0-9][A-Za-z0-9._-]{0,63}';
+export const MODEL_NAME_PATTERN = new RegExp(`^${MODEL_NAME}$`);
 const NAME = MODEL_NAME_PATTERN;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 

@@ -6,8 +6,9 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TeegateError } from '../../attestation/errors';
-import { writeFileAtomicSync } from '../../enclave/write-file-atomic';
+import type { TeegateError } from '../../attestation/errors';
+import { unusableStateFile, writeFileAtomicSync } from '../../enclave/write-file-atomic';
+import { isRecord } from './policy';
 
 export interface StoredKey {
   readonly keyId: string;
@@ -29,26 +30,23 @@ interface StoreFile {
 
 export const STORE_FILE_NAME = 'dev-kms.json';
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /**
  * The store file, checked member by member: a file that cannot be used is CONFIG_INVALID naming it
  * (a key with a wrong field would otherwise fail later, in the middle of a request).
  */
 function readStoreFile(file: string): StoreFile {
-  const unusable = (why: string): TeegateError =>
-    new TeegateError('CONFIG_INVALID', `${file} cannot be used (${why}): restore it, or remove it to start a new dev KMS (models sealed under its keys must then be sealed again)`);
+  const unusable = (why: unknown): TeegateError => unusableStateFile(file, why, 'start a new dev KMS (models sealed under its keys must then be sealed again)');
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw unusable(err instanceof Error ? err.message : String(err));
+    throw unusable(err);
   }
-  if (!isObject(parsed) || parsed.format !== 'teegate-dev-kms/1') throw unusable('not a dev KMS store: format must be "teegate-dev-kms/1"');
-  if (!isObject(parsed.keys) || !isObject(parsed.aliases)) throw unusable('keys and aliases must be objects');
+  if (!isRecord(parsed) || parsed.format !== 'teegate-dev-kms/1') throw unusable('not a dev KMS store: format must be "teegate-dev-kms/1"');
+  if (!isRecord(parsed.keys) || !isRecord(parsed.aliases)) throw unusable('keys and aliases must be objects');
   for (const [id, key] of Object.entries(parsed.keys)) {
     const ok =
-      isObject(key) && key.keyId === id && typeof key.arn === 'string' && typeof key.creationDate === 'number' && typeof key.description === 'string' &&
+      isRecord(key) && key.keyId === id && typeof key.arn === 'string' && typeof key.creationDate === 'number' && typeof key.description === 'string' &&
       typeof key.enabled === 'boolean' && typeof key.policy === 'string' && typeof key.material === 'string' && Buffer.from(key.material, 'base64').length === 32;
     if (!ok) throw unusable(`key ${JSON.stringify(id)} is not {keyId, arn, creationDate, description, enabled, policy, material of 32 bytes}`);
   }

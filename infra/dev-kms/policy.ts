@@ -89,7 +89,7 @@ export function defaultKeyPolicy(accountId: string): string {
   });
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

@@ -31,10 +31,11 @@ export function startChildService(
   // The last lines it printed, for the error if it exits before it is ready (the caller's onLog may
   // show only warnings and errors, and a process that fails to start often prints neither).
   const recent: string[] = [];
+  const passOn = options.onLog ?? ((line: string) => process.stderr.write(`${line}\n`));
   const onLog = (line: string): void => {
     recent.push(line);
     if (recent.length > RECENT_LINES) recent.shift();
-    (options.onLog ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
+    passOn(line);
   };
   createInterface({ input: child.stderr! }).on('line', onLog);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -16,6 +16,7 @@ import { parseInferTensors } from '../../attestation/tensors';
 import { generateEnclaveKeys } from '../../enclave/keys';
 import { defaultModelConfigs, parseModelConfigs } from '../../enclave/models/model-config';
 import { parseGatewayConfig } from '../../gateway/config';
+import { enclaveManifest } from '../support/manifest';
 
 const SEED = 20261124;
 const BOUND_MS = 100;
@@ -34,15 +35,7 @@ interface Parser {
 let manifest: EnclaveManifest;
 
 beforeAll(async () => {
-  const keys = await generateEnclaveKeys();
-  manifest = {
-    version: 1,
-    boot_id: randomUUID(),
-    issued_at: new Date().toISOString(),
-    software: { name: 'teegate-enclave', version: '0.1.0' },
-    keys: { receipt: keys.receipt.publicJwk, seal: keys.seal.publicJwk },
-    models: [{ name: 'ocr', version: '1', sha256: 'ab'.repeat(32) }],
-  };
+  manifest = enclaveManifest(await generateEnclaveKeys(), [{ name: 'ocr', version: '1', sha256: 'ab'.repeat(32) }]);
 });
 
 const PARSERS: readonly Parser[] = [

@@ -16,6 +16,7 @@ import { startEnclave, type RunningEnclave } from '../../enclave/main';
 import { listenEnclaveHttp } from '../../enclave/http-server';
 import type { Server } from 'node:http';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
+import { postStreamed } from '../support/loopback';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
 
 jest.setTimeout(120_000);
@@ -209,18 +210,7 @@ describe('HTTP limits and routes', () => {
   });
 
   it('413 BODY_TOO_LARGE, not a reset connection, for a streamed body that grows past the limit', async () => {
-    const res = await fetch(`${small.url}/v2/models/affine/infer`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: new ReadableStream({
-        start(controller) {
-          for (let i = 0; i < 5; i++) controller.enqueue(new Uint8Array(1000).fill(32));
-          controller.close();
-        },
-      }),
-      duplex: 'half',
-    } as RequestInit);
-    expect(await codeOf(res)).toEqual([413, 'BODY_TOO_LARGE']);
+    expect(await codeOf(await postStreamed(`${small.url}/v2/models/affine/infer`, 5))).toEqual([413, 'BODY_TOO_LARGE']);
     // The enclave still answers on the same listener.
     expect((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).status).toBe(200);
   });

@@ -14,16 +14,30 @@ jest.setTimeout(60_000);
 
 const REPO = join(__dirname, '../..');
 
-function run(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [join(REPO, 'bin/run-ts'), join(REPO, 'gateway/main.ts'), ...args], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** A node process of the repository's `script` (its exit code and stderr). */
+function spawnScript(script: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, script, { cwd: REPO, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, exit, stderr: () => stderr };
+}
+
+/** gateway/main.ts with `args` and `env`. */
+const run = (args: string[], env: Record<string, string>) => spawnScript([join(REPO, 'bin/run-ts'), join(REPO, 'gateway/main.ts'), ...args], env);
+
+/** `teegate up` with `args`. */
+const up = (args: string[]) => spawnScript([join(REPO, 'bin/teegate'), 'up', ...args], {});
+
+/** Runs `body` with a port of 127.0.0.1 that something else listens on. */
+async function withBusyPort(body: (port: number) => Promise<void>): Promise<void> {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  try {
+    await body((blocker.address() as AddressInfo).port);
+  } finally {
+    blocker.close();
+  }
 }
 
 const POLICY = JSON.stringify({ pcrs: { 0: 'ab'.repeat(48) } });
@@ -55,44 +69,28 @@ it('serves with a valid configuration and stops cleanly on SIGTERM', async () =>
   expect(p.stderr()).toContain('SIGTERM: shutting down');
 });
 
-it('refuses a port in use with CONFIG_INVALID naming the address, exit 2', async () => {
-  const blocker = createServer();
-  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-  const { port } = blocker.address() as AddressInfo;
-  try {
+it('refuses a port in use with CONFIG_INVALID naming the address, exit 2', () =>
+  withBusyPort(async (port) => {
     const p = run([], { TEEGATE_POLICY: POLICY, TEEGATE_AUTH_DISABLED: 'true', TEEGATE_PORT: String(port), TEEGATE_LOG_LEVEL: 'warn', TEEGATE_LOG_STORE: 'memory' });
     expect(await p.exit).toBe(2);
     expect(p.stderr()).toContain(`REJECTED CONFIG_INVALID: cannot listen on 127.0.0.1:${port}: the address is in use`);
-  } finally {
-    blocker.close();
-  }
-});
+  }));
 
-it('teegate up refuses a port in use before it starts anything, exit 2', async () => {
-  const blocker = createServer();
-  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-  const { port } = blocker.address() as AddressInfo;
-  const data = mkdtempSync(join(tmpdir(), 'teegate-up-busy-'));
-  try {
-    const child = spawn(process.execPath, [join(REPO, 'bin/teegate'), 'up', '--port', String(port), '--data', data], { cwd: REPO, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(2);
-    expect(stderr).toBe(`teegate up: cannot listen on 127.0.0.1:${port} (EADDRINUSE): choose another port with --port N\n`);
+it('teegate up refuses a port in use before it starts anything, exit 2', () =>
+  withBusyPort(async (port) => {
+    const data = mkdtempSync(join(tmpdir(), 'teegate-up-busy-'));
+    const p = up(['--port', String(port), '--data', data]);
+    expect(await p.exit).toBe(2);
+    expect(p.stderr()).toBe(`teegate up: cannot listen on 127.0.0.1:${port} (EADDRINUSE): choose another port with --port N\n`);
     expect(readdirSync(data)).toEqual([]); // nothing was started or written
-  } finally {
-    blocker.close();
-  }
-});
+  }));
 
 it('teegate up refuses a kept file it cannot use, naming it, exit 1, and leaves it as it was', async () => {
   const data = mkdtempSync(join(tmpdir(), 'teegate-up-corrupt-'));
   writeFileSync(join(data, 'dev-ca.json'), '{"broken":');
-  const child = spawn(process.execPath, [join(REPO, 'bin/teegate'), 'up', '--port', '0', '--data', data], { cwd: REPO, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(1);
-  expect(stderr).toContain(`teegate: could not start the dev stack: CONFIG_INVALID: ${join(data, 'dev-ca.json')} cannot be used (`);
-  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+  const p = up(['--port', '0', '--data', data]);
+  expect(await p.exit).toBe(1);
+  expect(p.stderr()).toContain(`teegate: could not start the dev stack: CONFIG_INVALID: ${join(data, 'dev-ca.json')} cannot be used (`);
+  expect(p.stderr()).not.toMatch(/\n\s+at /); // no stack trace
   expect(readFileSync(join(data, 'dev-ca.json'), 'utf8')).toBe('{"broken":');
 });

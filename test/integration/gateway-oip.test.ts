@@ -16,6 +16,7 @@ import type { RunningEnclave } from '../../enclave/main';
 import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
+import { postStreamed } from '../support/loopback';
 import { affineRequest } from '../support/tiny-models';
 import { SPEC_OUTPUT0, captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs, type TestKeys } from '../support/gateway-harness';
 
@@ -338,17 +339,7 @@ describe('auth and limits', () => {
     const big = JSON.stringify(affineRequest()).padEnd(5000, ' ');
     const res = await call('/v2/models/affine/infer', { body: big, type: 'application/json' });
     expect([res.status, res.json().code]).toEqual([413, 'BODY_TOO_LARGE']);
-    const streamed = await fetch(`${gateway.url}/v2/models/affine/infer`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.infer}` },
-      body: new ReadableStream({
-        start(controller) {
-          for (let i = 0; i < 5; i++) controller.enqueue(new Uint8Array(1000).fill(32));
-          controller.close();
-        },
-      }),
-      duplex: 'half',
-    } as RequestInit);
+    const streamed = await postStreamed(`${gateway.url}/v2/models/affine/infer`, 5, { authorization: `Bearer ${keys.infer}` });
     expect([streamed.status, ((await streamed.json()) as { code: string }).code]).toEqual([413, 'BODY_TOO_LARGE']);
   });
 

@@ -18,6 +18,7 @@ import { ReceiptSigner } from '../../enclave/receipt-signer';
 import { logRouter } from '../../gateway/log/routes';
 import { FileLogStorage } from '../../gateway/log/storage/file-storage';
 import { TransparencyLog } from '../../gateway/log/transparency-log';
+import { enclaveManifest } from '../support/manifest';
 
 export interface BootedEnclave {
   readonly document: Uint8Array;
@@ -38,14 +39,7 @@ export async function bootEnclave(ca: DevCa, pcr0Byte = 0x11): Promise<BootedEnc
   const pcr0 = new Uint8Array(48).fill(pcr0Byte);
   const attester = await DevAttester.create({ ca, pcrs: new Map([[0, pcr0], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) });
   const keys = await generateEnclaveKeys();
-  const manifest: EnclaveManifest = {
-    version: 1,
-    boot_id: `boot-${toHex(randomBytes(8))}`,
-    issued_at: new Date().toISOString(),
-    software: { name: 'teegate-enclave', version: '0.1.0' },
-    keys: { receipt: keys.receipt.publicJwk, seal: keys.seal.publicJwk },
-    models: [MODEL],
-  };
+  const manifest = enclaveManifest(keys, [MODEL], `boot-${toHex(randomBytes(8))}`);
   const document = await attester.attest({ publicKey: keys.receiptSpki, userData: await manifestDigest(manifest) });
   const signer = new ReceiptSigner(keys.receipt.privateKey, keys.receipt.publicJwk.kid, manifest.boot_id, toHex(await sha384(document)));
   let n = 0;

@@ -18,3 +18,18 @@ export async function serveHttp(handler: RequestListener): Promise<LoopbackServe
     },
   };
 }
+
+/** POST a JSON body of `chunks` × 1000 spaces as a stream (chunked: no Content-Length is declared). */
+export function postStreamed(url: string, chunks: number, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < chunks; i++) controller.enqueue(new Uint8Array(1000).fill(32));
+        controller.close();
+      },
+    }),
+    duplex: 'half',
+  } as RequestInit);
+}

@@ -11,6 +11,7 @@ import { canonicalJson, manifestDigest, parseManifest, verifyManifestBinding, ty
 import { verifyAttestation, type VerifiedAttestation } from '../../attestation/nitro/verify';
 import { generateEnclaveKeys, type EnclaveKeys } from '../../enclave/keys';
 import { refusalOf } from '../support/error-code';
+import { enclaveManifest } from '../support/manifest';
 
 type Json = Record<string, unknown>;
 
@@ -23,17 +24,10 @@ beforeAll(async () => {
   ca = await createDevCa();
   attester = await DevAttester.create({ ca, pcrs: new Map([[0, new Uint8Array(48).fill(1)]]) });
   keys = await generateEnclaveKeys();
-  manifest = {
-    version: 1,
-    boot_id: randomUUID(),
-    issued_at: new Date().toISOString(),
-    software: { name: 'teegate-enclave', version: '0.1.0' },
-    keys: { receipt: keys.receipt.publicJwk, seal: keys.seal.publicJwk },
-    models: [
-      { name: 'ocr', version: '1', sha256: 'ab'.repeat(32) },
-      { name: 'ocr', version: '2', sha256: 'cd'.repeat(32) },
-    ],
-  };
+  manifest = enclaveManifest(keys, [
+    { name: 'ocr', version: '1', sha256: 'ab'.repeat(32) },
+    { name: 'ocr', version: '2', sha256: 'cd'.repeat(32) },
+  ]);
 });
 
 /** A deep copy of the valid manifest with `edit` applied. */

@@ -12,6 +12,7 @@ import { RECEIPT_TYP, verifyReceipt, verifyReceiptReport, type ReceiptEvidence }
 import { generateEnclaveKeys, type EnclaveKeys } from '../../enclave/keys';
 import { receiptDigest } from '../../enclave/enclave-service';
 import { refusalOf } from '../support/error-code';
+import { enclaveManifest } from '../support/manifest';
 
 const ATT = 'd'.repeat(96);
 const MODEL = { name: 'affine', version: '1', sha256: 'a'.repeat(64) };
@@ -24,14 +25,7 @@ let claims: Record<string, unknown>;
 
 beforeAll(async () => {
   keys = await generateEnclaveKeys();
-  manifest = {
-    version: 1,
-    boot_id: randomUUID(),
-    issued_at: new Date().toISOString(),
-    software: { name: 'teegate-enclave', version: '0.1.0' },
-    keys: { receipt: keys.receipt.publicJwk, seal: keys.seal.publicJwk },
-    models: [MODEL],
-  };
+  manifest = enclaveManifest(keys, [MODEL]);
   claims = { iss: manifest.boot_id, iat: 1_764_000_000, jti: randomUUID(), seq: 0, model: MODEL, input: 'b'.repeat(64), output: receiptDigest(SALT, OUTPUTS), att: ATT, sealed: false };
 });
 

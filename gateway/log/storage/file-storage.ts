@@ -260,7 +260,6 @@ export class FileLogStorage implements LogStorage {
   }
 }
 
-/** Offsets of the valid records, plus the end of the last one; stops at the first torn record. */
 /**
  * The checkpoint file's note and tree size, if it is a signed note of a checkpoint no larger than
  * the integrated tree. Anything else is ignored: it is derived data (the next checkpoint of the
@@ -279,6 +278,7 @@ function storedCheckpoint(file: Buffer | undefined, integrated: number): { note:
   }
 }
 
+/** Offsets of the valid records, plus the end of the last one; stops at the first torn record. */
 async function scanEntries(fh: FileHandle): Promise<number[]> {
   const size = (await fh.stat()).size;
   const offsets = [0];

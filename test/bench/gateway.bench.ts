@@ -12,6 +12,10 @@
  * Also reported: one connection at a time, direct and gateway requests alternating (the gateway's
  * own latency per request, free of queueing, to 0.01 ms, and where it goes, from Server-Timing),
  * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
+ * The floor, in the same run (`floor`): a bare node:http relay (bare-relay.ts) in the gateway's
+ * place, with and without a durable append of each answer: what one more HTTP hop and one more
+ * O_DSYNC write cost on this machine, whatever a gateway does besides; measured at the fixed load
+ * and one connection at a time like the gateway.
  * Last line of stdout: one JSON object.
  */
 import { createHash } from 'node:crypto';
@@ -88,15 +92,27 @@ function combine(runs: Load[], seconds: number): Load {
  * the log append, the gateway↔enclave path less the client↔enclave path, and the enclave's `infer`
  * difference; `where_ms` has the median of each.
  */
-async function sequentialPaired(direct: URL, through: URL, body: string, auth: Record<string, string>, n: number): Promise<{ direct_p50_ms: number; gateway_p50_ms: number; p50_overhead_ms: number; where_ms: Record<string, number> }> {
+async function sequentialPaired(
+  direct: URL,
+  through: URL,
+  body: string,
+  auth: Record<string, string>,
+  n: number,
+  peers: Record<string, URL> = {},
+): Promise<{ direct_p50_ms: number; gateway_p50_ms: number; p50_overhead_ms: number; peers_overhead_ms: Record<string, number>; where_ms: Record<string, number> }> {
+  const peerNames = Object.keys(peers);
   const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })] as const;
+  const peerAgents = peerNames.map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
   try {
-    for (let i = 0; i < 20; i++) await Promise.all([timedPost(agents[0], direct, body, {}), timedPost(agents[1], through, body, auth)]);
+    const peerPosts = () => peerNames.map((name, j) => timedPost(peerAgents[j]!, peers[name]!, body, {}));
+    for (let i = 0; i < 20; i++) await Promise.all([timedPost(agents[0], direct, body, {}), timedPost(agents[1], through, body, auth), ...peerPosts()]);
     const d: Answer[] = [];
     const g: Answer[] = [];
+    const p: Answer[][] = peerNames.map(() => []);
     for (let i = 0; i < n; i++) {
       d.push(await timedPost(agents[0], direct, body, {}));
       g.push(await timedPost(agents[1], through, body, auth));
+      for (let j = 0; j < peerNames.length; j++) p[j]!.push(await timedPost(peerAgents[j]!, peers[peerNames[j]!]!, body, {}));
     }
     const ms = (x: number) => round(x, 2);
     const perPair = (f: (gw: Answer, dr: Answer) => number) => ms(median(g.map((x, i) => f(x, d[i]!))));
@@ -104,6 +120,7 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
       direct_p50_ms: ms(median(d.map((x) => x.ms))),
       gateway_p50_ms: ms(median(g.map((x) => x.ms))),
       p50_overhead_ms: perPair((gw, dr) => gw.ms - dr.ms),
+      peers_overhead_ms: Object.fromEntries(peerNames.map((name, j) => [name, ms(median(p[j]!.map((x, i) => x.ms - d[i]!.ms)))])),
       where_ms: {
         ...Object.fromEntries(Object.entries(GATEWAY_PARTS).map(([name, part]) => [name, perPair(part)])),
         relay_path_less_direct_path: perPair((gw, dr) => timingOf(gw, 'enclave') - timingOf(gw, 'infer') - (dr.ms - timingOf(dr, 'infer'))),
@@ -111,7 +128,7 @@ async function sequentialPaired(direct: URL, through: URL, body: string, auth: R
       },
     };
   } finally {
-    for (const a of agents) a.destroy();
+    for (const a of [...agents, ...peerAgents]) a.destroy();
   }
 }
 
@@ -196,20 +213,20 @@ async function fixedRate(url: URL, body: string, headers: Record<string, string>
   return { p50: ms(median(latencies)), p99: ms(quantile(latencies, 0.99)), requests: latencies.length, errors, answers };
 }
 
-type Side = 'direct' | 'gateway';
+type Side = 'direct' | 'gateway' | 'floor';
 
 /**
- * ROUNDS rounds of one slice per side, the side that goes first alternating by round, the enclave
+ * ROUNDS rounds of one slice per side, the order of the sides reversed every other round, the enclave
  * drained before each slice. This machine's speed halves for seconds to minutes at a time under
  * sustained load (a shared VM), more than the gateway costs: alternating short slices land drift on
  * both sides alike. Requests the load generator abandoned at the end of a slice would otherwise
  * still be queued at the enclave and slow down the next slice, whichever side it measures.
  */
-async function alternating<T>(enclaveUrl: string, label: string, run: (side: Side) => Promise<T>): Promise<Record<Side, T[]>> {
-  const out: Record<Side, T[]> = { direct: [], gateway: [] };
+async function alternating<S extends Side, T>(enclaveUrl: string, label: string, sides: readonly S[], run: (side: S) => Promise<T>): Promise<Record<S, T[]>> {
+  const out = Object.fromEntries(sides.map((side) => [side, [] as T[]])) as Record<S, T[]>;
   for (let r = 0; r < ROUNDS; r++) {
     log(`${label}: round ${r + 1}/${ROUNDS} ...`);
-    for (const side of r % 2 === 0 ? (['direct', 'gateway'] as const) : (['gateway', 'direct'] as const)) {
+    for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
       await drained(enclaveUrl);
       out[side].push(await run(side));
     }
@@ -271,21 +288,26 @@ async function main(): Promise<void> {
     const configFile = join(dir, 'gateway.json');
     writeFileSync(configFile, JSON.stringify(config));
     const gateway = await startChildService('gateway', [RUN_TS, join(REPO_ROOT, 'gateway', 'main.ts'), '--config', configFile], { onLog: quiet, readyTimeoutMs: 60_000 });
+    // The floor: bare relays in the gateway's place (bare-relay.ts), one appending durably to `dir`.
+    const relayArgs = [RUN_TS, join(REPO_ROOT, 'test', 'bench', 'bare-relay.ts'), '--enclave', enclave.url];
+    const relays = await Promise.all([startChildService('bare relay', relayArgs, { onLog: log }), startChildService('durable bare relay', [...relayArgs, '--append', dir], { onLog: log })]);
+    const [bareRelay, durableRelay] = relays;
     try {
       const auth = { authorization: `Bearer ${apiKey}` };
       const cases = [
         { name: DEMO_MODEL, body: JSON.stringify(demoRequest()) },
         { name: 'affine', body: JSON.stringify(affineRequest()) },
       ];
-      const url = (side: Side, path: string): URL => new URL(`${side === 'direct' ? enclave.url : gateway.url}${path}`);
-      const headers = (side: Side): Record<string, string> => (side === 'direct' ? {} : auth);
+      const base: Record<Side, string> = { direct: enclave.url, gateway: gateway.url, floor: durableRelay.url };
+      const url = (side: Side, path: string): URL => new URL(`${base[side]}${path}`);
+      const headers = (side: Side): Record<string, string> => (side === 'gateway' ? auth : {});
       const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; pairedRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; inFlightDirect: number; inFlightGateway: number }> = {};
       for (const c of cases) {
         const path = `/v2/models/${c.name}/infer`;
         log(`${c.name}: warm-up ...`);
         await load(`${enclave.url}${path}`, c.body, {}, 4, 2);
         await load(`${gateway.url}${path}`, c.body, auth, 4, 2);
-        const runs = await alternating(enclave.url, `${c.name}: ${CONNECTIONS} connections, ${SLICE} s per side`, async (side) => {
+        const runs = await alternating(enclave.url, `${c.name}: ${CONNECTIONS} connections, ${SLICE} s per side`, ['direct', 'gateway'], async (side) => {
           const sampled = sampleInFlight(enclave.url);
           const run = await load(url(side, path).href, c.body, headers(side), CONNECTIONS, SLICE);
           return { run, inFlight: sampled() };
@@ -294,7 +316,10 @@ async function main(): Promise<void> {
         const directRuns = runs.direct.map((x) => x.run);
         const gatewayRuns = runs.gateway.map((x) => x.run);
         log(`${c.name}: one connection, ${SEQUENTIAL} requests per side, alternating ...`);
-        const sequential = await sequentialPaired(url('direct', path), url('gateway', path), c.body, auth, SEQUENTIAL);
+        const sequential = await sequentialPaired(url('direct', path), url('gateway', path), c.body, auth, SEQUENTIAL, {
+          bare_relay: new URL(`${bareRelay.url}${path}`),
+          durable_bare_relay: new URL(`${durableRelay.url}${path}`),
+        });
         const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length), 1);
         // Each round's two slices are seconds apart; the median of their ratios is what the machine's
         // slow phases (which can start or end within any slice) disturb least.
@@ -318,7 +343,7 @@ async function main(): Promise<void> {
       // model's rate is beyond a timer-driven sender).
       const rate = Math.max(1, Math.round(median(real.directRuns.map((r) => r.rps)) / 2));
       const demoPath = `/v2/models/${DEMO_MODEL}/infer`;
-      const fixed = await alternating(enclave.url, `${DEMO_MODEL}: fixed load ${rate}/s, ${SLICE} s per side`, (side) =>
+      const fixed = await alternating(enclave.url, `${DEMO_MODEL}: fixed load ${rate}/s, ${SLICE} s per side`, ['direct', 'gateway', 'floor'], (side) =>
         fixedRate(url(side, demoPath), cases[0]!.body, headers(side), rate, SLICE, CONNECTIONS),
       );
       const ratio = (a: number, b: number) => round(a / b, 3);
@@ -332,7 +357,13 @@ async function main(): Promise<void> {
         errors: [...fixed.direct, ...fixed.gateway].reduce((n, r) => n + r.errors, 0),
         p50_overhead_paired_ms: round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)), 2),
         where_ms: whereAtLoad(fixed.direct.flatMap((r) => r.answers), fixed.gateway.flatMap((r) => r.answers)),
+        floor_p50_ms: sliceMedian(fixed.floor, 'p50'),
+        floor_errors: fixed.floor.reduce((n, r) => n + r.errors, 0),
+        floor_p50_overhead_paired_ms: round(median(fixed.floor.map((f, i) => f.p50 - fixed.direct[i]!.p50)), 2),
+        gateway_over_floor_paired_ms: round(median(fixed.gateway.map((g, i) => g.p50 - fixed.floor[i]!.p50)), 2),
       };
+      const p50Overhead = round(atLoad.gateway_p50_ms - atLoad.direct_p50_ms, 2);
+      const floorOverhead = round(atLoad.floor_p50_ms - atLoad.direct_p50_ms, 2);
       report({
         model: DEMO_MODEL,
         connections: CONNECTIONS,
@@ -352,7 +383,25 @@ async function main(): Promise<void> {
         errors: real.direct.errors + real.gateway.errors + atLoad.errors,
         gateway_vs_direct: round(real.pairedRatio, 3),
         gateway_vs_direct_of_totals: ratio(real.gateway.rps, real.direct.rps),
-        p50_overhead_ms: round(atLoad.gateway_p50_ms - atLoad.direct_p50_ms, 2),
+        p50_overhead_ms: p50Overhead,
+        // What one more process on the path costs here whatever it does: a bare relay (one HTTP hop,
+        // and a durable O_DSYNC append of each answer before it), in the same run. The gateway's
+        // overhead over the floor's is what the gateway's own work adds.
+        floor: {
+          relay: 'test/bench/bare-relay.ts: node:http, keep-alive to the enclave, O_DSYNC append of each answer before answering',
+          p50_ms: atLoad.floor_p50_ms,
+          p50_overhead_ms: floorOverhead,
+          gateway_p50_overhead_over_floor_ms: round(p50Overhead - floorOverhead, 2),
+          // Medians over rounds of the differences between slices of one round (the machine's speed
+          // can change between rounds, which the medians of slices above do not see).
+          paired: { floor_p50_overhead_ms: atLoad.floor_p50_overhead_paired_ms, gateway_p50_overhead_ms: atLoad.p50_overhead_paired_ms, gateway_over_floor_ms: atLoad.gateway_over_floor_paired_ms },
+          errors: atLoad.floor_errors,
+          one_connection_overhead_ms: {
+            bare_relay: real.sequential.peers_overhead_ms.bare_relay,
+            durable_bare_relay: real.sequential.peers_overhead_ms.durable_bare_relay,
+            gateway: real.sequential.p50_overhead_ms,
+          },
+        },
         at_fixed_load: {
           rate_per_s: rate,
           direct_p99_ms: atLoad.direct_p99_ms,
@@ -360,7 +409,7 @@ async function main(): Promise<void> {
           errors: atLoad.errors,
           p50_overhead_paired_ms: atLoad.p50_overhead_paired_ms,
           where_ms: atLoad.where_ms,
-          per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50) },
+          per_slice_p50_ms: { direct: fixed.direct.map((r) => r.p50), gateway: fixed.gateway.map((r) => r.p50), floor: fixed.floor.map((r) => r.p50) },
         },
         saturated: { direct_p50_ms: real.direct.p50, gateway_p50_ms: real.gateway.p50, gateway_p99_ms: real.gateway.p99, p50_overhead_ms: real.gateway.p50 - real.direct.p50 },
         one_connection: real.sequential,
@@ -380,7 +429,7 @@ async function main(): Promise<void> {
         goals: { gateway_vs_direct: '>= 0.9', p50_overhead_ms: '<= 1', errors: 0 },
       });
     } finally {
-      await gateway.stop();
+      await Promise.all([gateway.stop(), ...relays.map((r) => r.stop())]);
     }
   } finally {
     await enclave.stop();

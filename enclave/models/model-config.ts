@@ -29,7 +29,19 @@ export interface ModelConfig extends ModelFileConfig {
    * decrypts it in memory after KMS releases its data key; `sha256` is still the plaintext's.
    */
   sealed?: { path: string };
+  /**
+   * Sessions of the model that run requests at the same time, each in its own worker thread
+   * (default 1; at most MAX_INSTANCES). Memory grows with each: one copy of the weights per session.
+   */
+  instances?: number;
+  /** onnxruntime's intra-op threads per session (default: onnxruntime's, one per core; at most MAX_THREADS). */
+  threads?: number;
 }
+
+/** The most instances (worker threads, each with its own session) one model may have. */
+export const MAX_INSTANCES = 16;
+/** The most intra-op threads a model config may ask for per session. */
+export const MAX_THREADS = 256;
 
 /** Model names and versions. */
 /** A model name or version, unanchored: for patterns that embed one (routes, NAME@VERSION). */
@@ -68,6 +80,12 @@ export function parseModelConfig(value: unknown): ModelConfig {
     const sealedPath = typeof sealed === 'object' && sealed !== null ? (sealed as Record<string, unknown>)['path'] : undefined;
     if (typeof sealedPath !== 'string' || sealedPath.length === 0) throw bad(`${name}.sealed.path must be a non-empty string`);
     config.sealed = { path: sealedPath };
+  }
+  for (const [key, max] of [['instances', MAX_INSTANCES], ['threads', MAX_THREADS]] as const) {
+    const n = entry[key];
+    if (n === undefined) continue;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > max) throw bad(`${name}.${key} must be an integer from 1 to ${max}`);
+    config[key] = n;
   }
   return config;
 }

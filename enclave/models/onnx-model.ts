@@ -38,13 +38,14 @@ export function checkFileDigest(file: ModelFileConfig, bytes: Uint8Array, what: 
 }
 
 /**
- * Creates an onnxruntime session of `graph` (the model file, whose digest the caller checked, or a
- * graph made from it), with the model's pre-processing in its worker if it has one
- * (MODEL_LOAD_FAILED).
+ * Creates the onnxruntime sessions of `graph` (the model file, whose digest the caller checked, or
+ * a graph made from it): `config.instances` workers with `config.threads` intra-op threads each,
+ * and the model's pre-processing in each worker if it has one (MODEL_LOAD_FAILED).
  */
 export async function createOnnxSession(config: ModelConfig, graph: Uint8Array, prepare?: WorkerPrepare): Promise<ModelSession> {
+  const options = config.threads === undefined ? SESSION_OPTIONS : { ...SESSION_OPTIONS, intraOpNumThreads: config.threads };
   try {
-    return await ModelSession.create(graph, SESSION_OPTIONS, prepare);
+    return await ModelSession.create(graph, options, prepare, config.instances);
   } catch (err) {
     throw new TeegateError('MODEL_LOAD_FAILED', `model ${config.name}@${config.version}: onnxruntime could not load it: ${String(err)}`, { cause: err });
   }

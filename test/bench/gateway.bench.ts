@@ -9,6 +9,7 @@
  * Latency (the p50/p99 fields): the same 64 connections at a fixed offered load of half the direct
  * side's saturated rate, open loop, alternating slices; the saturated (closed-loop) percentiles, which
  * are the queue's length over the throughput, are reported under `saturated`.
+ * BENCH_INSTANCES and BENCH_THREADS tune the real model's sessions (default: one, on onnxruntime's threads).
  * Also reported: one connection at a time, direct and gateway requests alternating (the gateway's
  * own latency per request, free of queueing, to 0.01 ms, and where it goes, from Server-Timing),
  * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
@@ -263,7 +264,14 @@ function sampleInFlight(enclaveUrl: string): () => number {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'teegate-bench-gateway-'));
-  const models = [...defaultModelConfigs(), ...tinyModelConfigs(dir)];
+  // BENCH_INSTANCES and BENCH_THREADS set the real model's `instances` and `threads` (docs/enclave-api.md).
+  const tuning = Object.fromEntries(
+    (['instances', 'threads'] as const).flatMap((key) => {
+      const value = process.env[`BENCH_${key.toUpperCase()}`];
+      return value === undefined ? [] : [[key, Number(value)]];
+    }),
+  );
+  const models = [...defaultModelConfigs().map((c) => ({ ...c, ...tuning })), ...tinyModelConfigs(dir)];
   const modelsFile = join(dir, 'models.json');
   writeFileSync(modelsFile, JSON.stringify(models));
   const quiet = () => undefined;
@@ -366,6 +374,7 @@ async function main(): Promise<void> {
       const floorOverhead = round(atLoad.floor_p50_ms - atLoad.direct_p50_ms, 2);
       report({
         model: DEMO_MODEL,
+        model_tuning: tuning,
         connections: CONNECTIONS,
         seconds_per_side: SLICE * ROUNDS,
         slices_per_side: ROUNDS,

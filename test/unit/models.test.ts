@@ -7,13 +7,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { Tensor } from 'onnxruntime-node';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { ModelSession } from '../../enclave/models/model-session';
 import { checkInputs } from '../../enclave/models/input-check';
 import type { ServedModel } from '../../enclave/models/served-model';
 import { toBase64 } from '../../attestation/bytes';
 import { type ErrorCode } from '../../attestation/errors';
-import { defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
+import { MAX_INSTANCES, MAX_THREADS, defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
 import { inferWith } from '../support/models';
 import { PNG_SIGNATURE, pngChunk } from '../support/png';
 import { ModelRegistry } from '../../enclave/models/model-registry';
@@ -33,6 +33,9 @@ const SESSION_PROTOTYPE = ModelSession.prototype;
 /** What the enclave service does with one model (inferWith, without the registry): check the untrusted inputs, then run. */
 const inferOn = async (model: ServedModel, inputs: unknown) => model.run(checkInputs(model.inputs, inputs));
 const spyOnRun = (): jest.SpyInstance => jest.spyOn(SESSION_PROTOTYPE, 'run');
+
+/** A session's worker threads, in the order they were started (for the tests that kill one). */
+const workersOf = (session: ModelSession): Worker[] => (session as unknown as { instances: { worker: Worker }[] }).instances.map((i) => i.worker);
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -267,9 +270,67 @@ describe('tiny ONNX models', () => {
     const session = await ModelSession.create(affineModel(), {});
     const x = () => ({ x: new Tensor('float32', Float32Array.from([1, 2, 3, 4]), [1, 4]) });
     expect((await session.run(x())).y!.dims).toEqual([1, 4]);
-    await (session as unknown as { worker: Worker }).worker.terminate(); // as an out-of-memory kill would
+    await workersOf(session)[0]!.terminate(); // as an out-of-memory kill would
     expect(await codeOf(session.run(x()))).toBe('MODEL_RUN_FAILED');
     await session.release();
+  });
+
+  describe('with several instances', () => {
+    const x = (v: number) => ({ x: new Tensor('float32', Float32Array.from([v, v, v, v]), [1, 4]) });
+    const y = (out: Record<string, Tensor>) => Array.from(out.y!.data as Float32Array);
+    // The affine model: y = 2x + 1.
+    const expected = (v: number) => Array<number>(4).fill(2 * v + 1);
+
+    it('keeps one request at a time on the first instance, and spreads requests in flight', async () => {
+      const session = await ModelSession.create(affineModel(), {}, undefined, 3);
+      try {
+        for (let i = 0; i < 4; i++) expect(y(await session.run(x(i)))).toEqual(expected(i));
+        expect(session.instanceRuns).toEqual([4, 0, 0]);
+        const outs = await Promise.all([1, 2, 3, 4, 5, 6].map((v) => session.run(x(v))));
+        outs.forEach((out, i) => expect(y(out)).toEqual(expected(i + 1)));
+        expect(session.instanceRuns).toEqual([6, 2, 2]);
+        expect(session.runs).toBe(10);
+      } finally {
+        await session.release();
+      }
+    });
+
+    it('passes over a worker that died, and fails with MODEL_RUN_FAILED once none is left', async () => {
+      const session = await ModelSession.create(affineModel(), {}, undefined, 2);
+      const [first, second] = workersOf(session);
+      await first!.terminate();
+      expect(y(await session.run(x(1)))).toEqual(expected(1));
+      expect(session.instanceRuns).toEqual([0, 1]);
+      await second!.terminate();
+      expect(await codeOf(session.run(x(1)))).toBe('MODEL_RUN_FAILED');
+      await session.release();
+    });
+
+    it('refuses a count out of range, and rejects with the reason when the workers cannot load the model', async () => {
+      await expect(ModelSession.create(affineModel(), {}, undefined, 0)).rejects.toThrow(RangeError);
+      await expect(ModelSession.create(affineModel(), {}, undefined, MAX_INSTANCES + 1)).rejects.toThrow(RangeError);
+      const started = jest.spyOn(Worker.prototype, 'terminate');
+      const missing = { module: require.resolve('../../enclave/models/testing/affine-prepare'), export: 'nope' };
+      await expect(ModelSession.create(affineModel(), {}, missing, 2)).rejects.toThrow(/has no function nope/);
+      expect(started).toHaveBeenCalledTimes(2); // none is left running
+      started.mockRestore();
+    });
+
+    it("loads a configured model with its instances and threads (onnxruntime's intraOpNumThreads)", async () => {
+      const create = jest.spyOn(ModelSession, 'create');
+      const model = await OnnxModel.load({ ...tinyConfig('affine', affineModel()), instances: 2, threads: 1 }, affineModel());
+      try {
+        expect(create).toHaveBeenCalledTimes(1);
+        const [, options, , instances] = create.mock.calls[0]!;
+        expect(options).toMatchObject({ intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
+        expect(instances).toBe(2);
+        const outs = await Promise.all([1, 2].map((v) => inferOn(model, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [v, v, v, v] }])));
+        outs.forEach((out, i) => expect(out[0]!.data).toEqual(expected(i + 1)));
+      } finally {
+        create.mockRestore();
+        await model.close();
+      }
+    });
   });
 
   it('returns only the outputs asked for, and MODEL_RUN_FAILED for a name the model does not have', async () => {
@@ -317,8 +378,21 @@ describe('model configuration', () => {
     ['a short digest', { ...base, sha256: 'a'.repeat(63) }],
     ['an ocr-line model without dictionary', { ...base, kind: 'ocr-line' }],
     ['a dictionary on an onnx model', { ...base, dictionary: { path: 'd', sha256: 'a'.repeat(64) } }],
+    ['no instance', { ...base, instances: 0 }],
+    ['too many instances', { ...base, instances: MAX_INSTANCES + 1 }],
+    ['a fraction of an instance', { ...base, instances: 1.5 }],
+    ['instances as a string', { ...base, instances: '2' }],
+    ['no thread', { ...base, threads: 0 }],
+    ['too many threads', { ...base, threads: MAX_THREADS + 1 }],
+    ['threads as null', { ...base, threads: null }],
   ])('rejects %s with MODEL_LOAD_FAILED', (_label, value) => {
     expect(codeOfSync(() => parseModelConfig(value))).toBe('MODEL_LOAD_FAILED');
+  });
+
+  it('keeps instances and threads within range, and leaves them out when not given', () => {
+    expect(parseModelConfig({ ...base, instances: MAX_INSTANCES, threads: 1 })).toMatchObject({ instances: MAX_INSTANCES, threads: 1 });
+    const plain = parseModelConfig(base);
+    expect('instances' in plain || 'threads' in plain).toBe(false);
   });
 });
 
@@ -569,5 +643,19 @@ describe('PP-OCRv4 line recognition (shipped model)', () => {
     const [config] = defaultModelConfigs();
     const tampered = { ...config!, dictionary: { ...config!.dictionary!, sha256: 'b'.repeat(64) } };
     expect(await codeOf(ModelRegistry.load([tampered]))).toBe('MODEL_DIGEST_MISMATCH');
+  });
+
+  it('reads the demo exactly on every instance of a model configured with two, one thread each', async () => {
+    const [config] = defaultModelConfigs();
+    const two = await ModelRegistry.load([{ ...config!, instances: 2, threads: 1 }]);
+    const spy = jest.spyOn(SESSION_PROTOTYPE, 'runPrepared');
+    try {
+      const outs = await Promise.all([1, 2, 3, 4].map(() => inferWith(two, 'ppocr-v4-rec', imageRequest(DEMO_PNG))));
+      for (const { outputs } of outs) expect(outputs[0]!.data).toEqual([DEMO_TEXT]);
+      expect((spy.mock.contexts[0] as ModelSession).instanceRuns).toEqual([2, 2]);
+    } finally {
+      spy.mockRestore();
+      await two.close();
+    }
   });
 });

@@ -75,6 +75,7 @@ export const ERROR_REGISTRY = {
   MODEL_DIGEST_MISMATCH: { status: 500, action: 'stop' },
   MODEL_LOAD_FAILED: { status: 500, action: 'fix' },
   MODEL_RUN_FAILED: { status: 400, action: 'fix' },
+  MODEL_OUTPUT_UNREPRESENTABLE: { status: 422, action: 'fix' },
   // KMS key release: CMS EnvelopedData (CiphertextForRecipient)
   CMS_MALFORMED: { status: 400, action: 'stop' },
   CMS_UNSUPPORTED: { status: 400, action: 'stop' },

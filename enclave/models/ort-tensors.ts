@@ -56,7 +56,7 @@ export function float16Value(bits: number): number {
 }
 
 function notJson(name: string, what: string): TeegateError {
-  return new TeegateError('INTERNAL', `model output "${name}" holds ${what}, which JSON cannot carry`);
+  return new TeegateError('MODEL_OUTPUT_UNREPRESENTABLE', `model output "${name}" holds ${what}, which JSON cannot carry`);
 }
 
 /** An OIP tensor (flat data) from a model output; non-finite floats and int64 beyond 2^53 are refused. */

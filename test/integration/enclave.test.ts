@@ -126,6 +126,15 @@ describe('plain inference with the real model', () => {
     expect((await post('/v2/models/affine/infer', '{}', 'text/plain')).status).toBe(415);
     expect(JSON.parse((await post('/v2/models/missing/infer', '{}')).text)).toMatchObject({ code: 'MODEL_NOT_FOUND' });
   });
+  it('answers an output JSON cannot carry with 422 MODEL_OUTPUT_UNREPRESENTABLE, and signs no receipt for it', async () => {
+    const seqOf = async (): Promise<number> => (JSON.parse((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).text) as { parameters: { seq: number } }).parameters.seq;
+    const before = await seqOf();
+    const res = await post('/v2/models/affine/infer', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [3e38, 0, 0, 0] }] }));
+    expect(res.status).toBe(422);
+    expect(JSON.parse(res.text)).toEqual({ code: 'MODEL_OUTPUT_UNREPRESENTABLE', message: 'model output "y" holds Infinity, which JSON cannot carry' });
+    expect(res.headers.get('teegate-receipt')).toBeNull();
+    expect(await seqOf()).toBe(before + 1); // no number was spent on the refused answer
+  });
 });
 
 describe('sealed inference', () => {

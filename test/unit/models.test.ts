@@ -181,14 +181,14 @@ describe('tiny ONNX models', () => {
     }
   });
 
-  it('refuses outputs JSON cannot carry exactly (INT64 beyond 2^53, a float that overflowed): INTERNAL, naming the output', async () => {
+  it('refuses outputs JSON cannot carry exactly (INT64 beyond 2^53, a float that overflowed): MODEL_OUTPUT_UNREPRESENTABLE, naming the output', async () => {
     const beyond = inferOn(add, [
       { name: 'a', datatype: 'INT64', shape: [1], data: [Number.MAX_SAFE_INTEGER] },
       { name: 'b', datatype: 'INT64', shape: [1], data: [2] },
     ]);
-    await expect(beyond).rejects.toMatchObject({ code: 'INTERNAL', message: 'model output "sum" holds 9007199254740993, which JSON cannot carry' });
+    await expect(beyond).rejects.toMatchObject({ code: 'MODEL_OUTPUT_UNREPRESENTABLE', message: 'model output "sum" holds 9007199254740993, which JSON cannot carry' });
     const overflow = inferOn(affine, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [3e38, 0, 0, 0] }]);
-    await expect(overflow).rejects.toMatchObject({ code: 'INTERNAL', message: 'model output "y" holds Infinity, which JSON cannot carry' });
+    await expect(overflow).rejects.toMatchObject({ code: 'MODEL_OUTPUT_UNREPRESENTABLE', message: 'model output "y" holds Infinity, which JSON cannot carry' });
   });
 
   const x = (over: object = {}): object => ({ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4], ...over });

@@ -46,6 +46,10 @@ export interface NodeSpec {
   intAttributes?: Record<string, number>;
   /** Integer-list attributes (e.g. ReduceMax `axes` before opset 18). */
   intsAttributes?: Record<string, readonly number[]>;
+  /** Float attributes (e.g. HardSigmoid `alpha`, Clip `min` before opset 11), stored as float32. */
+  floatAttributes?: Record<string, number>;
+  /** Tensor attributes (a Constant node's `value`). */
+  tensorAttributes?: Record<string, InitializerSpec>;
 }
 
 /** A constant FP32 or INT64 initializer stored as raw little-endian data. */
@@ -58,7 +62,7 @@ export interface InitializerSpec {
 
 // --- writer: varint (type 0) and length-delimited (type 2) fields ---
 
-function varint(value: number | bigint): number[] {
+export function varint(value: number | bigint): number[] {
   let v = BigInt.asUintN(64, BigInt(value)); // negative int64 is ten bytes of two's complement
   const out: number[] = [];
   do {
@@ -87,7 +91,9 @@ export function message(...fields: number[][]): number[] {
 }
 
 /** AttributeProto.AttributeType values used here. */
+const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
+const ATTRIBUTE_TENSOR = 4;
 const ATTRIBUTE_INTS = 7;
 
 function dimension(dim: number | string): number[] {
@@ -109,6 +115,14 @@ export function encodeNode(spec: NodeSpec, index: number): number[] {
   const lists = Object.entries(spec.intsAttributes ?? {}).map(([name, values]) =>
     bytesField(5, message(stringField(1, name), ...values.map((v) => intField(8, v)), intField(20, ATTRIBUTE_INTS))),
   );
+  const floats = Object.entries(spec.floatAttributes ?? {}).map(([name, value]) => {
+    const f = new Uint8Array(4);
+    new DataView(f.buffer).setFloat32(0, value, true);
+    return bytesField(5, message(stringField(1, name), [...varint((2 << 3) | 5), ...f], intField(20, ATTRIBUTE_FLOAT)));
+  });
+  const tensors = Object.entries(spec.tensorAttributes ?? {}).map(([name, tensor]) =>
+    bytesField(5, message(stringField(1, name), bytesField(5, encodeInitializer(tensor)), intField(20, ATTRIBUTE_TENSOR))),
+  );
   return message(
     ...spec.inputs.map((name) => stringField(1, name)),
     ...spec.outputs.map((name) => stringField(2, name)),
@@ -116,6 +130,8 @@ export function encodeNode(spec: NodeSpec, index: number): number[] {
     stringField(4, spec.opType),
     ...ints,
     ...lists,
+    ...floats,
+    ...tensors,
   );
 }
 
@@ -254,7 +270,10 @@ export function withLastAxisBest(model: Uint8Array, axis: number, what: string):
   const graph = graphs[0]!;
   const outputs = protoFields(graph.bytes!, what)
     .filter((f) => f.field === GRAPH_OUTPUT)
-    .map((f) => utf8Field(protoFields(f.bytes!, what).find((x) => x.field === 1), what));
+    .map((f) => {
+      if (f.bytes === undefined) throw malformed(what, `a graph output at byte ${f.start} is not a message`);
+      return utf8Field(protoFields(f.bytes, what).find((x) => x.field === 1), what);
+    });
   const output = outputs[0];
   if (outputs.length !== 1 || output === undefined || output === '') {
     throw new TeegateError('MODEL_LOAD_FAILED', `${what}: a reduction needs exactly one graph output, the model has ${outputs.length}`);

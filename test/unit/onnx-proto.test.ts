@@ -13,6 +13,7 @@ import { ModelRegistry } from '../../enclave/models/model-registry';
 import { ModelSession } from '../../enclave/models/model-session';
 import { OCR_INPUT_HEIGHT, preprocessLineImage } from '../../enclave/models/ocr-preprocess';
 import { SESSION_OPTIONS } from '../../enclave/models/onnx-model';
+import { fuseHardSwish } from '../../enclave/models/onnx-fuse';
 import { bytesField, defaultOpsetVersion, intField, message, protoFields, stringField, withLastAxisBest } from '../../enclave/models/onnx-proto';
 import { decodePng } from '../../enclave/models/png';
 import { affineModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
@@ -90,6 +91,7 @@ describe('withLastAxisBest', () => {
     ['two graphs', Uint8Array.from(message(graphOf([output('y')]), graphOf([output('y')]), opset('', 13)))],
     ['a graph with two outputs', notAndEchoModel()],
     ['a graph with no output', Uint8Array.from(message(graphOf([]), opset('', 13)))],
+    ['a graph output that is a number, not a message', Uint8Array.from(message(graphOf([intField(12, 1)]), opset('', 13)))],
     ['no default operator set', Uint8Array.from(message(graphOf([output('y')]), opset('com.microsoft', 1)))],
     ['the default operator set twice', Uint8Array.from(message(graphOf([output('y')]), opset('', 13), opset('ai.onnx', 13)))],
     ['an output name that is not UTF-8', Uint8Array.from(message(bytesField(7, bytesField(12, bytesField(1, [0xff]))), opset('', 13)))],
@@ -104,28 +106,37 @@ describe('withLastAxisBest', () => {
   });
 });
 
-describe('the OCR model with the appended reduction', () => {
-  it('answers exactly what greedy CTC over the full scores of the unmodified model gives', async () => {
+describe('the OCR model as the enclave runs it (hard-swish fused, reduction appended)', () => {
+  it('answers exactly what greedy CTC over the full scores of its graph gives, and what the unmodified model reads', async () => {
     const [config] = defaultModelConfigs();
     const request = demoRequest();
     const png = Buffer.from(request.inputs[0]!.data[0]!, 'base64');
     const registry = await ModelRegistry.load([config!]);
-    const reference = await ModelSession.create(readFileSync(config!.path), SESSION_OPTIONS);
+    const shipped = readFileSync(config!.path);
+    const unmodified = await ModelSession.create(shipped, SESSION_OPTIONS);
+    const fused = await ModelSession.create(fuseHardSwish(shipped, 'ocr').model, SESSION_OPTIONS);
     try {
       const input = preprocessLineImage(decodePng(png));
-      const scores = (await reference.run({ [reference.inputNames[0]!]: new Tensor('float32', input.data, [1, 3, OCR_INPUT_HEIGHT, input.width]) }))[reference.outputNames[0]!]!;
-      const classes = scores.dims[2]!;
-      const best = referenceBest(scores.data as Float32Array, classes);
       const charset = parseOcrDictionary(readFileSync(config!.dictionary!.path));
-      const expected = ctcGreedyDecode({ indices: BigInt64Array.from(best.indices, BigInt), values: Float32Array.from(best.values) }, charset);
+      const decode = async (session: ModelSession) => {
+        const scores = (await session.run({ [session.inputNames[0]!]: new Tensor('float32', input.data.slice(), [1, 3, OCR_INPUT_HEIGHT, input.width]) }))[session.outputNames[0]!]!;
+        const best = referenceBest(scores.data as Float32Array, scores.dims[2]!);
+        return ctcGreedyDecode({ indices: BigInt64Array.from(best.indices, BigInt), values: Float32Array.from(best.values) }, charset);
+      };
+      const expected = await decode(fused);
       const answer = await inferWith(registry, config!.name, request.inputs);
       expect(answer.outputs).toEqual([
         { name: 'text', datatype: 'BYTES', shape: [1], data: [expected.text] },
         { name: 'confidence', datatype: 'FP32', shape: [1], data: [Math.fround(expected.confidence)] },
       ]);
       expect(expected.text).toBe(DEMO_TEXT);
+      // The unmodified model reads the same text; the fusion moves the confidence by rounding only.
+      const original = await decode(unmodified);
+      expect(original.text).toBe(DEMO_TEXT);
+      expect(Math.abs(original.confidence - expected.confidence)).toBeLessThan(1e-5);
     } finally {
-      await reference.release();
+      await unmodified.release();
+      await fused.release();
       await registry.close();
     }
   });

@@ -20,15 +20,24 @@
  * Reads the model with onnx-proto.ts's strict reader; every field it does not rewrite is copied as
  * it was. Untrusted bytes are refused with MODEL_LOAD_FAILED, as there.
  */
-import { concatBytes, fromUtf8 } from '../../attestation/bytes';
-import { TeegateError } from '../../attestation/errors';
-import { ONNX_ELEMENT_TYPE, bytesField, defaultOpsetVersion, encodeNode, protoFields, varint, type NodeSpec, type ProtoField } from './onnx-proto';
+import {
+  GRAPH_INITIALIZER,
+  GRAPH_NODE,
+  ONNX_ELEMENT_TYPE,
+  bytesField,
+  defaultOpsetVersion,
+  encodeNode,
+  graphOutputNames,
+  malformed,
+  modelGraph,
+  protoFields,
+  utf8Field,
+  withGraph,
+  type NodeSpec,
+  type ProtoField,
+} from './onnx-proto';
 
-/** ModelProto, GraphProto, NodeProto, AttributeProto and TensorProto field numbers (onnx.proto). */
-const MODEL_GRAPH = 7;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_OUTPUT = 12;
+/** NodeProto, AttributeProto and TensorProto field numbers (onnx.proto). */
 const NODE_INPUT = 1;
 const NODE_OUTPUT = 2;
 const NODE_OP_TYPE = 4;
@@ -46,23 +55,13 @@ const TENSOR_FLOAT_DATA = 4;
 const TENSOR_NAME = 8;
 const TENSOR_RAW_DATA = 9;
 
-function malformed(what: string, detail: string): TeegateError {
-  return new TeegateError('MODEL_LOAD_FAILED', `${what} is not a valid ONNX protobuf: ${detail}`);
-}
+/** The little-endian float32 at `offset` of `bytes`. */
+const float32At = (bytes: Uint8Array, offset: number): number => new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getFloat32(0, true);
 
-/** A string field's text (refused if it is not length-delimited or not UTF-8). */
-function text(f: ProtoField, what: string): string {
-  if (f.bytes === undefined) throw malformed(what, `field ${f.field} at byte ${f.start} is not a string`);
-  try {
-    return fromUtf8(f.bytes);
-  } catch {
-    throw malformed(what, `field ${f.field} is not UTF-8`);
-  }
-}
-
-/** The 32-bit payload of a fixed32 field of `bytes` as a float32. */
-function fixed32Float(bytes: Uint8Array, f: ProtoField): number {
-  return new DataView(bytes.buffer, bytes.byteOffset + f.end - 4, 4).getFloat32(0, true);
+/** An attribute: its message and that message's fields (a fixed32 field's value is its last 4 bytes). */
+interface Attribute {
+  readonly bytes: Uint8Array;
+  readonly fields: readonly ProtoField[];
 }
 
 interface Node {
@@ -72,19 +71,18 @@ interface Node {
   readonly domain: string;
   readonly inputs: readonly string[];
   readonly outputs: readonly string[];
-  /** Attributes by name: their fields. */
-  readonly attributes: ReadonlyMap<string, ProtoField[]>;
+  readonly attributes: ReadonlyMap<string, Attribute>;
 }
 
 function readNode(field: ProtoField, what: string): Node {
-  const fields = protoFields(field.bytes!, what);
-  const strings = (n: number) => fields.filter((f) => f.field === n).map((f) => text(f, what));
-  const attributes = new Map<string, ProtoField[]>();
+  if (field.bytes === undefined) throw malformed(what, `a graph node at byte ${field.start} is not a message`);
+  const fields = protoFields(field.bytes, what);
+  const strings = (n: number) => fields.filter((f) => f.field === n).map((f) => utf8Field(f, what));
+  const attributes = new Map<string, Attribute>();
   for (const a of fields.filter((f) => f.field === NODE_ATTRIBUTE)) {
-    if (a.bytes === undefined) throw malformed(what, 'a node attribute is not a message');
+    if (a.bytes === undefined) throw malformed(what, `a node attribute at byte ${a.start} is not a message`);
     const parts = protoFields(a.bytes, what);
-    const name = parts.find((p) => p.field === ATTRIBUTE_NAME);
-    if (name !== undefined) attributes.set(text(name, what), parts.map((p) => ({ ...p, bytes: p.bytes ?? a.bytes!.subarray(p.start, p.end) })));
+    attributes.set(utf8Field(parts.find((p) => p.field === ATTRIBUTE_NAME), what), { bytes: a.bytes, fields: parts });
   }
   return { field, opType: strings(NODE_OP_TYPE)[0] ?? '', domain: strings(NODE_DOMAIN)[0] ?? '', inputs: strings(NODE_INPUT), outputs: strings(NODE_OUTPUT), attributes };
 }
@@ -97,25 +95,19 @@ function scalarOf(tensor: Uint8Array, what: string): number | undefined {
   if (dims.some((d) => d.wireType !== 0 || d.value !== 1)) return undefined; // packed dims are not read: no match
   const raw = fields.filter((f) => f.field === TENSOR_RAW_DATA);
   const floats = fields.filter((f) => f.field === TENSOR_FLOAT_DATA);
-  const b = raw[0]?.bytes;
-  if (raw.length === 1 && floats.length === 0 && b?.length === 4) {
-    return new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true);
-  }
-  if (raw.length === 0 && floats.length === 1) {
-    const f = floats[0]!;
-    if (f.wireType === 5) return fixed32Float(tensor, f);
-    if (f.wireType === 2 && f.bytes!.length === 4) return new DataView(f.bytes!.buffer, f.bytes!.byteOffset, 4).getFloat32(0, true);
-  }
-  return undefined;
+  const [one] = [...raw, ...floats];
+  if (raw.length + floats.length !== 1 || one === undefined) return undefined;
+  if (one.wireType === 5) return float32At(tensor, one.end - 4); // float_data, one unpacked value
+  return one.bytes?.length === 4 ? float32At(one.bytes, 0) : undefined; // raw_data, or float_data packed
 }
 
 /** A float attribute's value (type FLOAT), or undefined. */
 function floatAttribute(node: Node, name: string): number | undefined {
-  const parts = node.attributes.get(name);
-  const f = parts?.find((p) => p.field === ATTRIBUTE_F && p.wireType === 5);
-  const type = parts?.find((p) => p.field === ATTRIBUTE_TYPE)?.value;
-  if (f === undefined || (type !== undefined && type !== FLOAT_ATTRIBUTE)) return undefined;
-  return new DataView(f.bytes!.buffer, f.bytes!.byteOffset + f.bytes!.length - 4, 4).getFloat32(0, true);
+  const attribute = node.attributes.get(name);
+  const f = attribute?.fields.find((p) => p.field === ATTRIBUTE_F && p.wireType === 5);
+  const type = attribute?.fields.find((p) => p.field === ATTRIBUTE_TYPE)?.value;
+  if (attribute === undefined || f === undefined || (type !== undefined && type !== FLOAT_ATTRIBUTE)) return undefined;
+  return float32At(attribute.bytes, f.end - 4);
 }
 
 /** A node as a GraphProto node field. */
@@ -129,16 +121,10 @@ export interface FusedModel {
 
 /** `model` with every hard-swish pattern (see above) rewritten; the same bytes when it has none. */
 export function fuseHardSwish(model: Uint8Array, what: string): FusedModel {
-  const top = protoFields(model, what);
-  const graphs = top.filter((f) => f.field === MODEL_GRAPH && f.bytes !== undefined);
-  if (graphs.length !== 1) throw malformed(what, `it has ${graphs.length} graphs`);
-  const graph = graphs[0]!;
+  const { top, graph } = modelGraph(model, what);
   const opset = defaultOpsetVersion(model, what, top);
-  const graphFields = protoFields(graph.bytes!, what);
-  const nodes = graphFields.filter((f) => f.field === GRAPH_NODE).map((f) => {
-    if (f.bytes === undefined) throw malformed(what, 'a graph node is not a message');
-    return readNode(f, what);
-  });
+  const graphFields = protoFields(graph.bytes, what);
+  const nodes = graphFields.filter((f) => f.field === GRAPH_NODE).map((f) => readNode(f, what));
   const defaultDomain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
 
   const producer = new Map<string, Node>();
@@ -146,15 +132,10 @@ export function fuseHardSwish(model: Uint8Array, what: string): FusedModel {
   const readers = new Map<string, number>();
   const read = (name: string, by = 1) => readers.set(name, (readers.get(name) ?? 0) + by);
   for (const n of nodes) for (const i of n.inputs) if (i !== '') read(i);
-  for (const f of graphFields.filter((x) => x.field === GRAPH_OUTPUT)) {
-    if (f.bytes === undefined) throw malformed(what, `a graph output at byte ${f.start} is not a message`);
-    const name = protoFields(f.bytes, what).find((x) => x.field === 1);
-    if (name !== undefined) read(text(name, what), Infinity); // a graph output is never rewritten away
-  }
+  for (const name of graphOutputNames(graphFields, what)) read(name, Infinity); // a graph output is never rewritten away
   const initializers = new Map<string, Uint8Array>();
   for (const f of graphFields.filter((x) => x.field === GRAPH_INITIALIZER && x.bytes !== undefined)) {
-    const name = protoFields(f.bytes!, what).find((x) => x.field === TENSOR_NAME);
-    if (name !== undefined) initializers.set(text(name, what), f.bytes!);
+    initializers.set(utf8Field(protoFields(f.bytes!, what).find((x) => x.field === TENSOR_NAME), what), f.bytes!);
   }
   /** The float scalar a tensor name holds, if it is a Constant node's or an initializer's. */
   const constant = (name: string | undefined): number | undefined => {
@@ -163,7 +144,7 @@ export function fuseHardSwish(model: Uint8Array, what: string): FusedModel {
     if (init !== undefined) return scalarOf(init, what);
     const node = producer.get(name);
     if (node?.opType !== 'Constant' || !defaultDomain(node) || node.attributes.size !== 1) return undefined;
-    const t = node.attributes.get('value')?.find((p) => p.field === ATTRIBUTE_T);
+    const t = node.attributes.get('value')?.fields.find((p) => p.field === ATTRIBUTE_T);
     return t?.bytes === undefined ? undefined : scalarOf(t.bytes, what);
   };
   const onlyReader = (name: string, op: string): Node | undefined => {
@@ -218,9 +199,7 @@ export function fuseHardSwish(model: Uint8Array, what: string): FusedModel {
     const node = nodeOf.get(f);
     if (node !== undefined && drop.has(node)) return [];
     if (node !== undefined && replace.has(node)) return [replace.get(node)!];
-    return [graph.bytes!.subarray(f.start, f.end)];
+    return [graph.bytes.subarray(f.start, f.end)];
   });
-  const body = concatBytes(...parts);
-  const header = Uint8Array.from([...varint((MODEL_GRAPH << 3) | 2), ...varint(body.length)]);
-  return { model: concatBytes(model.subarray(0, graph.start), header, body, model.subarray(graph.end)), fused };
+  return { model: withGraph(model, graph, ...parts), fused };
 }

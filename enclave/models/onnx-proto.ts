@@ -165,7 +165,7 @@ export interface ProtoField {
   readonly bytes?: Uint8Array;
 }
 
-function malformed(what: string, detail: string): TeegateError {
+export function malformed(what: string, detail: string): TeegateError {
   return new TeegateError('MODEL_LOAD_FAILED', `${what} is not a valid ONNX protobuf: ${detail}`);
 }
 
@@ -213,8 +213,10 @@ export function protoFields(bytes: Uint8Array, what: string): ProtoField[] {
   return fields;
 }
 
-function utf8Field(f: ProtoField | undefined, what: string): string {
-  if (f?.bytes === undefined) return '';
+/** A string field's text: '' when the field is absent; refused when it is not length-delimited or not UTF-8. */
+export function utf8Field(f: ProtoField | undefined, what: string): string {
+  if (f === undefined) return '';
+  if (f.bytes === undefined) throw malformed(what, `field ${f.field} at byte ${f.start} is not a string`);
   try {
     return fromUtf8(f.bytes);
   } catch {
@@ -224,12 +226,37 @@ function utf8Field(f: ProtoField | undefined, what: string): string {
 
 // --- a reduction appended to a model's graph ---
 
-/** ModelProto and GraphProto field numbers used here (onnx.proto). */
-const MODEL_GRAPH = 7;
+/** ModelProto and GraphProto field numbers (onnx.proto). */
+export const MODEL_GRAPH = 7;
 const MODEL_OPSET_IMPORT = 8;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_OUTPUT = 12;
+export const GRAPH_NODE = 1;
+export const GRAPH_INITIALIZER = 5;
+export const GRAPH_OUTPUT = 12;
+
+/** The model's fields and its one graph field (MODEL_LOAD_FAILED unless there is exactly one). */
+export function modelGraph(model: Uint8Array, what: string): { top: ProtoField[]; graph: ProtoField & { bytes: Uint8Array } } {
+  const top = protoFields(model, what);
+  const graphs = top.filter((f): f is ProtoField & { bytes: Uint8Array } => f.field === MODEL_GRAPH && f.bytes !== undefined);
+  if (graphs.length !== 1) throw malformed(what, `it has ${graphs.length} graphs`);
+  return { top, graph: graphs[0]! };
+}
+
+/** The names of a graph's outputs (GraphProto fields as protoFields reads them). */
+export function graphOutputNames(graphFields: readonly ProtoField[], what: string): string[] {
+  return graphFields
+    .filter((f) => f.field === GRAPH_OUTPUT)
+    .map((f) => {
+      if (f.bytes === undefined) throw malformed(what, `a graph output at byte ${f.start} is not a message`);
+      return utf8Field(protoFields(f.bytes, what).find((x) => x.field === 1), what);
+    });
+}
+
+/** The model bytes with its graph field's payload replaced by `graph`. */
+export function withGraph(model: Uint8Array, graphField: ProtoField, ...graph: Uint8Array[]): Uint8Array {
+  const length = graph.reduce((n, part) => n + part.length, 0);
+  const header = Uint8Array.from([...varint((MODEL_GRAPH << 3) | 2), ...varint(length)]);
+  return concatBytes(model.subarray(0, graphField.start), header, ...graph, model.subarray(graphField.end));
+}
 
 /** The model's version of the default operator set (domain "" or "ai.onnx"); `top`: its fields, if already read. */
 export function defaultOpsetVersion(model: Uint8Array, what: string, top = protoFields(model, what)): number {
@@ -264,16 +291,8 @@ export interface ModelWithBest {
  * shipped). ReduceMax takes its axes as an attribute before opset 18 and as an input from 18 on.
  */
 export function withLastAxisBest(model: Uint8Array, axis: number, what: string): ModelWithBest {
-  const top = protoFields(model, what);
-  const graphs = top.filter((f) => f.field === MODEL_GRAPH && f.bytes !== undefined);
-  if (graphs.length !== 1) throw malformed(what, `it has ${graphs.length} graphs`);
-  const graph = graphs[0]!;
-  const outputs = protoFields(graph.bytes!, what)
-    .filter((f) => f.field === GRAPH_OUTPUT)
-    .map((f) => {
-      if (f.bytes === undefined) throw malformed(what, `a graph output at byte ${f.start} is not a message`);
-      return utf8Field(protoFields(f.bytes, what).find((x) => x.field === 1), what);
-    });
+  const { top, graph } = modelGraph(model, what);
+  const outputs = graphOutputNames(protoFields(graph.bytes, what), what);
   const output = outputs[0];
   if (outputs.length !== 1 || output === undefined || output === '') {
     throw new TeegateError('MODEL_LOAD_FAILED', `${what}: a reduction needs exactly one graph output, the model has ${outputs.length}`);
@@ -302,7 +321,5 @@ export function withLastAxisBest(model: Uint8Array, axis: number, what: string):
   );
   // Repeated fields of a message may come in any order, so the graph is the old one plus the new
   // fields; only its length prefix changes.
-  const header = Uint8Array.from([...varint((MODEL_GRAPH << 3) | 2), ...varint(graph.bytes!.length + appended.length)]);
-  const out = concatBytes(model.subarray(0, graph.start), header, graph.bytes!, appended, model.subarray(graph.end));
-  return { model: out, output, indices, values };
+  return { model: withGraph(model, graph, graph.bytes, appended), output, indices, values };
 }

@@ -316,6 +316,15 @@ describe('tiny ONNX models', () => {
       started.mockRestore();
     });
 
+    it('stops the instances that started when another one fails to', async () => {
+      const terminate = jest.spyOn(Worker.prototype, 'terminate');
+      const oddOnly = { module: require.resolve('../../enclave/models/testing/odd-thread-prepare'), export: 'affineFeeds' };
+      await expect(ModelSession.create(affineModel(), {}, oddOnly, 2)).rejects.toThrow(/does not load in thread/);
+      // One worker ends itself on the failure; the one that started is stopped, not left running.
+      expect(terminate).toHaveBeenCalledTimes(2);
+      terminate.mockRestore();
+    });
+
     it("loads a configured model with its instances and threads (onnxruntime's intraOpNumThreads)", async () => {
       const create = jest.spyOn(ModelSession, 'create');
       const model = await OnnxModel.load({ ...tinyConfig('affine', affineModel()), instances: 2, threads: 1 }, affineModel());

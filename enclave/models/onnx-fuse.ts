@@ -28,6 +28,7 @@ import {
   defaultOpsetVersion,
   encodeNode,
   graphOutputNames,
+  isDefaultDomain,
   malformed,
   modelGraph,
   protoFields,
@@ -125,7 +126,7 @@ export function fuseHardSwish(model: Uint8Array, what: string): FusedModel {
   const opset = defaultOpsetVersion(model, what, top);
   const graphFields = protoFields(graph.bytes, what);
   const nodes = graphFields.filter((f) => f.field === GRAPH_NODE).map((f) => readNode(f, what));
-  const defaultDomain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
+  const defaultDomain = (n: Node) => isDefaultDomain(n.domain);
 
   const producer = new Map<string, Node>();
   for (const n of nodes) for (const o of n.outputs) producer.set(o, n);

@@ -258,6 +258,9 @@ export function withGraph(model: Uint8Array, graphField: ProtoField, ...graph: U
   return concatBytes(model.subarray(0, graphField.start), header, ...graph, model.subarray(graphField.end));
 }
 
+/** Whether an operator set domain is ONNX's default one ("" or "ai.onnx"). */
+export const isDefaultDomain = (domain: string): boolean => domain === '' || domain === 'ai.onnx';
+
 /** The model's version of the default operator set (domain "" or "ai.onnx"); `top`: its fields, if already read. */
 export function defaultOpsetVersion(model: Uint8Array, what: string, top = protoFields(model, what)): number {
   const versions = top
@@ -266,7 +269,7 @@ export function defaultOpsetVersion(model: Uint8Array, what: string, top = proto
       const fields = protoFields(f.bytes!, what);
       return { domain: utf8Field(fields.find((x) => x.field === 1), what), version: fields.find((x) => x.field === 2)?.value };
     })
-    .filter((o) => o.domain === '' || o.domain === 'ai.onnx');
+    .filter((o) => isDefaultDomain(o.domain));
   const version = versions[0]?.version;
   if (versions.length !== 1 || version === undefined) throw malformed(what, 'it does not import the default operator set exactly once');
   return version;

@@ -12,16 +12,8 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Agent, createServer, request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
-
-function readAll(stream: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { enclave: { type: 'string' }, append: { type: 'string' } } });
@@ -32,11 +24,11 @@ async function main(): Promise<void> {
 
   const server = createServer(async (req, res) => {
     try {
-      const body = await readAll(req);
+      const body = await buffer(req);
       const answer = await new Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }>((resolve, reject) => {
         const out = request(
           { agent, host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json', 'content-length': body.length } },
-          (up) => readAll(up).then((b) => resolve({ status: up.statusCode ?? 502, headers: up.headers, body: b }), reject),
+          (up) => buffer(up).then((b) => resolve({ status: up.statusCode ?? 502, headers: up.headers, body: b }), reject),
         );
         out.on('error', reject);
         out.end(body);

@@ -9,11 +9,11 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { fromBase64 } from '../../attestation/bytes';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyManifestBinding } from '../../attestation/manifest';
@@ -57,7 +57,7 @@ class Impostor {
     const self = new Impostor();
     self.server = await serveHttp((req, res) => {
       void (async () => {
-        const body = await readAll(req);
+        const body = await buffer(req);
         const upstream = await fetch(`${target}${req.url}`, { method: req.method!, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body: new Uint8Array(body) } : {}) });
         const headers: Record<string, string> = {};
         upstream.headers.forEach((value, name) => {
@@ -75,15 +75,6 @@ class Impostor {
   close(): Promise<void> {
     return this.server!.close();
   }
-}
-
-function readAll(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 let ca: DevCa;

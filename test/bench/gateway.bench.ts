@@ -166,10 +166,17 @@ const GATEWAY_PARTS: Record<string, (gw: Answer) => number> = {
  * Medians over every answer of a side at a fixed load: the enclave's own time (waiting for its
  * model included) and the rest of the way, the gateway's split as in one_connection.
  */
-function whereAtLoad(direct: readonly Answer[], gateway: readonly Answer[]) {
+function whereAtLoad(direct: readonly Answer[], gateway: readonly Answer[], floor: readonly Answer[]) {
   const m = (answers: readonly Answer[], f: (a: Answer) => number) => round(median(answers.map(f)), 2);
+  // Each answer's latency less the enclave's own `infer` (its Server-Timing, which the gateway and
+  // the bare relay pass on): what the path to and from the enclave costs, free of how long the
+  // model ran. The model's run time moves the slices' p50 by ±2 ms on this VM, more than the
+  // gateway costs; these medians do not move with it.
+  const outside = (answers: readonly Answer[]) => m(answers, (a) => a.ms - timingOf(a, 'infer'));
+  const [d, g, f] = [outside(direct), outside(gateway), outside(floor)];
   return {
-    direct: { enclave_infer: m(direct, (a) => timingOf(a, 'infer')), client_enclave_path: m(direct, (a) => a.ms - timingOf(a, 'infer')) },
+    outside_infer_p50_ms: { direct: d, gateway: g, floor: f, gateway_overhead: round(g - d, 2), floor_overhead: round(f - d, 2) },
+    direct: { enclave_infer: m(direct, (a) => timingOf(a, 'infer')), client_enclave_path: d },
     gateway: {
       enclave_infer: m(gateway, (a) => timingOf(a, 'infer')),
       gateway_enclave_path: m(gateway, (a) => timingOf(a, 'enclave') - timingOf(a, 'infer')),
@@ -356,6 +363,7 @@ async function main(): Promise<void> {
       );
       const ratio = (a: number, b: number) => round(a / b, 3);
       const sliceMedian = (runs: FixedLoad[], key: 'p50' | 'p99') => round(median(runs.map((r) => r[key])), 2);
+      const answersOf = (side: Side) => fixed[side].flatMap((r) => r.answers);
       const atLoad = {
         direct_p50_ms: sliceMedian(fixed.direct, 'p50'),
         gateway_p50_ms: sliceMedian(fixed.gateway, 'p50'),
@@ -364,7 +372,7 @@ async function main(): Promise<void> {
         requests: { direct: fixed.direct.reduce((n, r) => n + r.requests, 0), gateway: fixed.gateway.reduce((n, r) => n + r.requests, 0) },
         errors: [...fixed.direct, ...fixed.gateway].reduce((n, r) => n + r.errors, 0),
         p50_overhead_paired_ms: round(median(fixed.gateway.map((g, i) => g.p50 - fixed.direct[i]!.p50)), 2),
-        where_ms: whereAtLoad(fixed.direct.flatMap((r) => r.answers), fixed.gateway.flatMap((r) => r.answers)),
+        where_ms: whereAtLoad(answersOf('direct'), answersOf('gateway'), answersOf('floor')),
         floor_p50_ms: sliceMedian(fixed.floor, 'p50'),
         floor_errors: fixed.floor.reduce((n, r) => n + r.errors, 0),
         floor_p50_overhead_paired_ms: round(median(fixed.floor.map((f, i) => f.p50 - fixed.direct[i]!.p50)), 2),

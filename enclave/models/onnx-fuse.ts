@@ -21,9 +21,24 @@
  * it was. Untrusted bytes are refused with MODEL_LOAD_FAILED, as there.
  */
 import {
+  ATTRIBUTE_F,
+  ATTRIBUTE_FLOAT,
+  ATTRIBUTE_NAME,
+  ATTRIBUTE_T,
+  ATTRIBUTE_TYPE,
   GRAPH_INITIALIZER,
   GRAPH_NODE,
+  NODE_ATTRIBUTE,
+  NODE_DOMAIN,
+  NODE_INPUT,
+  NODE_OP_TYPE,
+  NODE_OUTPUT,
   ONNX_ELEMENT_TYPE,
+  TENSOR_DATA_TYPE,
+  TENSOR_DIMS,
+  TENSOR_FLOAT_DATA,
+  TENSOR_NAME,
+  TENSOR_RAW_DATA,
   bytesField,
   defaultOpsetVersion,
   encodeNode,
@@ -37,24 +52,6 @@ import {
   type NodeSpec,
   type ProtoField,
 } from './onnx-proto';
-
-/** NodeProto, AttributeProto and TensorProto field numbers (onnx.proto). */
-const NODE_INPUT = 1;
-const NODE_OUTPUT = 2;
-const NODE_OP_TYPE = 4;
-const NODE_ATTRIBUTE = 5;
-const NODE_DOMAIN = 7;
-const ATTRIBUTE_NAME = 1;
-const ATTRIBUTE_F = 2;
-const ATTRIBUTE_T = 5;
-const ATTRIBUTE_TYPE = 20;
-/** AttributeProto.AttributeType FLOAT. */
-const FLOAT_ATTRIBUTE = 1;
-const TENSOR_DIMS = 1;
-const TENSOR_DATA_TYPE = 2;
-const TENSOR_FLOAT_DATA = 4;
-const TENSOR_NAME = 8;
-const TENSOR_RAW_DATA = 9;
 
 /** The little-endian float32 at `offset` of `bytes`. */
 const float32At = (bytes: Uint8Array, offset: number): number => new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getFloat32(0, true);
@@ -107,7 +104,7 @@ function floatAttribute(node: Node, name: string): number | undefined {
   const attribute = node.attributes.get(name);
   const f = attribute?.fields.find((p) => p.field === ATTRIBUTE_F && p.wireType === 5);
   const type = attribute?.fields.find((p) => p.field === ATTRIBUTE_TYPE)?.value;
-  if (attribute === undefined || f === undefined || (type !== undefined && type !== FLOAT_ATTRIBUTE)) return undefined;
+  if (attribute === undefined || f === undefined || (type !== undefined && type !== ATTRIBUTE_FLOAT)) return undefined;
   return float32At(attribute.bytes, f.end - 4);
 }
 

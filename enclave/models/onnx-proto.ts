@@ -62,7 +62,7 @@ export interface InitializerSpec {
 
 // --- writer: varint (type 0) and length-delimited (type 2) fields ---
 
-export function varint(value: number | bigint): number[] {
+function varint(value: number | bigint): number[] {
   let v = BigInt.asUintN(64, BigInt(value)); // negative int64 is ten bytes of two's complement
   const out: number[] = [];
   do {
@@ -82,6 +82,13 @@ export function bytesField(field: number, bytes: Uint8Array | readonly number[])
   return [...varint((field << 3) | 2), ...varint(bytes.length), ...bytes];
 }
 
+/** A float field (wire type 5, fixed32 little-endian float32). */
+export function float32Field(field: number, value: number): number[] {
+  const f = new Uint8Array(4);
+  new DataView(f.buffer).setFloat32(0, value, true);
+  return [...varint((field << 3) | 5), ...f];
+}
+
 export function stringField(field: number, text: string): number[] {
   return bytesField(field, utf8(text));
 }
@@ -90,11 +97,34 @@ export function message(...fields: number[][]): number[] {
   return fields.flat();
 }
 
+/** NodeProto, AttributeProto and TensorProto field numbers (onnx.proto), for the writer and readers. */
+export const NODE_INPUT = 1;
+export const NODE_OUTPUT = 2;
+const NODE_NAME = 3;
+export const NODE_OP_TYPE = 4;
+export const NODE_ATTRIBUTE = 5;
+export const NODE_DOMAIN = 7;
+export const ATTRIBUTE_NAME = 1;
+export const ATTRIBUTE_F = 2;
+const ATTRIBUTE_I = 3;
+export const ATTRIBUTE_T = 5;
+const ATTRIBUTE_INTS_VALUES = 8;
+export const ATTRIBUTE_TYPE = 20;
+export const TENSOR_DIMS = 1;
+export const TENSOR_DATA_TYPE = 2;
+export const TENSOR_FLOAT_DATA = 4;
+export const TENSOR_NAME = 8;
+export const TENSOR_RAW_DATA = 9;
+
 /** AttributeProto.AttributeType values used here. */
-const ATTRIBUTE_FLOAT = 1;
+export const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
 const ATTRIBUTE_TENSOR = 4;
 const ATTRIBUTE_INTS = 7;
+
+/** An AttributeProto: its name, value fields and type. */
+const attribute = (name: string, type: number, ...value: number[][]): number[] =>
+  bytesField(NODE_ATTRIBUTE, message(stringField(ATTRIBUTE_NAME, name), ...value, intField(ATTRIBUTE_TYPE, type)));
 
 function dimension(dim: number | string): number[] {
   return typeof dim === 'number' ? intField(1, dim) : stringField(2, dim);
@@ -109,25 +139,19 @@ export function encodeValueInfo(info: ValueInfo): number[] {
 
 /** A NodeProto in the default domain. */
 export function encodeNode(spec: NodeSpec, index: number): number[] {
-  const ints = Object.entries(spec.intAttributes ?? {}).map(([name, value]) =>
-    bytesField(5, message(stringField(1, name), intField(3, value), intField(20, ATTRIBUTE_INT))),
-  );
+  const ints = Object.entries(spec.intAttributes ?? {}).map(([name, value]) => attribute(name, ATTRIBUTE_INT, intField(ATTRIBUTE_I, value)));
   const lists = Object.entries(spec.intsAttributes ?? {}).map(([name, values]) =>
-    bytesField(5, message(stringField(1, name), ...values.map((v) => intField(8, v)), intField(20, ATTRIBUTE_INTS))),
+    attribute(name, ATTRIBUTE_INTS, ...values.map((v) => intField(ATTRIBUTE_INTS_VALUES, v))),
   );
-  const floats = Object.entries(spec.floatAttributes ?? {}).map(([name, value]) => {
-    const f = new Uint8Array(4);
-    new DataView(f.buffer).setFloat32(0, value, true);
-    return bytesField(5, message(stringField(1, name), [...varint((2 << 3) | 5), ...f], intField(20, ATTRIBUTE_FLOAT)));
-  });
+  const floats = Object.entries(spec.floatAttributes ?? {}).map(([name, value]) => attribute(name, ATTRIBUTE_FLOAT, float32Field(ATTRIBUTE_F, value)));
   const tensors = Object.entries(spec.tensorAttributes ?? {}).map(([name, tensor]) =>
-    bytesField(5, message(stringField(1, name), bytesField(5, encodeInitializer(tensor)), intField(20, ATTRIBUTE_TENSOR))),
+    attribute(name, ATTRIBUTE_TENSOR, bytesField(ATTRIBUTE_T, encodeInitializer(tensor))),
   );
   return message(
-    ...spec.inputs.map((name) => stringField(1, name)),
-    ...spec.outputs.map((name) => stringField(2, name)),
-    stringField(3, spec.name ?? `${spec.opType.toLowerCase()}_${index}`),
-    stringField(4, spec.opType),
+    ...spec.inputs.map((name) => stringField(NODE_INPUT, name)),
+    ...spec.outputs.map((name) => stringField(NODE_OUTPUT, name)),
+    stringField(NODE_NAME, spec.name ?? `${spec.opType.toLowerCase()}_${index}`),
+    stringField(NODE_OP_TYPE, spec.opType),
     ...ints,
     ...lists,
     ...floats,
@@ -142,10 +166,10 @@ export function encodeInitializer(spec: InitializerSpec): number[] {
   const view = new DataView(raw.buffer);
   spec.values.forEach((v, i) => (isFloat ? view.setFloat32(i * 4, v, true) : view.setBigInt64(i * 8, BigInt(v), true)));
   return message(
-    ...spec.dims.map((d) => intField(1, d)),
-    intField(2, spec.elemType),
-    stringField(8, spec.name),
-    bytesField(9, raw),
+    ...spec.dims.map((d) => intField(TENSOR_DIMS, d)),
+    intField(TENSOR_DATA_TYPE, spec.elemType),
+    stringField(TENSOR_NAME, spec.name),
+    bytesField(TENSOR_RAW_DATA, raw),
   );
 }
 

@@ -49,6 +49,9 @@ export function parsePolicyFile(value: unknown): LoadedPolicy {
     if (typeof v !== 'string') invalid(`PCR${k} must be a hex string`);
     pcrs[k] = v.toLowerCase();
   }
+  // The gateway's configured policy has the same rule: a policy pinning nothing would pass every
+  // genuine enclave, whatever code it runs, and a report would still read "verified".
+  if (Object.keys(pcrs).length === 0) invalid('pcrs must pin at least one PCR: one that pins none accepts every enclave image under the root');
   if (o.allowDebug !== undefined && typeof o.allowDebug !== 'boolean') invalid('allowDebug must be a boolean');
   if (o.maxAgeSeconds !== undefined && (typeof o.maxAgeSeconds !== 'number' || !Number.isInteger(o.maxAgeSeconds) || o.maxAgeSeconds < 0)) {
     invalid('maxAgeSeconds must be a non-negative integer');

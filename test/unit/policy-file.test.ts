@@ -26,6 +26,7 @@ describe('parsePolicyFile', () => {
     ['another format', () => ({ ...base(), format: 'teegate-policy' }), 'format must be "teegate-measurement-policy"'],
     ['version 2', () => ({ ...base(), version: 2 }), 'version must be 1'],
     ['pcrs as an array', () => ({ ...base(), pcrs: [PCR] }), 'pcrs must be an object of index → hex'],
+    ['a policy that pins no PCR', () => ({ ...base(), pcrs: {} }), 'pcrs must pin at least one PCR'],
     ['a PCR as a number', () => ({ ...base(), pcrs: { 0: 12 } }), 'PCR0 must be a hex string'],
     ['PCR index 32', () => ({ ...base(), pcrs: { 32: PCR } }), 'PCR index "32" is not in 0..31'],
     ['PCR index "pcr0"', () => ({ ...base(), pcrs: { pcr0: PCR } }), 'PCR index "pcr0" is not in 0..31'],

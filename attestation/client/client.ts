@@ -23,8 +23,11 @@ import { checkLogInclusion } from './log-inclusion';
 import { attestationReason, inferenceReport, manifestReason, rejectedAttestationReport, type VerificationReport } from './report';
 
 export interface ConnectOptions {
-  /** Expected measurements: a MeasurementPolicy, or a policy file loaded with parsePolicyFile. */
-  readonly policy?: MeasurementPolicy | LoadedPolicy;
+  /**
+   * Expected measurements: a MeasurementPolicy, or a policy file loaded with parsePolicyFile.
+   * Required, and it must pin at least one PCR: requests are sealed to whichever enclave passes it.
+   */
+  readonly policy: MeasurementPolicy | LoadedPolicy;
   /** Trusted roots (PEM or DER). Default: the policy file's, else AWS Nitro Enclaves Root-G1. */
   readonly rootCertificates?: readonly (Uint8Array | string)[];
   readonly fetch?: FetchLike;
@@ -38,6 +41,17 @@ export interface ConnectOptions {
   readonly logUrl?: string;
   /** Per HTTP request (default 120 s). */
   readonly timeoutMs?: number;
+}
+
+/**
+ * The architecture's rule for clients: every claim is checked against an explicit measurement
+ * policy. A client without one would seal its data to any enclave image under the root.
+ */
+function requirePinnedPolicy(policy: MeasurementPolicy | LoadedPolicy | undefined): void {
+  const pcrs = policy === undefined ? undefined : 'file' in policy && 'policy' in policy ? policy.policy.pcrs : policy.pcrs;
+  if (pcrs === undefined || Object.keys(pcrs).length === 0) {
+    throw new TeegateError('POLICY_INVALID', 'the client needs a measurement policy that pins at least one PCR (docs/policy.md): without one, any enclave image under the root would be trusted');
+  }
 }
 
 export interface InferOptions {
@@ -78,7 +92,8 @@ export class TeegateClient {
   private readonly inFlight = new Map<string, Promise<AttestedEnclave>>();
 
   /** Use `connect`; the constructor does no I/O. */
-  constructor(url: string, options: ConnectOptions = {}) {
+  constructor(url: string, options: ConnectOptions) {
+    requirePinnedPolicy(options.policy);
     this.http = new GatewayHttp(url, {
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
@@ -215,7 +230,7 @@ export class TeegateClient {
 }
 
 /** Attests the gateway's enclave and returns a client that keeps the attestation fresh. */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<TeegateClient> {
+export async function connect(url: string, options: ConnectOptions): Promise<TeegateClient> {
   if (options.logKey !== undefined) await parseVerifierKey(options.logKey.trim());
   const client = new TeegateClient(url, options);
   await client.refresh();

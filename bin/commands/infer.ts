@@ -1,4 +1,4 @@
-/** `teegate infer --url URL (--model NAME --input FILE | --demo) [--policy FILE] [--plain] [--json] ...` */
+/** `teegate infer --url URL (--model NAME --input FILE | --demo) --policy FILE [--plain] [--json] ...` */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type InferResult } from '../../attestation/client/client';
@@ -13,7 +13,7 @@ import { formatOutputs, formatSteps, verdictExit } from './report-output';
 export const DEMO_MODEL = 'ppocr-v4-rec';
 export const DEMO_INPUT = join(__dirname, '../../enclave/models/demo/line.png');
 
-const HELP = `usage: teegate infer --url URL (--model NAME --input FILE | --demo) [options]
+const HELP = `usage: teegate infer --url URL (--model NAME --input FILE | --demo) --policy FILE [options]
 
 Attests the gateway's enclave (fresh nonce, measurement policy, manifest binding), sends one
 inference (sealed to the attested enclave unless --plain) and verifies the answer: the receipt's
@@ -25,7 +25,7 @@ options:
   --model NAME       the model to run
   --input FILE       an Open Inference Protocol request ({"inputs": [...]}) or a JSON array of tensors
   --demo             send the shipped demo input (a PNG of one line of text) to ${DEMO_MODEL}
-  --policy FILE      measurement policy file (docs/policy.md): PCRs, debug, max age, trusted roots
+  --policy FILE      required: measurement policy file (docs/policy.md): PCRs, debug, max age, trusted roots
   --root PEM         trust this root certificate (repeatable; default: the policy's, else AWS Nitro Root-G1)
   --plain            send the request in the clear (the gateway sees it)
   --version V        model version
@@ -104,7 +104,8 @@ export async function inferCommand(args: string[]): Promise<number> {
   const inputs = values.demo
     ? [{ name: 'image', datatype: 'BYTES', shape: [1], data: [readInputFile(DEMO_INPUT, 'demo input').toString('base64')] }]
     : loadInputs(values.input!);
-  const policy = values.policy !== undefined ? readPolicyOption(values.policy) : undefined;
+  if (values.policy === undefined) throw new UsageError(`--policy FILE is required: the measurement policy of the enclave images you trust with your data (docs/policy.md; 'teegate up' writes data/measurement-policy.json)\n\n${HELP}`);
+  const policy = readPolicyOption(values.policy);
   const roots = readRootOptions(values.root);
   const logKey = readLogKey(values['log-key']);
   const logWaitMs = values['log-wait'] !== undefined ? parseWholeNumber(values['log-wait'], '--log-wait (seconds)', 0, 9999) * 1000 : logKey !== undefined ? 5000 : 0;
@@ -116,14 +117,14 @@ export async function inferCommand(args: string[]): Promise<number> {
   let bootDocument: { document: Uint8Array; manifest: unknown } | undefined;
   try {
     const client = await connect(url, {
-      ...(policy ? { policy } : {}),
+      policy,
       ...(roots.length ? { rootCertificates: roots } : {}),
       ...(apiKey ? { apiKey } : {}),
       ...(logKey !== undefined ? { logKey } : {}),
       ...(values['log-url'] !== undefined ? { logUrl: values['log-url'] } : {}),
     });
     const a = client.attestation;
-    out(`gateway ${client.url}\nattested enclave ${a.bootId}${a.enclaveId ? ` (${a.enclaveId})` : ''}, module ${a.fresh.moduleId}${policy ? '' : ' — no --policy: any enclave image under the root is accepted'}\n`);
+    out(`gateway ${client.url}\nattested enclave ${a.bootId}${a.enclaveId ? ` (${a.enclaveId})` : ''}, module ${a.fresh.moduleId}\n`);
     result = await client.infer(model, inputs, { sealed: !values.plain, logWaitMs, ...(values.version !== undefined ? { version: values.version } : {}) });
     report = result.report;
     if (values.save) {

@@ -110,6 +110,10 @@ describe('teegate infer', () => {
     const malformed = await teegate('infer', '--url', 'http://127.0.0.1:9', '--model', 'affine', '--input', join(dir, 'no-datatype.json'));
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toMatch(/^teegate infer: input file .*no-datatype\.json: TENSOR_INVALID: /m);
+    // No policy: refused before anything goes over the wire, rather than trusting any image.
+    const unpinned = await teegate('infer', '--url', gateway.url, '--demo');
+    expect(unpinned.code).toBe(2);
+    expect(unpinned.stderr).toMatch(/^teegate infer: --policy FILE is required: /m);
     const saved = env;
     env = { ...saved, TEEGATE_API_KEY: '' };
     const noKey = await teegate('infer', '--url', gateway.url, '--demo', '--policy', policyPath);

@@ -6,7 +6,7 @@
  * would: replayed attestation, rewritten outputs, a receipt from another enclave, a changed nonce.
  */
 import { receiptIssuer } from '../../attestation/client/infer';
-import { connect, type FetchLike } from '../../attestation/client';
+import { connect, type ConnectOptions, type FetchLike } from '../../attestation/client';
 import { AttestationRejectedError } from '../../attestation/client/enclave-attestation';
 import { rejectedAttestationReport } from '../../attestation/client/report';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
@@ -119,6 +119,16 @@ describe('connect', () => {
       answer: (url, text) => (url.includes('/v1/attestation') ? JSON.stringify({ ...(JSON.parse(text) as object), manifest: outsider.manifest }) : text),
     });
     await expect(connect(gateway.url, options({ fetch: swap }))).rejects.toMatchObject({ code: 'MANIFEST_BINDING_MISMATCH', stage: 'manifest' });
+  });
+
+  it('refuses to connect without a policy that pins a PCR, before any request: POLICY_INVALID', async () => {
+    const calls: string[] = [];
+    const counting: FetchLike = (input, init) => (calls.push(input), fetch(input, init));
+    const { policy: _pinned, ...unpinned } = options({ fetch: counting });
+    for (const given of [unpinned, { ...unpinned, policy: { pcrs: {} } }, { ...unpinned, policy: { allowDebug: false } }]) {
+      await expect(connect(gateway.url, given as ConnectOptions)).rejects.toMatchObject({ code: 'POLICY_INVALID', message: expect.stringContaining('pins at least one PCR') });
+    }
+    expect(calls).toEqual([]);
   });
 
   it('is untrusted without the dev root: CHAIN_UNTRUSTED_ROOT', async () => {

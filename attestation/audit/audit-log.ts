@@ -26,7 +26,7 @@ import type { MeasurementPolicy } from '../nitro/policy';
 import { verifyAttestation } from '../nitro/verify';
 import { CertificateCache } from '../x509/certificate-cache';
 import { unverifiedClaims, verifyReceipt } from '../receipt';
-import { ImageTally, type AuditFailure, type AuditReport } from './audit-report';
+import { ImageTally, seqHoles, type AuditFailure, type AuditReport } from './audit-report';
 import type { AuditState } from './audit-state';
 import type { LogClient } from './log-client';
 
@@ -196,12 +196,9 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
         if (earlier !== undefined) fail('AUDIT_SEQUENCE_GAP', `receipt seq ${seq} of boot ${bootId} is logged twice (entries ${earlier} and ${index})`, index);
         else bySeq.set(seq, index);
       }
-      const max = Math.max(...bySeq.keys());
-      for (let s = 0; s < max; s++) {
-        if (bySeq.has(s)) continue;
-        let next = s + 1;
-        while (!bySeq.has(next)) next++;
-        fail('AUDIT_SEQUENCE_GAP', `boot ${bootId} has no logged receipt with seq ${s} (the log continues with seq ${next} at entry ${bySeq.get(next)})`, bySeq.get(next));
+      for (const { first, last, next } of seqHoles(bySeq.keys())) {
+        const what = first === last ? `seq ${first}` : `seq ${first} to ${last} (${last - first + 1} receipts)`;
+        fail('AUDIT_SEQUENCE_GAP', `boot ${bootId} has no logged receipt with ${what} (the log continues with seq ${next} at entry ${bySeq.get(next)})`, bySeq.get(next));
       }
     }
   } catch (err) {

@@ -14,8 +14,36 @@ export interface AuditFailure {
 
 export interface SequenceGap {
   readonly bootId: string;
-  /** Sequence numbers below the highest logged one that are missing from the log. */
-  readonly missing: readonly number[];
+  /**
+   * Runs of sequence numbers below the highest logged one that are missing from the log, each
+   * `[first, last]` inclusive: one run per hole, so the report stays as small as the log however
+   * large a seq a receipt claims.
+   */
+  readonly missing: readonly (readonly [number, number])[];
+  /** How many sequence numbers the runs hold. */
+  readonly count: number;
+}
+
+/** A run of missing sequence numbers and the logged seq that follows it. */
+export interface SeqHole {
+  readonly first: number;
+  readonly last: number;
+  readonly next: number;
+}
+
+/**
+ * The holes in a boot's receipt numbering (from 0, no gaps), in order. Linear in the number of
+ * logged receipts after the sort, never in the size of the seq values.
+ */
+export function seqHoles(seqs: Iterable<number>): SeqHole[] {
+  const sorted = [...new Set(seqs)].sort((a, b) => a - b);
+  const holes: SeqHole[] = [];
+  let expected = 0;
+  for (const seq of sorted) {
+    if (seq > expected) holes.push({ first: expected, last: seq - 1, next: seq });
+    expected = seq + 1;
+  }
+  return holes;
 }
 
 export interface ImageSummary {
@@ -85,11 +113,10 @@ export class ImageTally {
     return [...this.images].map(([pcr0, img]) => {
       const gaps: SequenceGap[] = [];
       for (const [bootId, seqs] of img.seqs) {
-        const have = new Set(seqs);
-        const max = Math.max(...seqs);
-        const missing: number[] = [];
-        for (let s = 0; s < max; s++) if (!have.has(s)) missing.push(s);
-        if (missing.length > 0) gaps.push({ bootId, missing });
+        const holes = seqHoles(seqs);
+        if (holes.length > 0) {
+          gaps.push({ bootId, missing: holes.map((h) => [h.first, h.last] as const), count: holes.reduce((n, h) => n + h.last - h.first + 1, 0) });
+        }
       }
       return {
         pcr0,

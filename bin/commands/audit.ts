@@ -55,7 +55,7 @@ function printText(report: AuditReport): void {
   for (const img of report.images) {
     out.push(`image PCR0 ${img.pcr0}`);
     out.push(`  boots ${img.boots}, receipts ${img.receipts}, from ${img.firstSeen ?? '-'} to ${img.lastSeen ?? '-'}`);
-    for (const gap of img.gaps) out.push(`  gap: boot ${gap.bootId} is missing seq ${gap.missing.join(', ')}`);
+    for (const gap of img.gaps) out.push(`  gap: boot ${gap.bootId} is missing seq ${gap.missing.map(([a, b]) => (a === b ? `${a}` : `${a} to ${b}`)).join(', ')} (${gap.count} in all)`);
   }
   for (const f of report.failures) out.push(`FAILED ${f.code}${f.index !== undefined ? ` at entry ${f.index}` : ''}: ${f.message}`);
   out.push(report.ok ? 'PASSED' : `FAILED (${report.failures.length} failure${report.failures.length === 1 ? '' : 's'})`);

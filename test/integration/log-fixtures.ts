@@ -3,6 +3,7 @@
  * (simulated NSM), enclave keys and manifest bound to a boot document, receipts signed by the
  * enclave's ReceiptSigner, and the transparency log served by its express router on loopback.
  */
+import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
@@ -26,6 +27,8 @@ export interface BootedEnclave {
   readonly pcr0: string;
   readonly signer: ReceiptSigner;
   receipt(): Promise<string>;
+  /** A receipt this enclave's own key signs with any `seq`: what a misbehaving enclave could log. */
+  receiptWithSeq(seq: number): Promise<string>;
 }
 
 const MODEL = { name: 'ocr-line', version: '1', sha256: 'ab'.repeat(32) };
@@ -43,13 +46,20 @@ export async function bootEnclave(ca: DevCa, pcr0Byte = 0x11): Promise<BootedEnc
   const document = await attester.attest({ publicKey: keys.receiptSpki, userData: await manifestDigest(manifest) });
   const signer = new ReceiptSigner(keys.receipt.privateKey, keys.receipt.publicJwk.kid, manifest.boot_id, toHex(await sha384(document)));
   let n = 0;
+  const receipt = async () => (await signer.sign({ jti: `req-${n++}`, model: MODEL, input: 'cd'.repeat(32), output: 'ef'.repeat(32), sealed: false })).jws;
   return {
     document,
     manifest,
     pcr0: toHex(pcr0),
     signer,
-    receipt: async () =>
-      (await signer.sign({ jti: `req-${n++}`, model: MODEL, input: 'cd'.repeat(32), output: 'ef'.repeat(32), sealed: false })).jws,
+    receipt,
+    receiptWithSeq: async (seq) => {
+      const [header, payload] = (await receipt()).split('.') as [string, string];
+      const claims = { ...(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as object), seq };
+      const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      const signature = cryptoSign('sha256', Buffer.from(input), { key: KeyObject.from(keys.receipt.privateKey), dsaEncoding: 'ieee-p1363' });
+      return `${input}.${signature.toString('base64url')}`;
+    },
   };
 }
 

@@ -165,13 +165,29 @@ test('an operator who rewrites an entry and rebuilds the tree forks from the che
   expect(report.failures[0]!.code).toBe('LOG_INCONSISTENT');
 });
 
+test('a receipt whose seq leaps to 2^40 is one gap, reported at once and as one run (AUDIT_SEQUENCE_GAP)', async () => {
+  // A misbehaving enclave signs seq 0, 1, 5 and 2^40: the auditor's work and report must follow
+  // the number of receipts, not the size of the numbers they claim.
+  const c = await bootEnclave(ca, 0x33);
+  const leap = 2 ** 40;
+  const jws = [await c.receiptWithSeq(0), await c.receiptWithSeq(1), await c.receiptWithSeq(5), await c.receiptWithSeq(leap)];
+  const { url } = await logOf([{ kind: 'att', enclave: c }, ...jws.map((j) => ({ kind: 'receipt' as const, jws: j }))]);
+  const report = await audit(url);
+  expect(report.ok).toBe(false);
+  expect(report.failures).toEqual([
+    { code: 'AUDIT_SEQUENCE_GAP', index: 3, message: `boot ${c.manifest.boot_id} has no logged receipt with seq 2 to 4 (3 receipts) (the log continues with seq 5 at entry 3)` },
+    { code: 'AUDIT_SEQUENCE_GAP', index: 4, message: `boot ${c.manifest.boot_id} has no logged receipt with seq 6 to ${leap - 1} (${leap - 6} receipts) (the log continues with seq ${leap} at entry 4)` },
+  ]);
+  expect(report.images).toEqual([expect.objectContaining({ pcr0: c.pcr0, receipts: 4, gaps: [{ bootId: c.manifest.boot_id, missing: [[2, 4], [6, leap - 1]], count: 3 + leap - 6 }] })]);
+});
+
 test('an entry removed: a sequence gap names the next receipt, and a fork against the state', async () => {
   const removed = items.filter((_, i) => i !== 3); // a's receipt seq 2
   const { url } = await logOf(removed);
   const report = await audit(url);
   expect(report.ok).toBe(false);
   expect(report.failures).toEqual([expect.objectContaining({ code: 'AUDIT_SEQUENCE_GAP', index: 3 })]);
-  expect(report.images.find((i) => i.pcr0 === a.pcr0)!.gaps).toEqual([{ bootId: a.manifest.boot_id, missing: [2] }]);
+  expect(report.images.find((i) => i.pcr0 === a.pcr0)!.gaps).toEqual([{ bootId: a.manifest.boot_id, missing: [[2, 2]], count: 1 }]);
 
   const original = await logOf(items.slice(0, 5));
   const seen = await audit(original.url);

@@ -17,6 +17,28 @@ import { SealedChannel } from './sealed-channel';
 export const SOFTWARE = { name: 'teegate-enclave', version: '0.1.0' } as const;
 const MAX_NONCE_BYTES = 64;
 
+/**
+ * The most JSON an inference answer's outputs may take. A sealed answer is this in base64url (4/3)
+ * plus its header and the receipt: under the gateway's default limit on an enclave's answer (64
+ * MiB, `limits.upstreamResponseBytes`), so every receipt the enclave signs reaches the gateway
+ * and its log. Checked before signing: a refused answer uses no receipt number.
+ */
+export const MAX_ANSWER_OUTPUTS_JSON_BYTES = 44 * 1024 * 1024;
+
+/**
+ * Refuses outputs whose JSON would exceed MAX_ANSWER_OUTPUTS_JSON_BYTES. JSON takes at most 12
+ * bytes per raw byte of any datatype (`5.960464477539063e-8,` for an FP16, 24 characters for an
+ * FP32, `\u0000` for a BYTES character), plus a little per tensor, so outputs whose canonical
+ * bytes bound them under the limit (the common case) are not serialised an extra time here.
+ */
+function checkAnswerSize(outputs: readonly InferTensor[], canonicalBytes: number): void {
+  if (canonicalBytes * 12 + 64 * 1024 <= MAX_ANSWER_OUTPUTS_JSON_BYTES) return;
+  const bytes = Buffer.byteLength(JSON.stringify(outputs));
+  if (bytes > MAX_ANSWER_OUTPUTS_JSON_BYTES) {
+    throw new TeegateError('TENSOR_TOO_LARGE', `the outputs would take ${bytes} bytes of JSON, more than an answer may carry (${MAX_ANSWER_OUTPUTS_JSON_BYTES}); ask for fewer or smaller outputs`);
+  }
+}
+
 /** An Open Inference Protocol inference response, with the receipt in its parameters. */
 export interface InferResponse {
   model_name: string;
@@ -173,7 +195,9 @@ export class EnclaveService {
       throw err;
     }
     const outputs = selectOutputs(await running, body.outputs);
-    const output = receiptDigest(salt, outputs);
+    const canonicalOutputs = canonicalTensorBytes(outputs);
+    checkAnswerSize(outputs, canonicalOutputs.length); // before a receipt number is used
+    const output = saltedDigest(salt, canonicalOutputs);
     const { jws, claims } = await this.signer.sign({
       jti: randomUUID(),
       model: modelIdentity(model),
@@ -207,7 +231,7 @@ export class EnclaveService {
       requestInvalid(`the sealed request is for model ${modelLabel(sealedFor)}, the path names ${modelLabel({ name: modelName, version })}`);
     }
     const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, version: version ?? sealedFor?.version });
-    return { jwe: await this.sealed.seal(JSON.stringify(response), opened.responseKey), receipt };
+    return { jwe: await this.sealed.seal(JSON.stringify(response), opened), receipt };
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,11 @@ export interface OpenedRequest {
   readonly id: string;
   readonly request: unknown;
   readonly responseKey: JWK;
+  /**
+   * `responseKey`, imported while the request is opened: a key that is not a P-256 point is refused
+   * before the model runs, never after a receipt was signed for an answer that cannot be sealed.
+   */
+  readonly responseCryptoKey: Awaited<ReturnType<typeof importJWK>>;
   /** The model the client sealed the request for, if it named one. */
   readonly model?: ModelRef;
 }
@@ -87,6 +92,12 @@ export class SealedChannel {
     if (typeof id !== 'string' || id.length < 16 || id.length > 128) invalid('id must be a string of 16..128 characters');
     if (typeof iat !== 'number' || !Number.isFinite(iat)) invalid('iat must be a number (seconds)');
     const responseKey = parseResponseKey(body.response_key);
+    let responseCryptoKey: OpenedRequest['responseCryptoKey'];
+    try {
+      responseCryptoKey = await importJWK(responseKey, SEAL_ALG);
+    } catch {
+      invalid('response_key is not a P-256 public key (x and y must be a point on the curve, 32 bytes each in base64url)');
+    }
     const model = parseModel(body.model);
     const now = this.now();
     if (iat < now - this.maxAgeSeconds || iat > now + 60) {
@@ -95,7 +106,7 @@ export class SealedChannel {
     this.forgetOld(now);
     if (this.seen.has(id)) throw new TeegateError('JWE_REPLAYED', `sealed request ${id} was already processed`);
     this.seen.set(id, iat);
-    return { id, request, responseKey, ...(model !== undefined ? { model } : {}) };
+    return { id, request, responseKey, responseCryptoKey, ...(model !== undefined ? { model } : {}) };
   }
 
   private forgetOld(now: number): void {
@@ -106,11 +117,10 @@ export class SealedChannel {
     }
   }
 
-  /** Encrypts the response to the client's key. */
-  async seal(plaintext: string, responseKey: JWK): Promise<string> {
-    const key = await importJWK(responseKey, SEAL_ALG);
+  /** Encrypts the response to the client's key (as `open` returned it). */
+  async seal(plaintext: string, { responseKey, responseCryptoKey }: Pick<OpenedRequest, 'responseKey' | 'responseCryptoKey'>): Promise<string> {
     return new CompactEncrypt(utf8(plaintext))
       .setProtectedHeader({ alg: SEAL_ALG, enc: SEAL_ENC, ...(responseKey.kid ? { kid: responseKey.kid } : {}) })
-      .encrypt(key);
+      .encrypt(responseCryptoKey);
   }
 }

@@ -5,6 +5,7 @@
  * response and salt.
  */
 import { CompactEncrypt, exportJWK, generateKeyPair, importJWK } from 'jose';
+import { randomUUID } from 'node:crypto';
 import { fromBase64, randomBytes, toHex, utf8 } from '../../attestation/bytes';
 import { verifyManifestBinding, type EnclaveManifest } from '../../attestation/manifest';
 import { verifyAttestation, type VerifiedAttestation } from '../../attestation/nitro/verify';
@@ -127,7 +128,6 @@ describe('plain inference with the real model', () => {
     expect(JSON.parse((await post('/v2/models/missing/infer', '{}')).text)).toMatchObject({ code: 'MODEL_NOT_FOUND' });
   });
   it('answers an output JSON cannot carry with 422 MODEL_OUTPUT_UNREPRESENTABLE, and signs no receipt for it', async () => {
-    const seqOf = async (): Promise<number> => (JSON.parse((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).text) as { parameters: { seq: number } }).parameters.seq;
     const before = await seqOf();
     const res = await post('/v2/models/affine/infer', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [3e38, 0, 0, 0] }] }));
     expect(res.status).toBe(422);
@@ -135,7 +135,24 @@ describe('plain inference with the real model', () => {
     expect(res.headers.get('teegate-receipt')).toBeNull();
     expect(await seqOf()).toBe(before + 1); // no number was spent on the refused answer
   });
+  it('refuses outputs whose JSON would not fit an answer with 413 TENSOR_TOO_LARGE, and signs no receipt for them', async () => {
+    // 2,560,000 values of 0.1 (10 MB of request) come back as 1.2000000476837158: 48.6 MB of JSON,
+    // over the 44 MiB an answer may carry (a gateway would refuse the answer, and the receipt would
+    // be missing from its log).
+    const before = await seqOf();
+    const rows = 640_000;
+    const body = `{"inputs":[{"name":"x","datatype":"FP32","shape":[${rows},4],"data":[${Array(rows * 4).fill('0.1').join(',')}]}]}`;
+    const res = await post('/v2/models/affine/infer', body);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.text)).toEqual({ code: 'TENSOR_TOO_LARGE', message: expect.stringMatching(/^the outputs would take 486\d{5} bytes of JSON, more than an answer may carry \(46137344\)/) });
+    expect(res.headers.get('teegate-receipt')).toBeNull();
+    expect(await seqOf()).toBe(before + 1);
+  });
 });
+
+async function seqOf(): Promise<number> {
+  return (JSON.parse((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).text) as { parameters: { seq: number } }).parameters.seq;
+}
 
 describe('sealed inference', () => {
   it('decrypts inside, answers sealed, and the receipt says sealed', async () => {
@@ -150,6 +167,18 @@ describe('sealed inference', () => {
     const claims = await verifyReceipt({ receipt: response.parameters.receipt, attestation, manifest, inputs: request.inputs, outputs: response.outputs, salt: response.parameters.salt, sealed: true });
     expect(claims.sealed).toBe(true);
     expect(res.headers.get('teegate-receipt')).toBe(response.parameters.receipt);
+  });
+
+  it('refuses a response key that is not a P-256 point before the model runs: 400 JWE_INVALID, no receipt number spent', async () => {
+    const before = await seqOf();
+    const client = await exportJWK((await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256', extractable: true })).publicKey);
+    const { kty, crv, x, y, kid } = manifest.keys.seal;
+    const plaintext = JSON.stringify({ id: randomUUID(), iat: Math.floor(Date.now() / 1000), request: affineRequest(), response_key: { ...client, y: client.x } });
+    const jwe = await new CompactEncrypt(utf8(plaintext)).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid }).encrypt(await importJWK({ kty, crv, x, y }, 'ECDH-ES+A256KW'));
+    const res = await post('/v2/models/affine/infer', jwe, 'application/jose');
+    expect({ status: res.status, body: JSON.parse(res.text) as unknown }).toEqual({ status: 400, body: { code: 'JWE_INVALID', message: expect.stringContaining('response_key is not a P-256 public key') } });
+    expect(res.headers.get('teegate-receipt')).toBeNull();
+    expect(await seqOf()).toBe(before + 1);
   });
 
   it('rejects a JWE for another key, a tampered JWE, a replay and a stale one with typed errors', async () => {

@@ -37,7 +37,7 @@ const request = (extra: Record<string, unknown> = {}) => ({ id: randomUUID(), ia
 
 it('opens a well-formed sealed request (the cases below change one thing), with the model it is for if it names one', async () => {
   const body = request();
-  const opened = { id: body.id, request: body.request, responseKey: { kty: 'EC', crv: 'P-256', x: responseKey.x, y: responseKey.y } };
+  const opened = { id: body.id, request: body.request, responseKey: { kty: 'EC', crv: 'P-256', x: responseKey.x, y: responseKey.y }, responseCryptoKey: expect.objectContaining({ type: 'public' }) };
   await expect(channel().open(await sealed(body))).resolves.toEqual(opened);
   const forModel = request({ model: { name: 'affine', version: '2' } });
   await expect(channel().open(await sealed(forModel))).resolves.toEqual({ ...opened, id: forModel.id, model: { name: 'affine', version: '2' } });
@@ -58,6 +58,9 @@ describe('refusals', () => {
     ['no response key', () => sealed(request({ response_key: undefined })), 'JWE_INVALID', 'response_key must be a JWK object'],
     ['an RSA response key', () => sealed(request({ response_key: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
     ['a P-384 response key', () => sealed(request({ response_key: { ...responseKey, crv: 'P-384' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
+    ['a response key off the curve (y = x)', () => sealed(request({ response_key: { ...responseKey, y: responseKey.x } })), 'JWE_INVALID', 'response_key is not a P-256 public key'],
+    ['a response key with a 3-byte x', () => sealed(request({ response_key: { ...responseKey, x: 'AAAA' } })), 'JWE_INVALID', 'response_key is not a P-256 public key'],
+    ['a response key whose x is not base64url', () => sealed(request({ response_key: { ...responseKey, x: '!!!' } })), 'JWE_INVALID', 'response_key is not a P-256 public key'],
     ['a response key with its private part', () => sealed(request({ response_key: { ...responseKey, d: 'A'.repeat(43) } })), 'JWE_INVALID', 'response_key must not contain a private key'],
     ['a model that is a string', () => sealed(request({ model: 'affine' })), 'JWE_INVALID', 'model must be an object {name, version?}'],
     ['a model with another member', () => sealed(request({ model: { name: 'affine', sha256: 'ab' } })), 'JWE_INVALID', 'model may have only name and version'],

@@ -90,8 +90,10 @@ const encoder = new TextEncoder();
 export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
 }
-const strictDecoder = new TextDecoder('utf-8', { fatal: true });
-/** Strict UTF-8 decoding: invalid sequences throw instead of being replaced. */
+// ignoreBOM: a leading byte order mark is kept as U+FEFF, not silently dropped, so text with one
+// never passes for the canonical text without it (a log entry, a signed note).
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Strict UTF-8 decoding: invalid sequences throw instead of being replaced; a BOM is kept. */
 export function fromUtf8(bytes: Uint8Array): string {
   return strictDecoder.decode(bytes);
 }

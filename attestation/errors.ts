@@ -165,3 +165,16 @@ export class TeegateError extends Error {
 export function isTeegateError(err: unknown, code?: ErrorCode): err is TeegateError {
   return err instanceof TeegateError && (code === undefined || err.code === code);
 }
+
+/**
+ * An untrusted value for an error message: a string quoted and cut to `max` characters, a number,
+ * boolean or null as itself, anything else by its kind. Never the whole value: messages go back
+ * over the wire and into logs, and a JSON.stringify of a deeply nested value would overflow the
+ * stack.
+ */
+export function describeUntrusted(value: unknown, max = 64): string {
+  if (typeof value === 'string') return value.length > max ? `${JSON.stringify(value.slice(0, max))}… (${value.length} characters)` : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  if (value === undefined) return 'undefined';
+  return Array.isArray(value) ? 'an array' : `a value of type ${typeof value}`;
+}

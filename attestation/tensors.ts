@@ -27,7 +27,7 @@
  * encoded as zero, since JSON.stringify cannot carry it.
  */
 import { compareBytes, concatByteList, concatBytes, sha256, toHex, utf8 } from './bytes';
-import { TeegateError } from './errors';
+import { TeegateError, describeUntrusted } from './errors';
 
 export const OIP_DATATYPES = [
   'BOOL',
@@ -236,7 +236,7 @@ export function parseInferTensor(value: unknown, label = 'tensor'): InferTensor 
   const name = parseName(value['name'], label);
   const named = `${label} "${name}"`;
   const datatype = value['datatype'];
-  if (!isOipDatatype(datatype)) throw invalid(named, `unknown datatype ${JSON.stringify(datatype) ?? 'undefined'}`);
+  if (!isOipDatatype(datatype)) throw invalid(named, `unknown datatype ${describeUntrusted(datatype)}`);
   const shape = parseShape(value['shape'], named);
   const count = elementCount(shape);
   if (count * ELEMENT_SIZE[datatype] > TENSOR_LIMITS.maxRawBytes) {

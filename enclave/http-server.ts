@@ -5,7 +5,7 @@
 import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fromHex, toBase64 } from '../attestation/bytes';
+import { fromHex, fromUtf8, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import type { EnclaveService } from './enclave-service';
 import { MODEL_NAME } from './models/model-config';
@@ -65,9 +65,17 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 function parseJson(body: Buffer): unknown {
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(fromUtf8(body)); // strict: invalid UTF-8 is refused, never replaced
   } catch {
-    throw new TeegateError('REQUEST_INVALID', 'request body is not valid JSON');
+    throw new TeegateError('REQUEST_INVALID', 'request body is not valid UTF-8 JSON');
+  }
+}
+
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://enclave');
+  } catch {
+    throw new TeegateError('REQUEST_INVALID', 'the request target is not a valid path');
   }
 }
 
@@ -103,7 +111,7 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     try {
-      const url = new URL(req.url ?? '/', 'http://enclave');
+      const url = requestUrl(req.url);
       const path = url.pathname;
       if (req.method === 'POST') {
         const m = MODEL_ROUTE.exec(path);

@@ -6,7 +6,7 @@
  */
 import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { fromUtf8, utf8 } from '../attestation/bytes';
-import { TeegateError } from '../attestation/errors';
+import { TeegateError, describeUntrusted } from '../attestation/errors';
 
 import type { ModelRef } from '../attestation/manifest';
 import { SEAL_ALG, SEAL_ENC } from '../attestation/sealed-request';
@@ -70,7 +70,7 @@ export class SealedChannel {
     }
     if (header.alg !== SEAL_ALG || header.enc !== SEAL_ENC) invalid(`JWE must use alg ${SEAL_ALG} and enc ${SEAL_ENC}`);
     if (header.kid !== undefined && header.kid !== this.kid) {
-      throw new TeegateError('JWE_KEY_MISMATCH', `JWE is for key ${String(header.kid)}, this enclave's seal key is ${this.kid}`);
+      throw new TeegateError('JWE_KEY_MISMATCH', `JWE is for key ${describeUntrusted(header.kid)}, this enclave's seal key is ${this.kid}`);
     }
     let plaintext: Uint8Array;
     try {

@@ -4,6 +4,7 @@
  * defensively, and a teegate error code in an error body is only believed as a code, never as
  * evidence.
  */
+import { fromUtf8 } from '../bytes';
 import { TeegateError, isErrorCode } from '../errors';
 import { readLimitedBody } from '../limited-body';
 
@@ -76,7 +77,13 @@ export class GatewayHttp {
       throw new TeegateError('CLIENT_FETCH_FAILED', `${path}: reading the answer failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     if (body === undefined) throw new TeegateError('CLIENT_RESPONSE_INVALID', `${path}: answer exceeds ${MAX_ANSWER_BYTES} bytes`);
-    return { status: res.status, headers: res.headers, text: new TextDecoder().decode(body) };
+    let text: string;
+    try {
+      text = fromUtf8(body);
+    } catch {
+      throw new TeegateError('CLIENT_RESPONSE_INVALID', `${path}: the answer is not valid UTF-8`);
+    }
+    return { status: res.status, headers: res.headers, text };
   }
 
   /** A 200 answer's text, or the gateway's error as a TeegateError. */

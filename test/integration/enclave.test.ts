@@ -6,6 +6,7 @@
  */
 import { CompactEncrypt, exportJWK, generateKeyPair, importJWK } from 'jose';
 import { randomUUID } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { fromBase64, randomBytes, toHex, utf8 } from '../../attestation/bytes';
 import { verifyManifestBinding, type EnclaveManifest } from '../../attestation/manifest';
 import { verifyAttestation, type VerifiedAttestation } from '../../attestation/nitro/verify';
@@ -61,6 +62,17 @@ describe('boot attestation', () => {
     const fresh = await verifyAttestation(fromBase64(body.document), { rootCertificates: [enclave.devRootPem!], nonce });
     await expect(verifyManifestBinding(fresh, body.manifest)).resolves.toEqual(manifest);
     expect(fresh.documentSha384).not.toBe(attestation.documentSha384);
+  });
+
+  it('answers a request target that is not a path with 400 REQUEST_INVALID, not 500', async () => {
+    const { hostname, port } = new URL(enclave.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = netConnect(Number(port), hostname, () => socket.end('GET http://[::1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('latin1').on('data', (d: string) => (text += d)).on('end', () => resolve(text)).on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('{"code":"REQUEST_INVALID","message":"the request target is not a valid path"}');
   });
 
   it('rejects a nonce that is not 64 hex characters', async () => {
@@ -124,6 +136,9 @@ describe('plain inference with the real model', () => {
       expect({ code: (JSON.parse(res.text) as { code: string }).code, status: res.status >= 400 }).toEqual({ code, status: true });
     }
     expect((await post('/v2/models/affine/infer', '{not json')).status).toBe(400);
+    // Invalid UTF-8 is refused, not replaced with U+FFFD under a receipt.
+    const latin1 = await fetch(`${enclave.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat([Buffer.from('{"id":"a'), Buffer.of(0xff, 0xc0, 0xaf), Buffer.from(`b",${JSON.stringify(affineRequest()).slice(1)}`)]) });
+    expect({ status: latin1.status, body: await latin1.json() }).toEqual({ status: 400, body: { code: 'REQUEST_INVALID', message: 'request body is not valid UTF-8 JSON' } });
     expect((await post('/v2/models/affine/infer', '{}', 'text/plain')).status).toBe(415);
     expect(JSON.parse((await post('/v2/models/missing/infer', '{}')).text)).toMatchObject({ code: 'MODEL_NOT_FOUND' });
   });

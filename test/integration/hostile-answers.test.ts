@@ -48,6 +48,18 @@ it('the client SDK stops reading at its answer limit: CLIENT_RESPONSE_INVALID', 
   expect(sent[0]).toBeLessThan(2 * MAX_ANSWER_BYTES);
 });
 
+it('the client SDK refuses an answer that is not UTF-8 rather than reading replacement characters: CLIENT_RESPONSE_INVALID', async () => {
+  const latin1 = await serveHttp((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(Buffer.concat([Buffer.from('{"document":"'), Buffer.of(0xff), Buffer.from('","manifest":{}}')]));
+  });
+  try {
+    await expect(connect(latin1.url, { policy: { pcrs: { 0: 'ab'.repeat(48) } } })).rejects.toMatchObject({ code: 'CLIENT_RESPONSE_INVALID', message: expect.stringContaining('the answer is not valid UTF-8') });
+  } finally {
+    await latin1.close();
+  }
+});
+
 it('the auditor\'s log client stops reading at its limit: AUDIT_FETCH_FAILED', async () => {
   sent.length = 0;
   await expect(new LogClient(url).verifierKey()).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringContaining('answered more than 33554432 bytes') });

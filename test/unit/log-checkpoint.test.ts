@@ -118,6 +118,9 @@ describe('signed-note: golang.org/x/mod/sumdb/note known answers', () => {
       await expectCode(verifyNote(msg, [peter]), 'LOG_CHECKPOINT_MALFORMED');
     }
     await expectCode(verifyNote(Uint8Array.of(0xff, ...utf8(`${TEXT}\n${PETER_SIG}`)), [peter]), 'LOG_CHECKPOINT_MALFORMED');
+    // A byte order mark is part of the text (as in Go's note.Open): the signature no longer covers it.
+    expect((await verifyNote(utf8(`${TEXT}\n${PETER_SIG}`), [peter])).verified.length).toBe(1);
+    await expect(verifyNote(Uint8Array.of(0xef, 0xbb, 0xbf, ...utf8(`${TEXT}\n${PETER_SIG}`)), [peter])).rejects.toMatchObject({ code: expect.stringMatching(/^LOG_(CHECKPOINT_MALFORMED|SIGNATURE_INVALID)$/) });
     const huge = `${'a'.repeat(MAX_NOTE_BYTES)}\n\n${PETER_SIG}`;
     await expectCode(verifyNote(huge, [peter]), 'LOG_CHECKPOINT_MALFORMED');
     await expectCode(verifyNote(utf8(huge), [peter]), 'LOG_CHECKPOINT_MALFORMED');

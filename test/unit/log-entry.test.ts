@@ -42,6 +42,8 @@ test.each([
 
 test('invalid UTF-8, oversized entries and bad inputs to encodeEntry are typed errors', () => {
   expect(code(() => decodeEntry(new Uint8Array([0x7b, 0xff, 0x7d])))).toBe('LOG_ENTRY_MALFORMED');
+  // A byte order mark before canonical bytes is another leaf hash for the same entry: refused.
+  expect(code(() => decodeEntry(Uint8Array.of(0xef, 0xbb, 0xbf, ...encodeEntry({ type: 'receipt', jws: 'a.b.c' }))))).toBe('LOG_ENTRY_MALFORMED');
   expect(code(() => decodeEntry(new Uint8Array(MAX_ENTRY_BYTES + 1)))).toBe('LOG_ENTRY_MALFORMED');
   expect(code(() => encodeEntry({ type: 'receipt', jws: 'x'.repeat(MAX_ENTRY_BYTES) }))).toBe('LOG_ENTRY_TOO_LARGE');
   expect(code(() => encodeEntry({ type: 'receipt', jws: '' }))).toBe('LOG_ENTRY_MALFORMED');

@@ -69,6 +69,12 @@ describe('refusals', () => {
     ['an iat older than the window', () => sealed(request({ iat: NOW - 301 })), 'JWE_EXPIRED', 'outside the 300 s window'],
     ['an iat more than 60 s ahead', () => sealed(request({ iat: NOW + 61 })), 'JWE_EXPIRED', 'outside the 300 s window'],
   ];
+  it('names a foreign kid briefly, however deep it is nested: JWE_KEY_MISMATCH', async () => {
+    const header = `{"alg":"ECDH-ES+A256KW","enc":"A256GCM","kid":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const jwe = `${Buffer.from(header).toString('base64url')}.a.b.c.d`;
+    expect(await refusalOf(() => channel().open(jwe))).toEqual({ code: 'JWE_KEY_MISMATCH', message: `JWE is for key an array, this enclave's seal key is ${keys.seal.publicJwk.kid}` });
+  });
+
   it.each(cases)('%s', async (_what, make, code, message) => {
     const jwe = await make();
     expect(await refusalOf(() => channel().open(jwe))).toEqual({ code, message: expect.stringContaining(message) });

@@ -182,6 +182,7 @@ describe('tensor validation', () => {
     ['name with a lone surrogate', { ...ok, name: 'a\uD800' }, 'TENSOR_INVALID'],
     ['name longer than 256 bytes', { ...ok, name: 'n'.repeat(257) }, 'TENSOR_INVALID'],
     ['unknown datatype', { ...ok, datatype: 'FLOAT32' }, 'TENSOR_INVALID'],
+    ['a datatype nested 10,000 arrays deep', { ...ok, datatype: JSON.parse(`${'['.repeat(10_000)}${']'.repeat(10_000)}`) as unknown }, 'TENSOR_INVALID'],
     ['missing datatype', { name: 'x', shape: [2], data: [1, 2] }, 'TENSOR_INVALID'],
     ['shape not an array', { ...ok, shape: 2 }, 'TENSOR_INVALID'],
     ['negative dimension', { ...ok, shape: [-1] }, 'TENSOR_INVALID'],
@@ -219,6 +220,22 @@ describe('tensor validation', () => {
   ];
   it.each(cases)('rejects %s', (_label, value, expected) => {
     expect(code(() => parseInferTensor(value))).toBe(expected);
+  });
+
+  it('names a bad datatype briefly in its message, however long or deep it is', () => {
+    const message = (datatype: unknown): string => {
+      try {
+        parseInferTensor({ ...ok, datatype });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    expect(message('FLOAT32')).toBe('tensor "x": unknown datatype "FLOAT32"');
+    expect(message('F'.repeat(1_000_000))).toBe(`tensor "x": unknown datatype "${'F'.repeat(64)}"… (1000000 characters)`);
+    expect(message(JSON.parse(`${'['.repeat(10_000)}${']'.repeat(10_000)}`))).toBe('tensor "x": unknown datatype an array');
+    expect(message({ t: 1 })).toBe('tensor "x": unknown datatype a value of type object');
+    expect(message(undefined)).toBe('tensor "x": unknown datatype undefined');
   });
 
   it('accepts the edge values of every datatype and empty tensors', () => {

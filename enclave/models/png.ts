@@ -57,6 +57,7 @@ function readChunks(file: Uint8Array): { header: Header; idat: Uint8Array } {
   let header: Header | undefined;
   const idat: Uint8Array[] = [];
   let idatDone = false;
+  let palette = false;
   for (;;) {
     if (offset + 12 > file.length) throw bad('truncated file (no IEND chunk)');
     const length = view.getUint32(offset);
@@ -75,12 +76,18 @@ function readChunks(file: Uint8Array): { header: Header; idat: Uint8Array } {
       if (idatDone) throw bad('IDAT chunks are not consecutive');
       idat.push(data);
     } else if (type === 'IEND') {
+      if (length !== 0) throw bad('IEND must be empty');
       if (offset !== file.length) throw bad('data after IEND');
       break;
+    } else if (type === 'PLTE') {
+      // A suggested palette is allowed for RGB and RGBA only, once, before the image data.
+      if (header!.channels < 3) throw bad('PLTE in a grayscale image'); // header: IHDR came first (checked above)
+      if (palette || idat.length > 0) throw bad('PLTE repeated or after IDAT');
+      palette = true;
     } else {
       if (idat.length > 0) idatDone = true;
-      // Ancillary chunks (lower-case first letter) and a palette for RGB are safe to ignore.
-      if (type[0] === type[0]!.toUpperCase() && type !== 'PLTE') throw bad(`unknown critical chunk ${type}`);
+      // Ancillary chunks (lower-case first letter) are safe to ignore.
+      if (type[0] === type[0]!.toUpperCase()) throw bad(`unknown critical chunk ${type}`);
     }
   }
   if (header === undefined || idat.length === 0) throw bad('no image data');
@@ -149,11 +156,17 @@ export function decodePng(file: Uint8Array): DecodedImage {
   const { header, idat } = readChunks(file);
   const expected = header.height * (header.width * header.channels + 1);
   let raw: Buffer;
+  let consumed: number;
   try {
-    raw = inflateSync(idat, { maxOutputLength: expected + 1 });
+    // `info` also returns the engine, whose bytesWritten is the compressed bytes it read: zlib
+    // stops at the end of the first stream and would ignore anything after it.
+    const inflated = inflateSync(idat, { maxOutputLength: expected + 1, info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    raw = inflated.buffer;
+    consumed = inflated.engine.bytesWritten;
   } catch (err) {
     throw bad('corrupt or oversized compressed data', err);
   }
+  if (consumed !== idat.length) throw bad(`${idat.length - consumed} bytes after the compressed image data`);
   if (raw.length !== expected) throw bad(`image data is ${raw.length} bytes, expected ${expected}`);
   return { ...header, pixels: unfilter(raw, header) };
 }

@@ -546,7 +546,25 @@ describe('PNG decoder', () => {
     const png = encodePng(tiny);
     return Buffer.concat([png.subarray(0, 33), pngChunk('IDAT', deflateSync(Buffer.alloc(50_000_000))), pngChunk('IEND', new Uint8Array(0))]);
   };
+  const tinyRaw = Buffer.from([0, 0, 255]); // one row: filter 0, then the two gray samples
+  /** `tiny` with IHDR, then `middle` chunks, then IEND (or `end`). */
+  const tinyWith = (middle: Buffer[], end: Buffer = pngChunk('IEND', new Uint8Array(0))): Buffer => Buffer.concat([encodePng(tiny).subarray(0, 33), ...middle, end]);
+  const rgbTiny: DecodedImage = { width: 1, height: 1, channels: 3, pixels: Uint8Array.from([1, 2, 3]) };
+  const rgbWithPalette = (after: boolean): Buffer => {
+    const png = encodePng(rgbTiny);
+    const plte = pngChunk('PLTE', Uint8Array.from([1, 2, 3]));
+    const [head, idat, iend] = [png.subarray(0, 33), png.subarray(33, png.length - 12), png.subarray(png.length - 12)];
+    return Buffer.concat(after ? [head, idat, plte, iend] : [head, plte, idat, iend]);
+  };
+  it('accepts a suggested palette before the image data of an RGB image', () => {
+    expect(decodePng(rgbWithPalette(false))).toEqual(rgbTiny);
+  });
   const cases: [string, () => Uint8Array][] = [
+    ['an IEND chunk that holds data', () => tinyWith([pngChunk('IDAT', deflateSync(tinyRaw))], pngChunk('IEND', Uint8Array.of(0)))],
+    ['a byte after the compressed stream', () => tinyWith([pngChunk('IDAT', Buffer.concat([deflateSync(tinyRaw), Buffer.of(0)]))])],
+    ['two compressed streams', () => tinyWith([pngChunk('IDAT', Buffer.concat([deflateSync(tinyRaw), deflateSync(tinyRaw)]))])],
+    ['a palette in a grayscale image', () => tinyWith([pngChunk('PLTE', Uint8Array.from([1, 2, 3])), pngChunk('IDAT', deflateSync(tinyRaw))])],
+    ['a palette after the image data', () => rgbWithPalette(true)],
     ['an empty file', () => new Uint8Array(0)],
     ['a JPEG signature', () => Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0])],
     ['a file truncated in the middle', () => DEMO_PNG.subarray(0, DEMO_PNG.length >> 1)],

@@ -28,6 +28,8 @@ export function errorHandler(onInternal: (err: unknown) => void): ErrorRequestHa
     const e = err as { type?: string; status?: number };
     if (e.type === 'entity.too.large') return sendError(res, new TeegateError('BODY_TOO_LARGE', 'the request body is too large'));
     if (e.status === 400 && e.type !== undefined) return sendError(res, new TeegateError('REQUEST_INVALID', 'the request could not be read'));
+    // The router decodes path parameters and throws URIError (status 400) on a bad percent-escape.
+    if (err instanceof URIError) return sendError(res, new TeegateError('REQUEST_INVALID', 'the request path holds an invalid percent-escape'));
     onInternal(err);
     return sendError(res, new TeegateError('INTERNAL', 'the gateway failed to handle the request'));
   };

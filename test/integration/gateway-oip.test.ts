@@ -354,6 +354,14 @@ describe('auth and limits', () => {
     expect([missing.status, missing.json()]).toEqual([404, { code: 'ROUTE_NOT_FOUND', message: 'no route GET /v3/nothing' }]);
   });
 
+  it('400 REQUEST_INVALID for a path parameter with a bad percent-escape (not 500, not "retry")', async () => {
+    for (const path of ['/v2/models/%zz', '/v2/models/a%E0%A4%A/infer', '/v2/models/affine/versions/%C0%80/ready']) {
+      const res = await call(path, path.endsWith('infer') ? { body, type: 'application/json' } : {});
+      expect([path, res.status, res.json(), res.headers.get('retry-after')]).toEqual([path, 400, { code: 'REQUEST_INVALID', message: 'the request path holds an invalid percent-escape' }, null]);
+    }
+    expect(logs().some((l) => l.includes('unhandled'))).toBe(false);
+  });
+
   it('sets security headers and answers CORS for the configured origin only', async () => {
     const res = await call('/v2', { key: null, headers: { origin: 'https://app.example.com' } });
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');

@@ -263,7 +263,13 @@ export class TransparencyLog implements ReceiptSink {
     if (!Number.isSafeInteger(size) || size < 0) throw new TeegateError('LOG_RANGE_INVALID', 'tree size is not a non-negative safe integer');
     const integrated = await this.storage.integratedSize();
     if (size > integrated) throw new TeegateError('LOG_RANGE_INVALID', `tree size ${size} is beyond the integrated size ${integrated}`);
-    if (this.tree.size < integrated) await this.exclusive(() => this.syncTree(integrated));
+    // Checked again once it is this call's turn: an integration queued before it may have grown the
+    // tree past `integrated` (a replica of a shared store), and syncTree to a smaller size rebuilds.
+    if (this.tree.size < integrated) {
+      await this.exclusive(async () => {
+        if (this.tree.size < integrated) await this.syncTree(integrated);
+      });
+    }
   }
 
   /** RFC 9162 inclusion proof of entry `index` in the tree of `size` leaves. */

@@ -13,7 +13,7 @@ import { openCheckpoint } from '../../attestation/log/checkpoint';
 import { decodeEntry, encodeEntry } from '../../attestation/log/entry';
 import { parseEntryBundle } from '../../attestation/log/entry-bundle';
 import { decodeProof, leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../../attestation/log/merkle';
-import { parseVerifierKey } from '../../attestation/log/signed-note';
+import { generateNoteKey, parseVerifierKey } from '../../attestation/log/signed-note';
 import { FileLogStorage } from '../../gateway/log/storage/file-storage';
 import type { LogStorage } from '../../gateway/log/storage/log-storage';
 import { PostgresLogStorage } from '../../gateway/log/storage/postgres-storage';
@@ -146,6 +146,37 @@ test.each(stores)('%s store: the background loop grows the tree only when a chec
   } finally {
     if (storage instanceof PostgresLogStorage) await storage.dropSchema();
     await log.close();
+  }
+});
+
+test('postgres store: a proof request on a replica that lags the shared store syncs incrementally, also when its own integration gets in first', async () => {
+  const schema = `teegate_log_replica_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  const { signerKey } = await generateNoteKey('replica.teegate/log');
+  const storageA = await PostgresLogStorage.open({ schema });
+  let tileReads = 0;
+  const readTile = storageA.readTile.bind(storageA);
+  storageA.readTile = (level, index) => (tileReads++, readTile(level, index));
+  const a = await TransparencyLog.open({ storage: storageA, origin: 'replica.teegate/log', signerKey });
+  const b = await TransparencyLog.open({ storage: await PostgresLogStorage.open({ schema }), origin: 'replica.teegate/log', signerKey });
+  try {
+    const n = 256 * 20; // twenty full level-0 tiles in a's tree
+    await Promise.all(Array.from({ length: n }, (_, i) => a.appendReceipt(`a.${i}.x`)));
+    await a.flush();
+    for (let i = 0; i < 300; i++) await b.appendReceipt(`b.${i}.x`);
+    await b.flush(); // the store is at n + 300, a's tree at n
+    for (let i = 0; i < 10; i++) await b.appendReceipt(`c.${i}.x`); // sequenced, not integrated
+    tileReads = 0;
+    const integrating = a.integrate(); // first in a's queue: takes its tree to n + 310
+    const proof = a.inclusionProof(5, n + 300); // saw n < n + 300, so it queues a sync behind that
+    expect(await integrating).toBe(n + 310);
+    expect((await proof).length).toBeGreaterThan(0);
+    expect(tileReads).toBeLessThanOrEqual(2); // the tile holding n..n+300, not all twenty again
+  } finally {
+    await a.close();
+    await b.close();
+    const drop = await PostgresLogStorage.open({ schema });
+    await drop.dropSchema();
+    await drop.close();
   }
 });
 

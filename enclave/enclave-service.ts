@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { fromHex, randomBytes, sha384, toHex } from '../attestation/bytes';
-import { TeegateError } from '../attestation/errors';
+import { TeegateError, describeUntrusted } from '../attestation/errors';
 import { manifestDigest, modelLabel, type EnclaveManifest } from '../attestation/manifest';
 import { canonicalBytesOfParsed, canonicalTensorBytes, type InferTensor } from '../attestation/tensors';
 import { generateEnclaveKeys, type EnclaveKeys } from './keys';
@@ -183,6 +183,7 @@ export class EnclaveService {
     const model = models.get(modelName, version); // MODEL_NOT_FOUND before anything about the tensors
     // Parsed once: the model, the receipt's input digest and nothing else see the request's tensors.
     const inputs = checkInputs(model.inputs, body.inputs);
+    const wanted = wantedOutputs(model.outputs, body.outputs); // refused before the run, not after
     // The model's run is handed to its worker thread now (the OCR model's PNG decode and resize run
     // there too); meanwhile the receipt's input side is prepared, off the request's critical path.
     const running = model.run(inputs);
@@ -194,7 +195,7 @@ export class EnclaveService {
       running.catch(() => undefined); // never an unhandled rejection
       throw err;
     }
-    const outputs = selectOutputs(await running, body.outputs);
+    const outputs = selectOutputs(await running, wanted);
     const canonicalOutputs = canonicalTensorBytes(outputs);
     checkAnswerSize(outputs, canonicalOutputs.length); // before a receipt number is used
     const output = saltedDigest(salt, canonicalOutputs);
@@ -276,15 +277,30 @@ function parseNonce(parameters: unknown): string | undefined {
   return nonce.toLowerCase();
 }
 
-/** OIP `outputs` in a request names the outputs wanted; unknown names are an error. */
-function selectOutputs(outputs: InferTensor[], requested: unknown): InferTensor[] {
-  if (requested === undefined) return outputs;
+/**
+ * OIP `outputs` in a request names the outputs wanted, each once, among the model's declared ones
+ * (undefined: all of them). Checked before the model runs.
+ */
+function wantedOutputs(declared: readonly { name: string }[], requested: unknown): string[] | undefined {
+  if (requested === undefined) return undefined;
   if (!Array.isArray(requested)) requestInvalid('outputs must be an array');
-  return requested.map((r: unknown, i) => {
+  if (requested.length > declared.length) requestInvalid(`outputs names ${requested.length} tensors, the model has ${declared.length}`);
+  const names = requested.map((r: unknown, i) => {
     const name = typeof r === 'object' && r !== null ? (r as Record<string, unknown>).name : undefined;
     if (typeof name !== 'string') requestInvalid(`outputs[${i}].name must be a string`);
+    if (!declared.some((d) => d.name === name)) throw new TeegateError('TENSOR_NAME_UNKNOWN', `the model has no output ${describeUntrusted(name)}`);
+    return name;
+  });
+  if (new Set(names).size !== names.length) requestInvalid('outputs names a tensor twice');
+  return names;
+}
+
+/** The wanted outputs of a run, in the order asked for. */
+function selectOutputs(outputs: InferTensor[], wanted: readonly string[] | undefined): InferTensor[] {
+  if (wanted === undefined) return outputs;
+  return wanted.map((name) => {
     const found = outputs.find((o) => o.name === name);
-    if (!found) throw new TeegateError('TENSOR_NAME_UNKNOWN', `the model has no output "${name}"`);
+    if (!found) throw new TeegateError('INTERNAL', `the model did not produce its declared output ${JSON.stringify(name)}`);
     return found;
   });
 }

@@ -59,7 +59,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on('error', reject);
+    // The client went away mid-body: a typed error (nobody reads the answer), not an unexpected one.
+    req.on('error', () => reject(new TeegateError('REQUEST_INVALID', 'the connection closed before the request body ended')));
   });
 }
 

@@ -150,6 +150,26 @@ describe('plain inference with the real model', () => {
     expect(res.headers.get('teegate-receipt')).toBeNull();
     expect(await seqOf()).toBe(before + 1); // no number was spent on the refused answer
   });
+  it('answers the outputs a request names, and refuses unknown or repeated names before running the model', async () => {
+    const { inputs } = affineRequest();
+    const named = await post('/v2/models/affine/infer', JSON.stringify({ inputs, outputs: [{ name: 'y' }] }));
+    expect(((JSON.parse(named.text) as { outputs: InferTensor[] }).outputs).map((o) => o.name)).toEqual(['y']);
+    const before = await seqOf();
+    const refused: [unknown, string, string][] = [
+      [[{ name: 'nope' }], 'TENSOR_NAME_UNKNOWN', 'the model has no output "nope"'],
+      [[{ name: 'y' }, { name: 'y' }], 'REQUEST_INVALID', 'outputs names 2 tensors, the model has 1'],
+      [{ name: 'y' }, 'REQUEST_INVALID', 'outputs must be an array'],
+      [[{ name: 7 }], 'REQUEST_INVALID', 'outputs[0].name must be a string'],
+    ];
+    for (const [outputs, code, message] of refused) {
+      const res = await post('/v2/models/affine/infer', JSON.stringify({ inputs, outputs }));
+      expect(JSON.parse(res.text)).toEqual({ code, message });
+    }
+    const twice = await post(`/v2/models/${DEMO_MODEL}/infer`, JSON.stringify({ ...demoRequest(), outputs: [{ name: 'text' }, { name: 'text' }] }));
+    expect(JSON.parse(twice.text)).toEqual({ code: 'REQUEST_INVALID', message: 'outputs names a tensor twice' });
+    expect(await seqOf()).toBe(before + 1);
+  });
+
   it('refuses outputs whose JSON would not fit an answer with 413 TENSOR_TOO_LARGE, and signs no receipt for them', async () => {
     // 2,560,000 values of 0.1 (10 MB of request) come back as 1.2000000476837158: 48.6 MB of JSON,
     // over the 44 MiB an answer may carry (a gateway would refuse the answer, and the receipt would
@@ -266,6 +286,27 @@ describe('HTTP limits and routes', () => {
     expect(await codeOf(await postStreamed(`${small.url}/v2/models/affine/infer`, 5))).toEqual([413, 'BODY_TOO_LARGE']);
     // The enclave still answers on the same listener.
     expect((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).status).toBe(200);
+  });
+
+  it('a client that hangs up mid-body is not an unexpected error in the enclave\'s log', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logged = await listenEnclaveHttp(enclave.service, { log: (e) => lines.push(e as Record<string, unknown>) });
+    try {
+      const { hostname, port } = new URL(logged.url);
+      await new Promise<void>((resolve, reject) => {
+        const socket = netConnect(Number(port), hostname, () => {
+          socket.write('POST /v2/models/affine/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs":');
+          setTimeout(() => socket.destroy(), 50);
+        });
+        socket.on('close', () => resolve()).on('error', reject);
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(lines.find((l) => l.method === 'POST')).toMatchObject({ level: 'debug', path: '/v2/models/affine/infer' });
+      expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+    } finally {
+      logged.server.closeAllConnections();
+      await new Promise((resolve) => logged.server.close(resolve));
+    }
   });
 
   it('404 ROUTE_NOT_FOUND for unknown paths and methods', async () => {

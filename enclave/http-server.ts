@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { fromHex, fromUtf8, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import type { EnclaveService } from './enclave-service';
+import { checkJsonBudget, INFER_REQUEST_BUDGET } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
 
 export interface EnclaveHttpOptions {
@@ -65,8 +66,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 function parseJson(body: Buffer): unknown {
+  let text: string;
   try {
-    return JSON.parse(fromUtf8(body)); // strict: invalid UTF-8 is refused, never replaced
+    text = fromUtf8(body); // strict: invalid UTF-8 is refused, never replaced
+  } catch {
+    throw new TeegateError('REQUEST_INVALID', 'request body is not valid UTF-8 JSON');
+  }
+  checkJsonBudget(text, INFER_REQUEST_BUDGET);
+  try {
+    return JSON.parse(text);
   } catch {
     throw new TeegateError('REQUEST_INVALID', 'request body is not valid UTF-8 JSON');
   }

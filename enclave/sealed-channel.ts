@@ -9,6 +9,7 @@ import { fromUtf8, utf8 } from '../attestation/bytes';
 import { TeegateError, describeUntrusted } from '../attestation/errors';
 
 import type { ModelRef } from '../attestation/manifest';
+import { checkJsonBudget, INFER_REQUEST_BUDGET } from './json-budget';
 import { SEAL_ALG, SEAL_ENC } from '../attestation/sealed-request';
 const MAX_JWE_CHARS = 24 * 1024 * 1024;
 
@@ -81,9 +82,17 @@ export class SealedChannel {
     } catch {
       invalid('JWE does not decrypt with the seal key (tampered, or encrypted to another key)');
     }
+    let text: string;
+    try {
+      text = fromUtf8(plaintext);
+    } catch {
+      invalid('sealed plaintext is not JSON');
+    }
+    // The request sits one level down, beside the response key: one more level than a plain body.
+    checkJsonBudget(text, { ...INFER_REQUEST_BUDGET, maxDepth: INFER_REQUEST_BUDGET.maxDepth + 1, maxObjects: INFER_REQUEST_BUDGET.maxObjects + 2 }, 'sealed plaintext');
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(fromUtf8(plaintext)) as Record<string, unknown>;
+      body = JSON.parse(text) as Record<string, unknown>;
     } catch {
       invalid('sealed plaintext is not JSON');
     }

@@ -150,6 +150,15 @@ describe('plain inference with the real model', () => {
     expect(res.headers.get('teegate-receipt')).toBeNull();
     expect(await seqOf()).toBe(before + 1); // no number was spent on the refused answer
   });
+  it('refuses JSON that nests too deep or holds too many objects before parsing it, plain or sealed: 400 REQUEST_INVALID', async () => {
+    const deep = `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`;
+    expect(JSON.parse((await post('/v2/models/affine/infer', deep)).text)).toEqual({ code: 'REQUEST_INVALID', message: 'request body nests deeper than 32 levels' });
+    const objects = `{"junk":[${Array(5000).fill('{}').join(',')}]}`;
+    expect(JSON.parse((await post('/v2/models/affine/infer', objects)).text)).toEqual({ code: 'REQUEST_INVALID', message: 'request body holds more than 4096 objects' });
+    const sealed = await sealRequest(manifest, JSON.parse(`{"inputs":${'['.repeat(40)}${']'.repeat(40)}}`) as unknown);
+    expect(JSON.parse((await post('/v2/models/affine/infer', sealed.jwe, 'application/jose')).text)).toEqual({ code: 'REQUEST_INVALID', message: 'sealed plaintext nests deeper than 33 levels' });
+  });
+
   it('answers the outputs a request names, and refuses unknown or repeated names before running the model', async () => {
     const { inputs } = affineRequest();
     const named = await post('/v2/models/affine/infer', JSON.stringify({ inputs, outputs: [{ name: 'y' }] }));

@@ -84,6 +84,19 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
     throw new TeegateError('AUDIT_STATE_INVALID', `log key: ${(err as Error).message}`);
   }
   const base = { verifierKey: verifierKeyText, keySource, origin: logKey.name } as const;
+  // The state's own note must be the checkpoint it records, signed by the key it pins: an edited or
+  // damaged state file is the auditor's problem, not evidence that the log forked.
+  if (state) {
+    let recorded: Checkpoint | undefined;
+    try {
+      ({ checkpoint: recorded } = await openCheckpoint(state.checkpoint.note, logKey, { origin: state.origin }));
+    } catch (err) {
+      if (!isTeegateError(err)) throw err;
+    }
+    if (!recorded || recorded.size !== state.checkpoint.size || toBase64(recorded.rootHash) !== state.checkpoint.rootHash) {
+      throw new TeegateError('AUDIT_STATE_INVALID', "the state's checkpoint note is not a checkpoint of its size and root signed by its log key: the state file was edited or damaged");
+    }
+  }
 
   // 2. checkpoint
   let checkpoint: Checkpoint;

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { fromBase64, toBase64 } from '../../attestation/bytes';
 import { auditLog, type AuditOptions } from '../../attestation/audit/audit-log';
 import { LogClient, type FetchLike } from '../../attestation/audit/log-client';
-import { formatAuditState, parseAuditState } from '../../attestation/audit/audit-state';
+import { formatAuditState, parseAuditState, type AuditState } from '../../attestation/audit/audit-state';
 import { encodeEntry } from '../../attestation/log/entry';
 import { encodeEntryBundle, parseEntryBundle } from '../../attestation/log/entry-bundle';
 import type { DevCa } from '../../attestation/dev/dev-ca';
@@ -246,6 +246,23 @@ test('a receipt with a broken signature is named (RECEIPT_SIGNATURE_INVALID); a 
   const report = await audit(url);
   expect(report.failures).toEqual([expect.objectContaining({ index: 1, code: 'RECEIPT_SIGNATURE_INVALID' })]);
   await expect(audit('http://127.0.0.1:9')).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED' });
+});
+
+test('a state whose size, root or note was edited is AUDIT_STATE_INVALID, not a fork of the log', async () => {
+  const { url } = await logOf(items);
+  const seen = await audit(url);
+  const good = seen.state!;
+  expect((await audit(url, { state: good })).ok).toBe(true);
+  const otherRoot = toBase64(createHash('sha256').update('x').digest());
+  const edits: AuditState[] = [
+    { ...good, checkpoint: { ...good.checkpoint, rootHash: otherRoot } },
+    { ...good, checkpoint: { ...good.checkpoint, size: good.checkpoint.size - 1 } },
+    { ...good, checkpoint: { ...good.checkpoint, note: good.checkpoint.note.replace(/\n\n/, '\nextra\n\n') } },
+    { ...good, origin: 'other.teegate/log' },
+  ];
+  for (const state of edits) {
+    await expect(audit(url, { state })).rejects.toMatchObject({ code: 'AUDIT_STATE_INVALID' });
+  }
 });
 
 test('audit state files are checked strictly', () => {

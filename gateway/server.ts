@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TeegateError } from '../attestation/errors';
 import { createGatewayApp } from './app';
+import { answerNodeErrors, connectionsCheckingInterval } from './http/node-errors';
 import type { GatewayConfig } from './config';
 import { MemoryReceiptSink, type ReceiptSink } from './log/receipt-sink';
 import { openTransparencyLog } from './log/open-log';
@@ -83,7 +84,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   let shuttingDown = false;
   const app = createGatewayApp({ config, pool, sink, logger, metrics, isShuttingDown: () => shuttingDown, routers });
-  const server = createServer({ requestTimeout: config.limits.requestTimeoutMs, headersTimeout: Math.min(30_000, config.limits.requestTimeoutMs), keepAliveTimeout: 65_000 }, app);
+  const server = createServer(
+    {
+      requestTimeout: config.limits.requestTimeoutMs,
+      headersTimeout: Math.min(30_000, config.limits.requestTimeoutMs),
+      connectionsCheckingInterval: connectionsCheckingInterval(config.limits.requestTimeoutMs),
+      keepAliveTimeout: 65_000,
+    },
+    app,
+  );
+  answerNodeErrors(server);
   let address: AddressInfo;
   try {
     await pool.start();

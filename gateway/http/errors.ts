@@ -13,8 +13,9 @@ export function sendError(res: Response, err: TeegateError): void {
   }
   if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
   if (err.code === 'AUTH_REQUIRED' || err.code === 'AUTH_INVALID') res.setHeader('WWW-Authenticate', 'Bearer realm="teegate"');
-  // The unread rest of an oversized body is not worth draining: close the connection after this answer.
-  if (err.code === 'BODY_TOO_LARGE') res.setHeader('Connection', 'close');
+  // The unread rest of an oversized body, or of any body refused before it was read (401, 404,
+  // 415, ...), is not worth draining: close the connection after this answer.
+  if (err.code === 'BODY_TOO_LARGE' || !res.req.complete) res.setHeader('Connection', 'close');
   if (err.action === 'retry' && err.status >= 500 && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', '1');
   res.locals.errorCode = err.code;
   res.status(err.status).type('application/json').send(JSON.stringify(err.toJSON()));

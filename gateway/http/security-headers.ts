@@ -2,8 +2,11 @@
  * Security headers on every answer, and CORS for the configured origins. The API serves JSON and
  * opaque JOSE bodies only: nothing may be framed, sniffed or cached.
  */
-import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../../attestation/headers';
+import { ENCLAVE_HEADER, LOG_INDEX_HEADER, RECEIPT_HEADER, SEAL_KID_HEADER, SERVER_TIMING_HEADER } from '../../attestation/headers';
 import type { RequestHandler } from 'express';
+
+/** Request headers a browser page may send (CORS): the SDK's sealed requests name their seal key. */
+const ALLOWED = ['Authorization', 'Content-Type', 'X-Request-Id', SEAL_KID_HEADER].join(', ');
 
 /** Response headers a browser page may read (CORS). */
 const EXPOSED = [RECEIPT_HEADER, LOG_INDEX_HEADER, ENCLAVE_HEADER, SERVER_TIMING_HEADER, 'x-request-id', 'retry-after'].join(', ');
@@ -27,9 +30,11 @@ export function cors(origins: readonly string[]): RequestHandler {
   return (req, res, next) => {
     const origin = req.headers.origin;
     const ok = origin !== undefined && (any || allowed.has(origin));
+    // Every answer varies by Origin when only some origins get the CORS headers, or a shared cache
+    // could hand an allowed origin the copy made without them (log tiles are cached for a year).
+    if (!any && allowed.size > 0) res.setHeader('Vary', 'Origin');
     if (ok) {
       res.setHeader('Access-Control-Allow-Origin', any ? '*' : origin);
-      if (!any) res.setHeader('Vary', 'Origin');
       res.setHeader('Access-Control-Expose-Headers', EXPOSED);
       // The same origins may read the answers' Server-Timing through the Resource Timing API.
       res.setHeader('Timing-Allow-Origin', any ? '*' : origin);
@@ -37,7 +42,7 @@ export function cors(origins: readonly string[]): RequestHandler {
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       if (ok) {
         res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, X-Request-Id');
+        res.setHeader('Access-Control-Allow-Headers', ALLOWED);
         res.setHeader('Access-Control-Max-Age', '600');
       }
       res.status(204).end();

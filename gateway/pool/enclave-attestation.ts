@@ -42,7 +42,7 @@ function rejected(message: string, cause?: unknown): TeegateError {
 
 async function fetchAttestation(client: EnclaveClient, path: string, timeoutMs: number): Promise<AttestationAnswer> {
   const { status, json } = await client.getJson(path, timeoutMs);
-  if (status !== 200) throw new UpstreamError('invalid', `${client.baseUrl}${path} answered ${status}`);
+  if (status !== 200) throw new UpstreamError('invalid', `${client.label}${path} answered ${status}`);
   const o = json as Record<string, unknown>;
   if (typeof o !== 'object' || o === null || typeof o.document !== 'string') throw rejected(`${path} did not answer {document, manifest}`);
   let document: Uint8Array;

@@ -56,9 +56,15 @@ export class EnclaveClient {
   private readonly port: number;
   private readonly maxResponseBytes: number;
 
+  /**
+   * `label` names the enclave in every error message (default: its URL). The gateway passes the
+   * member id, since those messages reach clients (`/v1/enclaves`, NO_ENCLAVE_AVAILABLE) and the
+   * enclaves' addresses are the operator's business; its own logs carry the URL beside the id.
+   */
   constructor(
     readonly baseUrl: string,
     private readonly options: EnclaveClientOptions,
+    readonly label: string = baseUrl,
   ) {
     const url = new URL(baseUrl);
     this.host = url.hostname.replace(/^\[|\]$/g, '');
@@ -93,8 +99,8 @@ export class EnclaveClient {
       const answerTimer = setTimeout(() => {
         finish(
           connected
-            ? new UpstreamError('timeout', `${this.baseUrl} did not answer within ${req.timeoutMs ?? this.options.timeoutMs} ms`)
-            : new UpstreamError('not-sent', `no connection to ${this.baseUrl}`, 'ECONNECTTIMEOUT'),
+            ? new UpstreamError('timeout', `${this.label} did not answer within ${req.timeoutMs ?? this.options.timeoutMs} ms`)
+            : new UpstreamError('not-sent', `no connection to ${this.label}`, 'ECONNECTTIMEOUT'),
         );
       }, req.timeoutMs ?? this.options.timeoutMs);
       outgoing.on('socket', (socket) => {
@@ -104,7 +110,7 @@ export class EnclaveClient {
         }
         // Cleared on 'connect' (and by finish), so it fires only while not connected.
         connectTimer = setTimeout(() => {
-          finish(new UpstreamError('not-sent', `no connection to ${this.baseUrl} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
+          finish(new UpstreamError('not-sent', `no connection to ${this.label} within ${this.options.connectTimeoutMs} ms`, 'ECONNECTTIMEOUT'));
         }, this.options.connectTimeoutMs);
         socket.once('connect', () => {
           connected = true;
@@ -114,7 +120,7 @@ export class EnclaveClient {
       outgoing.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'UNKNOWN';
         const kind: UpstreamFailureKind = !connected && NOT_CONNECTED_CODES.has(code) ? 'not-sent' : 'unknown';
-        finish(new UpstreamError(kind, `${this.baseUrl}: ${code} (${err.message})`, code));
+        finish(new UpstreamError(kind, `${this.label}: ${code}`, code)); // Node's message names the address
       });
       outgoing.on('response', (res) => {
         const chunks: Buffer[] = [];
@@ -122,14 +128,14 @@ export class EnclaveClient {
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > this.maxResponseBytes) {
-            finish(new UpstreamError('invalid', `${this.baseUrl} answered more than ${this.maxResponseBytes} bytes`));
+            finish(new UpstreamError('invalid', `${this.label} answered more than ${this.maxResponseBytes} bytes`));
             return;
           }
           chunks.push(chunk);
         });
         res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
-        res.on('aborted', () => finish(new UpstreamError('unknown', `${this.baseUrl} closed the connection mid-answer`, 'ECONNRESET')));
-        res.on('error', (err: NodeJS.ErrnoException) => finish(new UpstreamError('unknown', `${this.baseUrl}: ${err.code ?? err.message}`, err.code)));
+        res.on('aborted', () => finish(new UpstreamError('unknown', `${this.label} closed the connection mid-answer`, 'ECONNRESET')));
+        res.on('error', (err: NodeJS.ErrnoException) => finish(new UpstreamError('unknown', `${this.label}: ${err.code ?? err.message}`, err.code)));
       });
       outgoing.end(req.body);
     });
@@ -142,7 +148,7 @@ export class EnclaveClient {
     try {
       json = JSON.parse(res.body.toString('utf8')) as unknown;
     } catch {
-      throw new UpstreamError('invalid', `${this.baseUrl}${path} answered ${res.status} with a body that is not JSON`);
+      throw new UpstreamError('invalid', `${this.label}${path} answered ${res.status} with a body that is not JSON`);
     }
     return { status: res.status, json };
   }

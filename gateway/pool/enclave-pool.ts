@@ -64,7 +64,7 @@ export class EnclavePool {
   constructor(private readonly options: EnclavePoolOptions) {
     this.members = options.enclaves.map((url, i) => ({
       id: `enclave-${i}`,
-      client: new EnclaveClient(url, options.client),
+      client: new EnclaveClient(url, options.client, `enclave-${i}`),
       state: 'pending' as MemberState,
       inFlight: 0,
     }));
@@ -138,7 +138,7 @@ export class EnclavePool {
   reportDown(member: EnclaveMember, code: string, message: string): void {
     if (member.state === 'ready') {
       this.setState(member, 'unhealthy', { code, message });
-      this.options.logger.warn({ enclave: member.id, code, reason: message }, 'enclave taken out of rotation');
+      this.options.logger.warn({ enclave: member.id, url: member.client.baseUrl, code, reason: message }, 'enclave taken out of rotation');
     }
     void this.check(member);
   }
@@ -206,7 +206,7 @@ export class EnclavePool {
   }
 
   private markUnhealthy(member: EnclaveMember, code: string, message: string): void {
-    if (member.state !== 'unhealthy') this.options.logger.warn({ enclave: member.id, code, reason: message }, 'enclave unhealthy');
+    if (member.state !== 'unhealthy') this.options.logger.warn({ enclave: member.id, url: member.client.baseUrl, code, reason: message }, 'enclave unhealthy');
     this.setState(member, 'unhealthy', { code, message });
   }
 

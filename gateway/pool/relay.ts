@@ -90,11 +90,11 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
       if (err.kind === 'not-sent') {
         pool.reportDown(member, err.errorCode ?? 'ECONNREFUSED', err.message);
         options.metrics.upstreamRetries.inc({ reason: 'unreachable' });
-        lastReason = `${member.id}: ${err.message}`;
+        lastReason = err.message; // names the member (its client's label), never its address
         continue;
       }
       if (err.kind === 'timeout') throw new TeegateError('UPSTREAM_TIMEOUT', `enclave ${member.id} did not answer in time; the outcome is unknown`);
-      if (err.kind === 'invalid') throw new TeegateError('UPSTREAM_INVALID', `enclave ${member.id}: ${err.message}`);
+      if (err.kind === 'invalid') throw new TeegateError('UPSTREAM_INVALID', err.message);
       pool.reportDown(member, err.errorCode ?? 'ECONNRESET', err.message);
       throw new TeegateError('UPSTREAM_OUTCOME_UNKNOWN', `the connection to enclave ${member.id} broke after the request was sent (${err.errorCode ?? 'reset'}); it may or may not have run`);
     } finally {

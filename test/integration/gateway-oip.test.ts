@@ -377,9 +377,13 @@ describe('auth and limits', () => {
     const pre = await call('/v2/models/affine/infer', { method: 'OPTIONS', key: null, headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-headers')).toContain('Authorization');
+    // The SDK's sealed requests carry teegate-seal-kid: a browser page must be allowed to send it.
+    expect(pre.headers.get('access-control-allow-headers')!.toLowerCase().split(', ')).toEqual(expect.arrayContaining(['authorization', 'content-type', 'teegate-seal-kid']));
     const other = await call('/v2', { key: null, headers: { origin: 'https://evil.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
     expect(other.headers.get('timing-allow-origin')).toBeNull();
+    // Answers without the CORS headers vary by Origin too, so no shared cache gives them to the allowed origin.
+    expect([res.headers.get('vary'), other.headers.get('vary'), (await call('/v2', { key: null })).headers.get('vary')]).toEqual(['Origin', 'Origin', 'Origin']);
   });
 });
 

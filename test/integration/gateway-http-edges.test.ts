@@ -1,0 +1,139 @@
+/**
+ * What reaches the gateway below express, over raw sockets: answers Node's HTTP server gives by
+ * itself (oversized headers, malformed HTTP, an unsupported Expect, CONNECT, a request not sent in
+ * time) come as JSON from the one registry; `limits.requestTimeoutMs` holds below Node's 30 s check
+ * interval; a body refused before it was read is not drained; and an enclave's address never
+ * reaches clients (errors name the member id).
+ */
+import { connect } from 'node:net';
+import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
+import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
+import { GatewayMetrics } from '../../gateway/observability/metrics';
+import { startGateway, type RunningGateway } from '../../gateway/server';
+import type { RunningEnclave } from '../../enclave/main';
+import { affineRequest } from '../support/tiny-models';
+import { captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs } from '../support/gateway-harness';
+
+jest.setTimeout(60_000);
+
+let ca: DevCa;
+let enclave: RunningEnclave;
+let gateway: RunningGateway;
+let inferKey: string;
+let logLines: () => string[];
+
+beforeAll(async () => {
+  ca = await createDevCa();
+  enclave = await startTestEnclave(ca, testModelConfigs());
+  const keys = testKeys();
+  inferKey = keys.keys.infer;
+  const capture = captureLogger();
+  logLines = capture.lines;
+  gateway = await startGateway(
+    testGatewayConfig({
+      enclaves: [enclave.url],
+      attestation: { rootCertificates: [ca.rootPem], policy: policyFor(enclave.pcrs) },
+      auth: { keys: keys.config },
+      limits: { requestTimeoutMs: 1000 },
+      pool: { healthIntervalMs: 60_000 },
+    }),
+    { sink: new MemoryReceiptSink(), logger: capture.logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
+  );
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await enclave?.close();
+});
+
+interface RawAnswer {
+  status: number;
+  headers: string;
+  body: string;
+  /** Milliseconds from the first byte sent to the connection's close. */
+  closedAfterMs: number;
+}
+
+/** Sends `parts` (waiting `gapMs` before each after the first) and reads until the gateway closes. */
+async function raw(parts: readonly string[], gapMs = 0): Promise<RawAnswer> {
+  const { port } = new URL(gateway.url);
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = connect(Number(port), '127.0.0.1', () => {
+      void (async () => {
+        for (const [i, part] of parts.entries()) {
+          if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
+          if (socket.destroyed) return;
+          socket.write(part);
+        }
+      })();
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined); // a reset after the answer is fine: the answer is what counts
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const status = /^HTTP\/1\.1 (\d{3}) /.exec(text);
+      if (!status) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
+      resolve({ status: Number(status[1]), headers: text.slice(0, split).toLowerCase(), body: text.slice(split + 4), closedAfterMs: Date.now() - started });
+    });
+  });
+}
+
+describe('answers Node gives before any route runs are JSON from the registry', () => {
+  it.each<[string, string, number, string]>([
+    ['a URL longer than the header limit', `GET /v2/models/${'m'.repeat(20_000)} HTTP/1.1\r\nHost: g\r\n\r\n`, 431, 'REQUEST_HEADERS_TOO_LARGE'],
+    ['3,000 headers', `GET /v2 HTTP/1.1\r\nHost: g\r\n${Array.from({ length: 3000 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`, 431, 'REQUEST_HEADERS_TOO_LARGE'],
+    ['a Content-Length that is not a number', 'POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nContent-Length: abc\r\n\r\n', 400, 'REQUEST_INVALID'],
+    ['Content-Length with Transfer-Encoding', 'POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'REQUEST_INVALID'],
+    ['a header name with a space', 'GET /v2 HTTP/1.1\r\nHost: g\r\nbad name: v\r\n\r\n', 400, 'REQUEST_INVALID'],
+    ['Expect: foo', 'GET /v2 HTTP/1.1\r\nHost: g\r\nExpect: foo\r\n\r\n', 417, 'EXPECTATION_UNSUPPORTED'],
+    ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 404, 'ROUTE_NOT_FOUND'],
+  ])('%s', async (_what, request, status, code) => {
+    const answer = await raw([request]);
+    expect(answer.status).toBe(status);
+    expect(answer.headers).toContain('content-type: application/json');
+    expect(JSON.parse(answer.body)).toEqual({ code, message: expect.any(String) });
+  });
+});
+
+describe('limits.requestTimeoutMs (1 s here)', () => {
+  it('a client that goes silent mid-body gets 408 REQUEST_TIMEOUT within a few checks of the timeout, not after Node\'s 30 s interval', async () => {
+    const head = `POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer ${inferKey}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`;
+    const answer = await raw([`${head}{"inputs":`]);
+    expect([answer.status, JSON.parse(answer.body)]).toEqual([408, { code: 'REQUEST_TIMEOUT', message: 'the request was not received in time' }]);
+    expect(answer.closedAfterMs).toBeGreaterThanOrEqual(900);
+    expect(answer.closedAfterMs).toBeLessThan(5_000);
+  });
+
+  it('so do headers that never end', async () => {
+    const answer = await raw(['GET /v2 HTTP/1.1\r\nHost: g\r\nX-Slow: ']);
+    expect([answer.status, JSON.parse(answer.body).code]).toEqual([408, 'REQUEST_TIMEOUT']);
+    expect(answer.closedAfterMs).toBeLessThan(5_000);
+  });
+});
+
+it('a body refused before it was read (no key) is not drained: the connection closes after the 401', async () => {
+  const head = 'POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const chunk = `1000\r\n${' '.repeat(0x1000)}\r\n`;
+  // Keeps sending for up to 4 s unless the gateway closes first.
+  const answer = await raw([head, ...Array<string>(200).fill(chunk)], 20);
+  expect([answer.status, JSON.parse(answer.body).code]).toEqual([401, 'AUTH_REQUIRED']);
+  expect(answer.headers).toContain('connection: close');
+  expect(answer.closedAfterMs).toBeLessThan(2_000);
+});
+
+it('an enclave that went away is named by its member id, never its address, in answers and /v1/enclaves', async () => {
+  const { host } = new URL(enclave.url);
+  await enclave.close();
+  const res = await fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { authorization: `Bearer ${inferKey}`, 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+  const body = (await res.json()) as { code: string; message: string };
+  expect([res.status, body.code]).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
+  expect(body.message).toBe('no attested enclave could take the request (enclave-0: ECONNREFUSED)');
+  const listed = await (await fetch(`${gateway.url}/v1/enclaves`)).text();
+  expect(listed).toContain('enclave-0');
+  expect(listed).not.toContain(host);
+  // The operator's log keeps the address beside the id.
+  expect(logLines().some((l) => l.includes('"enclave":"enclave-0"') && l.includes(`"url":"${enclave.url}"`))).toBe(true);
+});

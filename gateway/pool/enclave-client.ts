@@ -9,11 +9,17 @@
  *  - `invalid`:  the answer is unusable (too large).
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { RECEIPT_HEADER } from '../../attestation/headers';
 
 export type UpstreamFailureKind = 'not-sent' | 'unknown' | 'timeout' | 'invalid';
 
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
+  /**
+   * The `teegate-receipt` header of an answer that failed after its headers arrived: the enclave
+   * ran the request and signed it, so the gateway logs it although the answer cannot be delivered.
+   */
+  receipt?: string;
   constructor(
     readonly kind: UpstreamFailureKind,
     message: string,
@@ -86,6 +92,7 @@ export class EnclaveClient {
       // Started once a new connection is being made: a request queued for one of the agent's busy
       // keep-alive sockets has not been sent either, but nothing is wrong with the enclave.
       let connectTimer: NodeJS.Timeout | undefined;
+      let receiptSeen: string | undefined;
       const finish = (err: UpstreamError | undefined, res?: UpstreamResponse): void => {
         if (settled) return;
         settled = true;
@@ -93,6 +100,7 @@ export class EnclaveClient {
         clearTimeout(answerTimer);
         if (err) {
           outgoing.destroy();
+          if (receiptSeen !== undefined) err.receipt = receiptSeen;
           rejectPromise(err);
         } else resolvePromise(res!);
       };
@@ -123,6 +131,8 @@ export class EnclaveClient {
         finish(new UpstreamError(kind, `${this.label}: ${code}`, code)); // Node's message names the address
       });
       outgoing.on('response', (res) => {
+        const receipt = res.headers[RECEIPT_HEADER];
+        if (typeof receipt === 'string' && receipt.length > 0) receiptSeen = receipt;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {

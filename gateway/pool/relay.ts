@@ -26,6 +26,12 @@ export interface RelayOptions {
   readonly retryOnCodes?: readonly string[];
   /** Send only to this member (a client asked for one enclave's attestation). */
   readonly only?: EnclaveMember;
+  /**
+   * Logs the receipt of an answer that broke after its headers (too large, cut off, too slow): the
+   * request ran and was signed, and a receipt missing from the log is what an auditor reports as a
+   * gap. Only a receipt under the member's attested key is logged.
+   */
+  readonly logUndelivered?: (receipt: string) => Promise<unknown>;
 }
 
 function errorCodeOf(response: UpstreamResponse): string | undefined {
@@ -87,6 +93,7 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
       response = await member.client.request(req);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
+      if (err.receipt !== undefined && identity && receiptKid(err.receipt) === identity.receiptKid) await options.logUndelivered?.(err.receipt);
       if (err.kind === 'not-sent') {
         pool.reportDown(member, err.errorCode ?? 'ECONNREFUSED', err.message);
         options.metrics.upstreamRetries.inc({ reason: 'unreachable' });

@@ -30,7 +30,10 @@ function enclavePath({ name, version }: ModelSelector): string {
 
 export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
   const { pool, config, metrics, sink } = ctx;
-  const relayOptions = { maxAttempts: config.limits.maxAttempts, metrics };
+  // A failure to log it must not replace the answer's own error (a client decides on a retry by it).
+  const logUndelivered = (receipt: string) =>
+    sink.appendReceipt(receipt).catch((err: unknown) => ctx.logger.error({ err: String(err) }, 'the receipt of an undelivered answer could not be logged'));
+  const relayOptions = { maxAttempts: config.limits.maxAttempts, metrics, logUndelivered };
   // A sealed request without a seal kid may reach an enclave that holds another key: try the next.
   const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['JWE_KEY_MISMATCH' as const] };
 

@@ -218,14 +218,44 @@ describe('answers the gateway does not relay', () => {
     expect(sink.entries.map((e) => e.type)).toEqual(['attestation']);
   });
 
-  it('502 UPSTREAM_INVALID for an answer over limits.upstreamResponseBytes', async () => {
+  it('502 UPSTREAM_INVALID for an answer over limits.upstreamResponseBytes, whose receipt is still logged (it ran)', async () => {
     const relay = await impostor();
     const { gateway, sink } = await gatewayFor(relay.url, { upstreamResponseBytes: 8192 });
     expect((await infer(gateway)).status).toBe(200); // a normal answer is far below the limit
-    relay.rewrite = (path, answer) => (path.endsWith('/infer') ? { ...answer, body: Buffer.concat([answer.body, Buffer.alloc(8192, 0x20)]) } : answer);
+    let signed: string | undefined;
+    relay.rewrite = (path, answer) => {
+      if (!path.endsWith('/infer')) return answer;
+      signed = answer.headers['teegate-receipt'];
+      return { ...answer, body: Buffer.concat([answer.body, Buffer.alloc(8192, 0x20)]) };
+    };
     const res = await infer(gateway);
     expect([res.status, res.json.code]).toEqual([502, 'UPSTREAM_INVALID']);
     expect(res.json.message).toContain('answered more than 8192 bytes');
+    // Both receipts are in the log, so an auditor sees no gap in the enclave's numbering.
+    expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'receipt', 'receipt']);
+    expect(sink.entries[2]).toMatchObject({ type: 'receipt', jws: signed });
+  });
+
+  it('logs the receipt of an answer cut off after its headers, and answers 502 UPSTREAM_OUTCOME_UNKNOWN', async () => {
+    const upstream = await serveHttp((req, res) => {
+      void (async () => {
+        const body = await buffer(req);
+        const answer = await fetch(`${enclave.url}${req.url}`, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body } : {}) });
+        const bytes = Buffer.from(await answer.arrayBuffer());
+        const headers: Record<string, string> = {};
+        answer.headers.forEach((value, name) => {
+          if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive'].includes(name)) headers[name] = value;
+        });
+        if (!req.url!.endsWith('/infer')) return void res.writeHead(answer.status, { ...headers, 'content-length': bytes.length }).end(bytes);
+        res.writeHead(answer.status, { ...headers, 'content-length': bytes.length });
+        res.write(bytes.subarray(0, 10)); // the enclave dies mid-answer
+        setTimeout(() => res.destroy(), 20);
+      })();
+    });
+    cleanup.push(() => upstream.close());
+    const { gateway, sink } = await gatewayFor(upstream.url);
+    const res = await infer(gateway);
+    expect([res.status, res.json.code]).toEqual([502, 'UPSTREAM_OUTCOME_UNKNOWN']);
     expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'receipt']);
   });
 });

@@ -182,7 +182,13 @@ async function runSteps(evidence: ReceiptEvidence, record: (o: ReceiptStepOutcom
     }
     pass(`${claims.model.name}@${claims.model.version}, sha256 ${claims.model.sha256.slice(0, 16)}…${asked !== undefined ? ', the model asked for' : ''}`);
 
-    const salt = typeof evidence.salt === 'string' ? fromHex(evidence.salt) : evidence.salt;
+    current = 'input'; // a salt that does not decode fails the first step that needs it
+    let salt: Uint8Array | undefined;
+    try {
+      salt = typeof evidence.salt === 'string' ? fromHex(evidence.salt) : evidence.salt;
+    } catch {
+      bad('salt must be 32 bytes of hex');
+    }
     for (const [step, tensors, claimed] of [
       ['input', evidence.inputs, claims.input],
       ['output', evidence.outputs, claims.output],

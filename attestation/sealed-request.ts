@@ -41,7 +41,8 @@ export async function sealRequest(manifest: Pick<EnclaveManifest, 'keys'>, reque
         const { plaintext: out } = await compactDecrypt(responseJwe.trim(), privateKey, { keyManagementAlgorithms: [SEAL_ALG], contentEncryptionAlgorithms: [SEAL_ENC] });
         return JSON.parse(fromUtf8(out));
       } catch {
-        throw new TeegateError('JWE_INVALID', 'the sealed response does not decrypt with this request\'s response key');
+        // The gateway's answer, not a request of ours: a hostile or broken answer (docs/errors.md).
+        throw new TeegateError('CLIENT_RESPONSE_INVALID', 'the sealed answer does not decrypt to JSON with this request\'s response key');
       }
     },
   };

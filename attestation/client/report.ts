@@ -42,7 +42,8 @@ export interface VerificationReport {
 const REQUIRED: ReadonlySet<ReportStep> = new Set(['attestation', 'manifest', 'signature', 'model']);
 
 export function finishReport(steps: readonly ReportStepOutcome[]): VerificationReport {
-  const ordered = REPORT_STEPS.map((s) => steps.find((o) => o.step === s) ?? { step: s, status: 'skipped' as const, reason: 'not checked' });
+  // One outcome per step: its failure, if any outcome of that step failed.
+  const ordered = REPORT_STEPS.map((s) => steps.find((o) => o.step === s && o.status === 'failed') ?? steps.find((o) => o.step === s) ?? { step: s, status: 'skipped' as const, reason: 'not checked' });
   const failed = ordered.find((o) => o.status === 'failed');
   const valid = !failed && ordered.every((o) => !REQUIRED.has(o.step) || o.status === 'passed');
   return {
@@ -83,8 +84,9 @@ export function rejectedAttestationReport(err: AttestationRejectedError): Verifi
     : stoppedReport({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }, detail);
 }
 
+/** The receipt report's outcome of `step`: its failure if any outcome of that step failed. */
 function fromReceipt(r: ReceiptReport, step: ReceiptStep): ReceiptReport['steps'][number] | undefined {
-  return r.steps.find((s) => s.step === step);
+  return r.steps.find((s) => s.step === step && s.status === 'failed') ?? r.steps.find((s) => s.step === step);
 }
 
 /**
@@ -114,5 +116,9 @@ export function inferenceReport(verified: { readonly attestation: string; readon
     if (o) steps.push({ step: s, status: o.status, reason: o.reason, ...(o.code ? { code: o.code } : {}) });
   }
   steps.push(log);
+  // Never valid when the receipt check was not, whichever step its failure was recorded under.
+  if (!receipt.valid && !steps.some((o) => o.status === 'failed')) {
+    steps.push({ step: 'signature', status: 'failed', reason: receipt.error?.message ?? 'the receipt check failed', ...(receipt.error ? { code: receipt.error.code } : {}) });
+  }
   return finishReport(steps);
 }

@@ -216,6 +216,24 @@ describe('infer', () => {
     expect(r.report.steps.find((s) => s.step === 'signature')?.status).toBe('passed');
   });
 
+  it('refuses a sealed answer that is not a JWE, or one sealed to an earlier request\'s key: CLIENT_RESPONSE_INVALID', async () => {
+    let earlier: string | undefined;
+    let mode: 'record' | 'garbage' | 'replay' = 'record';
+    const rewrite = intercept({
+      answer: (url, text) => {
+        if (!url.endsWith('/infer')) return text;
+        if (mode === 'record') return (earlier = text);
+        return mode === 'garbage' ? 'hello' : earlier!;
+      },
+    });
+    const client = await connect(gateway.url, options({ fetch: rewrite }));
+    expect((await client.infer('affine', X)).report.valid).toBe(true);
+    for (const m of ['garbage', 'replay'] as const) {
+      mode = m;
+      await expect(client.infer('affine', X)).rejects.toMatchObject({ code: 'CLIENT_RESPONSE_INVALID', message: "the sealed answer does not decrypt to JSON with this request's response key" });
+    }
+  });
+
   it('fails the output step when the answer\'s outputs were rewritten: RECEIPT_MISMATCH', async () => {
     const tamper = intercept({
       answer: (url, text) => {

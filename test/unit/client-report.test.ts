@@ -7,7 +7,8 @@ import { AttestationCache } from '../../attestation/client/attestation-cache';
 import { AttestationRejectedError, type AttestedEnclave } from '../../attestation/client/enclave-attestation';
 import { GatewayHttp, errorFromAnswer } from '../../attestation/client/http';
 import { parseInferAnswer, receiptIssuer } from '../../attestation/client/infer';
-import { REPORT_STEPS, finishReport, rejectedAttestationReport, stoppedReport, type ReportStepOutcome } from '../../attestation/client/report';
+import { REPORT_STEPS, finishReport, inferenceReport, rejectedAttestationReport, stoppedReport, type ReportStepOutcome } from '../../attestation/client/report';
+import type { ReceiptReport } from '../../attestation/receipt';
 import { toBase64Url, utf8 } from '../../attestation/bytes';
 
 const passed = (step: ReportStepOutcome['step']): ReportStepOutcome => ({ step, status: 'passed', reason: 'ok' });
@@ -27,6 +28,22 @@ describe('verification report', () => {
     const skipped = finishReport(REPORT_STEPS.filter((s) => s !== 'signature').map(passed));
     expect(skipped.valid).toBe(false);
     expect(skipped.steps.find((s) => s.step === 'signature')?.status).toBe('skipped');
+  });
+
+  it('a step with a failed outcome is failed, whichever outcome of it came first', () => {
+    const r = finishReport([...REPORT_STEPS.map(passed), { step: 'model', status: 'failed', reason: 'salt is not hex', code: 'RECEIPT_INVALID' }]);
+    expect(r).toMatchObject({ valid: false, error: { code: 'RECEIPT_INVALID', message: 'salt is not hex' } });
+    expect(r.steps.find((s) => s.step === 'model')?.status).toBe('failed');
+  });
+
+  it('an inference report is never valid when its receipt report is not, even with no step marked failed', () => {
+    const receipt = {
+      valid: false,
+      steps: [{ step: 'signature', status: 'passed', reason: 'ok' }, { step: 'claims', status: 'passed', reason: 'ok' }, { step: 'model', status: 'passed', reason: 'ok' }],
+      error: { code: 'RECEIPT_INVALID', message: 'salt must be 32 bytes of hex' },
+    } as const;
+    const r = inferenceReport({ attestation: 'a', manifest: 'm', bootId: 'b' }, receipt as unknown as ReceiptReport, { step: 'log', status: 'skipped', reason: 'offline' });
+    expect(r).toMatchObject({ valid: false, error: { code: 'RECEIPT_INVALID', message: 'salt must be 32 bytes of hex' } });
   });
 
   it('reports a rejected attestation or manifest with every later step skipped', () => {

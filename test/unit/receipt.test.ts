@@ -82,6 +82,17 @@ describe('refuses with RECEIPT_INVALID, at the step that read it', () => {
     expect((await verifyReceiptReport(e)).steps.find((s) => s.status === 'failed')).toMatchObject({ step: 'claims', code: 'RECEIPT_INVALID' });
   });
 
+  it('a salt that is not hex fails the input step, so rewritten outputs never pass for want of a salt', async () => {
+    const rewritten = OUTPUTS.map((o) => ({ ...o, data: o.data.map(() => 1234) }));
+    for (const salt of ['zz', toHex(SALT).slice(1), 'g'.repeat(64)]) {
+      const e = evidence(await signed(claims), { outputs: rewritten, salt });
+      expect(await refusalOf(() => verifyReceipt(e))).toEqual({ code: 'RECEIPT_INVALID', message: 'salt must be 32 bytes of hex' });
+      const report = await verifyReceiptReport(e);
+      expect(report.valid).toBe(false);
+      expect(report.steps.filter((s) => s.status === 'failed')).toEqual([expect.objectContaining({ step: 'input', code: 'RECEIPT_INVALID' })]);
+    }
+  });
+
   it('a salt that is not 32 bytes', async () => {
     const e = evidence(await signed(claims), { outputs: OUTPUTS, salt: SALT.subarray(0, 31) });
     expect(await refusalOf(() => verifyReceipt(e))).toEqual({ code: 'RECEIPT_INVALID', message: 'salt must be 32 bytes' });

@@ -7,7 +7,7 @@
  */
 import { compactVerify, decodeProtectedHeader, importJWK } from 'jose';
 import { fromBase64Url, fromHex, fromUtf8 } from './bytes';
-import { TeegateError, isTeegateError, type ErrorCode } from './errors';
+import { TeegateError, describeUntrusted, isTeegateError, type ErrorCode } from './errors';
 import { modelLabel, type EnclaveManifest, type ModelRef } from './manifest';
 import type { VerifiedAttestation } from './nitro/verify';
 import { tensorsDigest, type InferTensor } from './tensors';
@@ -108,7 +108,9 @@ export function parseReceiptClaims(value: unknown): ReceiptClaims {
   };
   const m = c.model as Record<string, unknown> | undefined;
   if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('model must be an object');
-  if (typeof m.name !== 'string' || typeof m.version !== 'string' || typeof m.sha256 !== 'string' || !HEX64.test(m.sha256)) {
+  for (const k of Object.keys(m)) if (k !== 'name' && k !== 'version' && k !== 'sha256') bad(`unknown model member ${describeUntrusted(k)}`);
+  const nonEmpty = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+  if (!nonEmpty(m.name, 128) || !nonEmpty(m.version, 64) || typeof m.sha256 !== 'string' || !HEX64.test(m.sha256)) {
     bad('model must have name, version and a hex sha256');
   }
   const input = str('input');

@@ -77,7 +77,7 @@ export async function modelSealCommand(args: string[]): Promise<number> {
   const endpoint = values['kms-endpoint'];
   const region = values.region;
 
-  const plaintext = readInputFile(file, 'model');
+  const plaintext = readInputFile(file, 'model', 2 ** 31 - 1); // models are larger than other inputs
   let kms;
   try {
     kms = createKmsClient(kmsClientConfigFromEnv({ ...(endpoint !== undefined ? { endpoint } : {}), ...(region !== undefined ? { region } : {}) }));

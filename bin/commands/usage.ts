@@ -1,5 +1,5 @@
 /** Usage and I/O errors of the CLI (exit code 2), as opposed to rejected evidence (exit code 1). */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parsePolicyFile, type LoadedPolicy } from '../../attestation/policy-file';
 
@@ -20,11 +20,26 @@ export function parseCommandArgs<T extends ParseArgsConfig['options']>(args: str
   }
 }
 
-export function readInputFile(path: string, what: string): Buffer {
+/** The largest file a command reads unless it says otherwise (`model-seal` reads models). */
+export const MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A regular file of at most `maxBytes`, whole. A device (`/dev/zero`), a FIFO or a directory is a
+ * UsageError rather than a read without end: the file is opened without blocking and checked first.
+ */
+export function readInputFile(path: string, what: string, maxBytes = MAX_INPUT_FILE_BYTES): Buffer {
+  let fd: number | undefined;
   try {
-    return readFileSync(path);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new UsageError(`${what} ${path} is not a regular file`);
+    if (stat.size > maxBytes) throw new UsageError(`${what} ${path} is ${stat.size} bytes, more than ${maxBytes}`);
+    return readFileSync(fd);
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

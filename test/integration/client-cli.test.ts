@@ -4,8 +4,8 @@
  * human output listing each step, --json, exit codes 0 / 1 (REJECTED <CODE>) / 2, and the saved
  * evidence checked offline, untouched and tampered.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -110,6 +110,20 @@ describe('teegate infer', () => {
     const malformed = await teegate('infer', '--url', 'http://127.0.0.1:9', '--model', 'affine', '--input', join(dir, 'no-datatype.json'));
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toMatch(/^teegate infer: input file .*no-datatype\.json: TENSOR_INVALID: /m);
+    // Files that are not regular files, or too large, are refused before reading: none hangs.
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    const sparse = join(dir, 'huge.cbor');
+    writeFileSync(sparse, '');
+    truncateSync(sparse, 64 * 1024 * 1024 + 1);
+    for (const [file, message] of [
+      ['/dev/zero', 'document /dev/zero is not a regular file'],
+      [dir, `document ${dir} is not a regular file`],
+      [join(dir, 'fifo'), `document ${join(dir, 'fifo')} is not a regular file`],
+      [sparse, `document ${sparse} is 67108865 bytes, more than 67108864`],
+    ]) {
+      const r = await teegate('verify-attestation', file!);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringContaining(message!)]);
+    }
     // No policy: refused before anything goes over the wire, rather than trusting any image.
     const unpinned = await teegate('infer', '--url', gateway.url, '--demo');
     expect(unpinned.code).toBe(2);

@@ -98,6 +98,12 @@ export function fromUtf8(bytes: Uint8Array): string {
   return strictDecoder.decode(bytes);
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** False for a string holding a lone UTF-16 surrogate, which no UTF-8 can carry (it would become U+FFFD). */
+export function isWellFormedText(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return concatByteList(parts);
 }

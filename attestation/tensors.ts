@@ -26,7 +26,7 @@
  * `[1, 2.0]` and `[1.0, 2]` (or flat and nested data) give the same bytes; negative zero is
  * encoded as zero, since JSON.stringify cannot carry it.
  */
-import { compareBytes, concatByteList, concatBytes, sha256, toHex, utf8 } from './bytes';
+import { compareBytes, concatByteList, concatBytes, isWellFormedText, sha256, toHex, utf8 } from './bytes';
 import { TeegateError, describeUntrusted } from './errors';
 
 export const OIP_DATATYPES = [
@@ -99,7 +99,6 @@ const INTEGER_RANGE: Partial<Record<OipDatatype, readonly [number, number]>> = {
   INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function isOipDatatype(value: unknown): value is OipDatatype {
   return typeof value === 'string' && (OIP_DATATYPES as readonly string[]).includes(value);
@@ -128,7 +127,7 @@ export function elementCount(shape: readonly number[]): number {
 
 function parseName(value: unknown, label: string): string {
   if (typeof value !== 'string' || value.length === 0) throw invalid(label, 'name must be a non-empty string');
-  if (LONE_SURROGATE.test(value)) throw invalid(label, 'name is not well-formed Unicode');
+  if (!isWellFormedText(value)) throw invalid(label, 'name is not well-formed Unicode');
   if (utf8(value).length > TENSOR_LIMITS.maxNameBytes) {
     throw invalid(label, `name is longer than ${TENSOR_LIMITS.maxNameBytes} bytes`);
   }
@@ -195,7 +194,7 @@ function checkElement(datatype: OipDatatype, element: unknown, label: string, in
   }
   if (datatype === 'BYTES') {
     if (typeof element !== 'string') throw invalid(label, `data element ${index} must be a string`);
-    if (LONE_SURROGATE.test(element)) throw invalid(label, `data element ${index} is not well-formed Unicode`);
+    if (!isWellFormedText(element)) throw invalid(label, `data element ${index} is not well-formed Unicode`);
     return element;
   }
   if (typeof element !== 'number' || !Number.isFinite(element)) {

@@ -13,7 +13,7 @@
  * without a valid signature from a trusted key, or with a bad one from a trusted key, throws
  * LOG_SIGNATURE_INVALID. Malformed keys given by the caller (configuration) throw POLICY_INVALID.
  */
-import { bufferSource, bytesEqual, concatBytes, fromBase64, fromUtf8, randomBytes, sha256, toBase64, utf8, webcrypto } from '../bytes';
+import { bufferSource, bytesEqual, concatBytes, fromBase64, fromUtf8, isWellFormedText, randomBytes, sha256, toBase64, utf8, webcrypto } from '../bytes';
 import { TeegateError } from '../errors';
 
 export const MAX_NOTE_BYTES = 1024 * 1024;
@@ -55,7 +55,6 @@ export interface NoteSigner {
 
 const EM_DASH_PREFIX = '\u2014 ';
 const CONTROL = /[\u0000-\u0009\u000b-\u001f]/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 // PKCS#8 PrivateKeyInfo prefix for an Ed25519 seed (RFC 8410 section 7).
 const PKCS8_ED25519_PREFIX = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
@@ -70,7 +69,7 @@ function badKey(message: string): TeegateError {
 
 /** Key names are non-empty and contain no Unicode spaces and no '+'. */
 export function isValidKeyName(name: string): boolean {
-  return name.length > 0 && !/[\s+]/u.test(name) && !CONTROL.test(name) && !LONE_SURROGATE.test(name);
+  return name.length > 0 && !/[\s+]/u.test(name) && !CONTROL.test(name) && isWellFormedText(name);
 }
 
 /** Strict standard base64 (RFC 4648 section 4): padding required, canonical trailing bits. */
@@ -115,7 +114,7 @@ function noteString(message: string | Uint8Array): string {
   }
   if (typeof message !== 'string') throw malformed('note is not a string');
   if (message.length > MAX_NOTE_BYTES) throw malformed(`note exceeds ${MAX_NOTE_BYTES} bytes`);
-  if (LONE_SURROGATE.test(message)) throw malformed('note is not valid Unicode');
+  if (!isWellFormedText(message)) throw malformed('note is not valid Unicode');
   if (utf8(message).length > MAX_NOTE_BYTES) throw malformed(`note exceeds ${MAX_NOTE_BYTES} bytes`);
   return message;
 }
@@ -124,7 +123,7 @@ function noteString(message: string | Uint8Array): string {
 function checkText(text: string): void {
   if (text.length === 0 || !text.endsWith('\n')) throw malformed('note text does not end with a newline');
   if (CONTROL.test(text)) throw malformed('note contains a control character');
-  if (LONE_SURROGATE.test(text)) throw malformed('note text is not valid Unicode');
+  if (!isWellFormedText(text)) throw malformed('note text is not valid Unicode');
 }
 
 /** Splits a signed note into text and signature lines (syntax only; nothing is verified). */

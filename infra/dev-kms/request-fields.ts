@@ -4,7 +4,7 @@
  * ValidationException worded like AWS ("1 validation error detected: Value ... at 'keyId'
  * failed to satisfy constraint: ..."). Blobs are base64 strings on the wire.
  */
-import { fromBase64 } from '../../attestation/bytes';
+import { fromBase64, isWellFormedText } from '../../attestation/bytes';
 import { KmsError } from './kms-error';
 
 export type JsonObject = Readonly<Record<string, unknown>>;
@@ -112,15 +112,24 @@ export function optionalStringList(body: JsonObject, name: string, maxItems: num
   return v as string[];
 }
 
-/** EncryptionContext: a map of non-empty string keys to string values. */
+/**
+ * EncryptionContext: a map of non-empty string keys to string values, all well-formed Unicode (a
+ * lone surrogate would be bound as U+FFFD, so two contexts would open the same blob). Keys that
+ * differ only in case are refused: key policies match context keys without case, and one of the
+ * two values would go unchecked. The map has no prototype, so `__proto__` is a key like any other.
+ */
 export function optionalContext(body: JsonObject, name: string): Record<string, string> {
   const v = body[name];
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw typeError(name, 'a map of strings');
-  const out: Record<string, string> = {};
+  const out = Object.create(null) as Record<string, string>;
+  const folded = new Set<string>();
   for (const [key, value] of Object.entries(v as Record<string, unknown>)) {
     if (typeof value !== 'string') throw typeError(`${name}.${key}`, 'a string');
     if (key.length === 0) throw validation(name, `'${key}'`, 'Map keys must have length greater than or equal to 1');
+    if (!isWellFormedText(key) || !isWellFormedText(value)) throw typeError(name, 'a map of well-formed Unicode strings');
+    if (folded.has(key.toLowerCase())) throw validation(name, `'${key}'`, 'Map keys must differ in more than letter case');
+    folded.add(key.toLowerCase());
     out[key] = value;
   }
   return out;

@@ -5,6 +5,7 @@
  * x-amzn-RequestId on every answer.
  */
 import { randomUUID } from 'node:crypto';
+import { fromUtf8 } from '../../attestation/bytes';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { CRYPTO_OPERATIONS } from './crypto-operations';
 import { KEY_OPERATIONS } from './key-operations';
@@ -96,7 +97,7 @@ async function dispatch(req: IncomingMessage, config: DevKmsHandlerConfig): Prom
   let parsed: unknown = {};
   if (body.length > 0) {
     try {
-      parsed = JSON.parse(Buffer.from(body).toString('utf8'));
+      parsed = JSON.parse(fromUtf8(body)); // strict: a byte that is not UTF-8 is refused, not replaced
     } catch {
       throw new KmsError('SerializationException', 'The request body is not valid JSON.');
     }

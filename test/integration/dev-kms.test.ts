@@ -168,6 +168,24 @@ describe('dev KMS with the AWS SDK: cryptographic operations', () => {
     }
   });
 
+  it('binds a context key named __proto__ like any other', async () => {
+    const ctx = JSON.parse('{"__proto__":"tenant-A"}') as Record<string, string>; // an own member, as the SDK sends it
+    const blob = (await client.send(new EncryptCommand({ KeyId: keyId, Plaintext: utf8('p'), EncryptionContext: ctx }))).CiphertextBlob!;
+    for (const other of [undefined, JSON.parse('{"__proto__":"tenant-B"}') as Record<string, string>]) {
+      expect((await rejection(client.send(new DecryptCommand({ CiphertextBlob: blob, ...(other ? { EncryptionContext: other } : {}) })))).name).toBe('InvalidCiphertextException');
+    }
+    const dec = await client.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: ctx }));
+    expect(new TextDecoder().decode(dec.Plaintext)).toBe('p');
+  });
+
+  it('refuses context keys that differ only in case (ValidationException) and text that is not well-formed Unicode (SerializationException)', async () => {
+    const cased = await rejection(client.send(new EncryptCommand({ KeyId: keyId, Plaintext: utf8('p'), EncryptionContext: { purpose: 'secret', PURPOSE: 'public' } })));
+    expect([cased.name, cased.message]).toEqual(['ValidationException', expect.stringContaining('Map keys must differ in more than letter case')]);
+    for (const ctx of [{ a: '\ud800' }, { '\udfff': 'a' }] as Record<string, string>[]) {
+      expect((await rejection(client.send(new EncryptCommand({ KeyId: keyId, Plaintext: utf8('p'), EncryptionContext: ctx })))).name).toBe('SerializationException');
+    }
+  });
+
   it('a tampered or foreign ciphertext is InvalidCiphertextException', async () => {
     const blob = (await client.send(new EncryptCommand({ KeyId: keyId, Plaintext: utf8('tamper me') }))).CiphertextBlob!;
     for (const index of [0, 5, 2 + 36 + 3, blob.length - 20, blob.length - 1]) {
@@ -243,7 +261,7 @@ describe('dev KMS: SigV4 through the SDK and raw HTTP', () => {
     expect(err.name).toBe('UnrecognizedClientException');
   });
 
-  function raw(body: string, headers: Record<string, string>, sign = true): Promise<{ status: number; json: Record<string, unknown>; requestId: string | undefined }> {
+  function raw(body: string | Buffer, headers: Record<string, string>, sign = true): Promise<{ status: number; json: Record<string, unknown>; requestId: string | undefined }> {
     const url = new URL(kms.url);
     const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
     const all: Record<string, string> = { Host: url.host, 'X-Amz-Date': amzDate, 'Content-Type': 'application/x-amz-json-1.1', ...headers };
@@ -284,6 +302,9 @@ describe('dev KMS: SigV4 through the SDK and raw HTTP', () => {
     const wrongContentType = await raw('{}', { 'X-Amz-Target': 'TrentService.GenerateRandom', 'Content-Type': 'application/json' });
     expect(wrongContentType.json.__type).toBe('SerializationException');
     for (const r of [unsigned, unknownOp, badJson]) expect(typeof r.json.message).toBe('string');
+    // A byte that is not UTF-8 is refused, not read as U+FFFD (which a context would then bind).
+    const latin1 = await raw(Buffer.concat([Buffer.from('{"KeyId":"alias/none","Plaintext":"cA==","EncryptionContext":{"a":"'), Buffer.of(0xff), Buffer.from('"}}')]), { 'X-Amz-Target': 'TrentService.Encrypt' });
+    expect([latin1.status, latin1.json.__type]).toEqual([400, 'SerializationException']);
   });
 
   it('refuses a body over the limit with 413 before reading it all', async () => {

@@ -155,7 +155,16 @@ export async function verifyManifestBinding(attestation: VerifiedAttestation, ma
   if (!attestation.userData || !constantTimeEqual(attestation.userData, digest)) {
     throw new TeegateError('MANIFEST_BINDING_MISMATCH', 'document user_data is not SHA-256 of the canonical manifest');
   }
-  const spki = await jwkToSpki(parsed.keys.receipt);
+  // Both keys must be P-256 points: a key that does not import would fail later, outside any check.
+  const spkiOf = async (k: PublicEcJwk, name: string): Promise<Uint8Array> => {
+    try {
+      return await jwkToSpki(k);
+    } catch {
+      return invalid(`the ${name} key is not a P-256 public key`);
+    }
+  };
+  const spki = await spkiOf(parsed.keys.receipt, 'receipt');
+  await spkiOf(parsed.keys.seal, 'seal');
   if (!attestation.publicKey || !constantTimeEqual(attestation.publicKey, spki)) {
     throw new TeegateError('MANIFEST_BINDING_MISMATCH', 'document public_key is not the manifest receipt key');
   }

@@ -143,6 +143,14 @@ describe('verifyManifestBinding', () => {
     }
   });
 
+  it('refuses a bound manifest whose receipt or seal key is not a P-256 point: MANIFEST_INVALID, not a WebCrypto error later', async () => {
+    for (const use of ['receipt', 'seal'] as const) {
+      const offCurve = edited((m) => (at(m, 'keys', use).y = at(m, 'keys', use).x));
+      const doc = await documentWith({ publicKey: keys.receiptSpki, userData: await manifestDigest(offCurve as unknown as EnclaveManifest) });
+      expect(await refusalOf(() => verifyManifestBinding(doc, offCurve))).toEqual({ code: 'MANIFEST_INVALID', message: `the ${use} key is not a P-256 public key` });
+    }
+  });
+
   it('checks the schema before the binding: an unexpected member is MANIFEST_INVALID even when the document commits to it', async () => {
     const extended = edited((m) => (m.note = 'attested, but no client knows what it means'));
     const doc = await documentWith({ publicKey: keys.receiptSpki, userData: await manifestDigest(extended as unknown as EnclaveManifest) });

@@ -13,8 +13,11 @@ import { verifyAttestationReport, type AttestationReport } from '../../attestati
 import { buildCoseSign1, documentLayout, isDebugVector, validNitroVectors } from '../support/nitro-vectors';
 
 const SEED = 20261124;
-/** Per call: synchronous parsers must answer within this, async verification within VERIFY_BOUND_MS. */
-const PARSE_BOUND_MS = 100;
+/**
+ * Per call: synchronous parsers must answer within this, async verification within VERIFY_BOUND_MS.
+ * Bounds against blow-ups, not speed assertions: far above a GC pause or a stall of this shared VM.
+ */
+const PARSE_BOUND_MS = 1000;
 const VERIFY_BOUND_MS = 2000;
 
 /** Runs `fn`; returns 'ok' or the TeegateError code; anything else thrown fails the property. */

@@ -172,7 +172,8 @@ export function verifySigV4(req: IncomingSignedRequest, options: VerifySigV4Opti
   if (!auth.signedHeaders.includes('host')) {
     throw new KmsError('InvalidSignatureException', "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
   }
-  for (const mustSign of ['x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256']) {
+  // x-amz-target names the operation: unsigned, it could be changed after signing (GenerateDataKeyWithoutPlaintext into GenerateDataKey).
+  for (const mustSign of ['x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256', 'x-amz-target']) {
     if (headerValues(req, mustSign).length > 0 && !auth.signedHeaders.includes(mustSign)) {
       throw new KmsError('InvalidSignatureException', `'${mustSign}' must be a 'SignedHeader' in the AWS Authorization.`);
     }

@@ -175,5 +175,9 @@ describe('SigV4 verification', () => {
   it('rejects an unsigned header that must be signed', () => {
     const req = signed({ signedHeaders: ['content-type', 'host'] });
     rejects(() => verifySigV4(req, options), 'InvalidSignatureException', /x-amz-date/);
+    // The operation name too: else GenerateDataKeyWithoutPlaintext could become GenerateDataKey after signing.
+    const target: Array<[string, string]> = [['X-Amz-Target', 'TrentService.GenerateDataKeyWithoutPlaintext']];
+    expect(verifySigV4(signed({}, target), options).accessKeyId).toBe('AKIDEXAMPLE');
+    rejects(() => verifySigV4(signed({ signedHeaders: ['content-type', 'host', 'x-amz-date'] }, target), options), 'InvalidSignatureException', /'x-amz-target' must be a 'SignedHeader'/);
   });
 });

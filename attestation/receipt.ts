@@ -96,9 +96,10 @@ export function parseReceiptClaims(value: unknown): ReceiptClaims {
   const c = value as Record<string, unknown>;
   const known = new Set(['iss', 'iat', 'jti', 'seq', 'model', 'input', 'output', 'nonce', 'att', 'sealed']);
   for (const k of Object.keys(c)) if (!known.has(k)) bad(`unknown claim ${JSON.stringify(k)}`);
+  const nonEmpty = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
   const str = (k: string, max = 128): string => {
     const v = c[k];
-    if (typeof v !== 'string' || v.length === 0 || v.length > max) bad(`${k} must be a non-empty string`);
+    if (!nonEmpty(v, max)) bad(`${k} must be a non-empty string`);
     return v;
   };
   const int = (k: string): number => {
@@ -109,7 +110,6 @@ export function parseReceiptClaims(value: unknown): ReceiptClaims {
   const m = c.model as Record<string, unknown> | undefined;
   if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('model must be an object');
   for (const k of Object.keys(m)) if (k !== 'name' && k !== 'version' && k !== 'sha256') bad(`unknown model member ${describeUntrusted(k)}`);
-  const nonEmpty = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
   if (!nonEmpty(m.name, 128) || !nonEmpty(m.version, 64) || typeof m.sha256 !== 'string' || !HEX64.test(m.sha256)) {
     bad('model must have name, version and a hex sha256');
   }

@@ -5,10 +5,10 @@
 import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fromHex, fromUtf8, toBase64 } from '../attestation/bytes';
+import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import type { EnclaveService } from './enclave-service';
-import { checkJsonBudget, INFER_REQUEST_BUDGET } from './json-budget';
+import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
 
 export interface EnclaveHttpOptions {
@@ -66,18 +66,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 function parseJson(body: Buffer): unknown {
-  let text: string;
-  try {
-    text = fromUtf8(body); // strict: invalid UTF-8 is refused, never replaced
-  } catch {
+  return parseJsonWithin(body, INFER_REQUEST_BUDGET, 'request body', () => {
     throw new TeegateError('REQUEST_INVALID', 'request body is not valid UTF-8 JSON');
-  }
-  checkJsonBudget(text, INFER_REQUEST_BUDGET);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new TeegateError('REQUEST_INVALID', 'request body is not valid UTF-8 JSON');
-  }
+  });
 }
 
 function requestUrl(target: string | undefined): URL {

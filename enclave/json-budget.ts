@@ -5,6 +5,7 @@
  * while the same size of numbers costs a fraction of that. The scan reads every character once
  * and allocates nothing; it does not validate the JSON (JSON.parse does that next).
  */
+import { fromUtf8 } from '../attestation/bytes';
 import { TeegateError } from '../attestation/errors';
 
 export interface JsonBudget {
@@ -21,6 +22,29 @@ export interface JsonBudget {
  * at most 64 tensors, each an object with its parameters; nested data of up to 2^21 rows.
  */
 export const INFER_REQUEST_BUDGET: JsonBudget = { maxDepth: 32, maxObjects: 4096, maxArrays: 2 ** 21 };
+
+/** A sealed request's plaintext: the inference request one level down, beside the response key. */
+export const SEALED_REQUEST_BUDGET: JsonBudget = { ...INFER_REQUEST_BUDGET, maxDepth: INFER_REQUEST_BUDGET.maxDepth + 1, maxObjects: INFER_REQUEST_BUDGET.maxObjects + 2 };
+
+/**
+ * Untrusted bytes as JSON: strict UTF-8 (invalid sequences are refused, never replaced), then the
+ * budget (REQUEST_INVALID naming `what`), then JSON.parse. `notJson` throws the caller's error for
+ * bytes that are not UTF-8 JSON.
+ */
+export function parseJsonWithin(bytes: Uint8Array, budget: JsonBudget, what: string, notJson: () => never): unknown {
+  let text: string;
+  try {
+    text = fromUtf8(bytes);
+  } catch {
+    return notJson();
+  }
+  checkJsonBudget(text, budget, what);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return notJson();
+  }
+}
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -5,11 +5,11 @@
  * `iat` anyway, so the replay memory stays bounded).
  */
 import { CompactEncrypt, compactDecrypt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
-import { fromUtf8, utf8 } from '../attestation/bytes';
+import { utf8 } from '../attestation/bytes';
 import { TeegateError, describeUntrusted } from '../attestation/errors';
 
 import type { ModelRef } from '../attestation/manifest';
-import { checkJsonBudget, INFER_REQUEST_BUDGET } from './json-budget';
+import { parseJsonWithin, SEALED_REQUEST_BUDGET } from './json-budget';
 import { SEAL_ALG, SEAL_ENC } from '../attestation/sealed-request';
 const MAX_JWE_CHARS = 24 * 1024 * 1024;
 
@@ -82,20 +82,7 @@ export class SealedChannel {
     } catch {
       invalid('JWE does not decrypt with the seal key (tampered, or encrypted to another key)');
     }
-    let text: string;
-    try {
-      text = fromUtf8(plaintext);
-    } catch {
-      invalid('sealed plaintext is not JSON');
-    }
-    // The request sits one level down, beside the response key: one more level than a plain body.
-    checkJsonBudget(text, { ...INFER_REQUEST_BUDGET, maxDepth: INFER_REQUEST_BUDGET.maxDepth + 1, maxObjects: INFER_REQUEST_BUDGET.maxObjects + 2 }, 'sealed plaintext');
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      invalid('sealed plaintext is not JSON');
-    }
+    const body = parseJsonWithin(plaintext, SEALED_REQUEST_BUDGET, 'sealed plaintext', () => invalid('sealed plaintext is not JSON')) as Record<string, unknown>;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) invalid('sealed plaintext must be an object');
     const { id, iat, request } = body;
     if (typeof id !== 'string' || id.length < 16 || id.length > 128) invalid('id must be a string of 16..128 characters');

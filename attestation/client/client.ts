@@ -43,17 +43,6 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
 }
 
-/**
- * The architecture's rule for clients: every claim is checked against an explicit measurement
- * policy. A client without one would seal its data to any enclave image under the root.
- */
-function requirePinnedPolicy(policy: MeasurementPolicy | LoadedPolicy | undefined): void {
-  const pcrs = policy === undefined ? undefined : 'file' in policy && 'policy' in policy ? policy.policy.pcrs : policy.pcrs;
-  if (pcrs === undefined || Object.keys(pcrs).length === 0) {
-    throw new TeegateError('POLICY_INVALID', 'the client needs a measurement policy that pins at least one PCR (docs/policy.md): without one, any enclave image under the root would be trusted');
-  }
-}
-
 export interface InferOptions {
   /** Seal the request to the attested enclave (default true). */
   readonly sealed?: boolean;
@@ -93,7 +82,12 @@ export class TeegateClient {
 
   /** Use `connect`; the constructor does no I/O. */
   constructor(url: string, options: ConnectOptions) {
-    requirePinnedPolicy(options.policy);
+    this.anchors = trustAnchors(options.policy, options.rootCertificates, new CertificateCache());
+    // The architecture's rule for clients: every claim is checked against an explicit measurement
+    // policy. A client without one would seal its data to any enclave image under the root.
+    if (this.pinnedPcrs === 0) {
+      throw new TeegateError('POLICY_INVALID', 'the client needs a measurement policy that pins at least one PCR (docs/policy.md): without one, any enclave image under the root would be trusted');
+    }
     this.http = new GatewayHttp(url, {
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
@@ -101,7 +95,6 @@ export class TeegateClient {
     });
     this.url = this.http.baseUrl;
     this.logHttp = options.logUrl !== undefined ? new GatewayHttp(options.logUrl, { ...(options.fetch ? { fetch: options.fetch } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) }) : this.http;
-    this.anchors = trustAnchors(options.policy, options.rootCertificates, new CertificateCache());
     this.cache = new AttestationCache(options.maxAgeMs ?? this.anchors.policy.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
     this.logKey = options.logKey;
   }

@@ -17,7 +17,7 @@
 import type { ErrorCode } from '../errors';
 import type { EnclaveManifest } from '../manifest';
 import type { StepOutcome } from '../nitro/report';
-import type { ReceiptReport, ReceiptStep } from '../receipt';
+import type { ReceiptReport } from '../receipt';
 import type { AttestationRejectedError, AttestedEnclave } from './enclave-attestation';
 
 export const REPORT_STEPS = ['attestation', 'manifest', 'signature', 'model', 'input', 'output', 'nonce', 'mode', 'log'] as const;
@@ -41,9 +41,13 @@ export interface VerificationReport {
 /** Always checked by `infer()` (it holds the tensors and the salt); offline, input and output need the caller's files. */
 const REQUIRED: ReadonlySet<ReportStep> = new Set(['attestation', 'manifest', 'signature', 'model']);
 
+/** The outcome of `step` in `outcomes`: its failure if any outcome of that step failed, else the first. */
+function outcomeOf<T extends { readonly step: string; readonly status: string }>(outcomes: readonly T[], step: T['step']): T | undefined {
+  return outcomes.find((o) => o.step === step && o.status === 'failed') ?? outcomes.find((o) => o.step === step);
+}
+
 export function finishReport(steps: readonly ReportStepOutcome[]): VerificationReport {
-  // One outcome per step: its failure, if any outcome of that step failed.
-  const ordered = REPORT_STEPS.map((s) => steps.find((o) => o.step === s && o.status === 'failed') ?? steps.find((o) => o.step === s) ?? { step: s, status: 'skipped' as const, reason: 'not checked' });
+  const ordered = REPORT_STEPS.map((s) => outcomeOf(steps, s) ?? { step: s, status: 'skipped' as const, reason: 'not checked' });
   const failed = ordered.find((o) => o.status === 'failed');
   const valid = !failed && ordered.every((o) => !REQUIRED.has(o.step) || o.status === 'passed');
   return {
@@ -84,11 +88,6 @@ export function rejectedAttestationReport(err: AttestationRejectedError): Verifi
     : stoppedReport({ step: 'manifest', status: 'failed', reason: err.message, code: err.code }, detail);
 }
 
-/** The receipt report's outcome of `step`: its failure if any outcome of that step failed. */
-function fromReceipt(r: ReceiptReport, step: ReceiptStep): ReceiptReport['steps'][number] | undefined {
-  return r.steps.find((s) => s.step === step && s.status === 'failed') ?? r.steps.find((s) => s.step === step);
-}
-
 /**
  * Merges the attestation, the receipt report and the log outcome into one report. The receipt's
  * `claims` step folds into `signature` (the claims are what was signed), its `enclave` step (iss
@@ -96,15 +95,15 @@ function fromReceipt(r: ReceiptReport, step: ReceiptStep): ReceiptReport['steps'
  */
 export function inferenceReport(verified: { readonly attestation: string; readonly manifest: string; readonly bootId: string }, receipt: ReceiptReport, log: ReportStepOutcome): VerificationReport {
   const steps: ReportStepOutcome[] = [];
-  const enclaveStep = fromReceipt(receipt, 'enclave');
+  const enclaveStep = outcomeOf(receipt.steps, 'enclave');
   steps.push(
     enclaveStep?.status === 'failed'
       ? { step: 'attestation', status: 'failed', reason: `${enclaveStep.reason} (verified: ${verified.bootId})`, ...(enclaveStep.code ? { code: enclaveStep.code } : {}) }
       : { step: 'attestation', status: 'passed', reason: verified.attestation + (enclaveStep?.status === 'passed' ? '; the receipt names it' : '') },
   );
   steps.push({ step: 'manifest', status: 'passed', reason: verified.manifest });
-  const sig = fromReceipt(receipt, 'signature');
-  const claims = fromReceipt(receipt, 'claims');
+  const sig = outcomeOf(receipt.steps, 'signature');
+  const claims = outcomeOf(receipt.steps, 'claims');
   if (sig?.status === 'failed' || claims?.status === 'failed') {
     const bad = sig?.status === 'failed' ? sig : claims!;
     steps.push({ step: 'signature', status: 'failed', reason: bad.reason, ...(bad.code ? { code: bad.code } : {}) });
@@ -112,7 +111,7 @@ export function inferenceReport(verified: { readonly attestation: string; readon
     steps.push({ step: 'signature', status: sig.status === 'passed' && claims.status === 'passed' ? 'passed' : 'skipped', reason: `${sig.reason}; ${claims.reason}` });
   }
   for (const s of ['model', 'input', 'output', 'nonce', 'mode'] as const) {
-    const o = fromReceipt(receipt, s);
+    const o = outcomeOf(receipt.steps, s);
     if (o) steps.push({ step: s, status: o.status, reason: o.reason, ...(o.code ? { code: o.code } : {}) });
   }
   steps.push(log);

@@ -8,16 +8,19 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { TeegateError } from '../../attestation/errors';
 
-/** A whole HTTP/1.1 answer for a connection that is then closed. */
-function rawAnswer(err: TeegateError): string {
+/** The body and headers of every answer here; the connection is closed after it. */
+function errorAnswer(err: TeegateError): { body: string; headers: Record<string, string | number> } {
   const body = JSON.stringify(err.toJSON());
-  return (
-    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n` +
-    'Content-Type: application/json; charset=utf-8\r\n' +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    'X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n' +
-    body
-  );
+  return {
+    body,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', Connection: 'close' },
+  };
+}
+
+/** A whole HTTP/1.1 answer, for a socket that has no response object. */
+function rawAnswer(err: TeegateError): string {
+  const { body, headers } = errorAnswer(err);
+  return `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
 }
 
 function clientErrorOf(err: NodeJS.ErrnoException): TeegateError {
@@ -51,9 +54,8 @@ export function answerNodeErrors(server: Server): void {
   });
   server.on('checkExpectation', (req, res) => {
     const err = new TeegateError('EXPECTATION_UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 64)} is not supported (only 100-continue)`);
-    const body = JSON.stringify(err.toJSON());
-    res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', connection: 'close' });
-    res.end(body);
+    const { body, headers } = errorAnswer(err);
+    res.writeHead(err.status, headers).end(body);
   });
   server.on('connect', (_req, socket: Duplex) => endWith(socket, new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here')));
 }

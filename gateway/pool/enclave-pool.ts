@@ -62,12 +62,10 @@ export class EnclavePool {
   private stopped = false;
 
   constructor(private readonly options: EnclavePoolOptions) {
-    this.members = options.enclaves.map((url, i) => ({
-      id: `enclave-${i}`,
-      client: new EnclaveClient(url, options.client, `enclave-${i}`),
-      state: 'pending' as MemberState,
-      inFlight: 0,
-    }));
+    this.members = options.enclaves.map((url, i) => {
+      const id = `enclave-${i}`;
+      return { id, client: new EnclaveClient(url, options.client, id), state: 'pending' as MemberState, inFlight: 0 };
+    });
     this.publishGauges();
   }
 

@@ -2,10 +2,12 @@
  * Reads a request body as raw bytes, up to a limit, for relaying: the gateway never parses it.
  * Only `application/json` (plain) and `application/jose` (sealed) bodies without content coding are
  * accepted. A Content-Length over the limit is refused before reading; a body that grows past it is
- * refused as soon as it does.
+ * refused as soon as it does. A client that sent `Expect: 100-continue` is asked for the body only
+ * once those checks passed.
  */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { TeegateError } from '../../attestation/errors';
+import { continueIfExpected } from './node-errors';
 
 export type BodyMode = 'plain' | 'sealed';
 
@@ -22,7 +24,7 @@ export function bodyMode(contentType: string | undefined): BodyMode {
   throw new TeegateError('MEDIA_TYPE_UNSUPPORTED', `Content-Type must be application/json (plain) or application/jose (sealed), got ${JSON.stringify(essence || 'none')}`);
 }
 
-export function readRawBody(req: Request, limit: number): Promise<RawBody> {
+export function readRawBody(req: Request, res: Response, limit: number): Promise<RawBody> {
   return new Promise<RawBody>((resolve, reject) => {
     let mode: BodyMode;
     try {
@@ -39,6 +41,7 @@ export function readRawBody(req: Request, limit: number): Promise<RawBody> {
       reject(err);
       return;
     }
+    continueIfExpected(req, res);
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;

@@ -81,7 +81,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const infer = async (req: Request, res: Response) => {
     const base = selector(req);
-    const body = await readRawBody(req, config.limits.bodyBytes);
+    const body = await readRawBody(req, res, config.limits.bodyBytes);
     res.locals.mode = body.mode;
     const relayStarted = performance.now();
     const sealKid = req.headers[SEAL_KID_HEADER];

@@ -1,7 +1,8 @@
 /**
  * What reaches the gateway below express, over raw sockets: answers Node's HTTP server gives by
  * itself (oversized headers, malformed HTTP, an unsupported Expect, CONNECT, a request not sent in
- * time) come as JSON from the one registry; `limits.requestTimeoutMs` holds below Node's 30 s check
+ * time) come as JSON from the one registry; `Expect: 100-continue` is answered only after the checks
+ * that need no body; `limits.requestTimeoutMs` holds below Node's 30 s check
  * interval; a body refused before it was read is not drained; and an enclave's address never
  * reaches clients (errors name the member id).
  */
@@ -111,6 +112,63 @@ describe('limits.requestTimeoutMs (1 s here)', () => {
     const answer = await raw(['GET /v2 HTTP/1.1\r\nHost: g\r\nX-Slow: ']);
     expect([answer.status, JSON.parse(answer.body).code]).toEqual([408, 'REQUEST_TIMEOUT']);
     expect(answer.closedAfterMs).toBeLessThan(5_000);
+  });
+});
+
+/**
+ * Sends `head` with `Expect: 100-continue`, sends `body` only once the gateway answers `100 Continue`
+ * (as curl does for large bodies), and reads until the gateway closes.
+ */
+async function expectingContinue(head: string, body: string): Promise<{ continued: boolean; answer: RawAnswer }> {
+  const { port } = new URL(gateway.url);
+  const interim = 'HTTP/1.1 100 Continue\r\n\r\n';
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    let continued = false;
+    let text = '';
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(head));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (!continued && text.startsWith(interim)) {
+        continued = true;
+        text = text.slice(interim.length);
+        socket.write(body);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      const split = text.indexOf('\r\n\r\n');
+      const status = /^HTTP\/1\.1 (\d{3}) /.exec(text);
+      if (!status) return reject(new Error(`no final answer: ${JSON.stringify(text.slice(0, 200))}`));
+      resolve({ continued, answer: { status: Number(status[1]), headers: text.slice(0, split).toLowerCase(), body: text.slice(split + 4), closedAfterMs: Date.now() - started } });
+    });
+  });
+}
+
+describe('Expect: 100-continue: the body is asked for only once the request passed every check that needs no body', () => {
+  const body = JSON.stringify(affineRequest());
+  const head = (headers: string, length = Buffer.byteLength(body)) =>
+    `POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n${headers}\r\n`;
+
+  it('a valid request is continued, then answered', async () => {
+    const { continued, answer } = await expectingContinue(head(`Authorization: Bearer ${inferKey}\r\nContent-Type: application/json\r\n`), body);
+    expect(continued).toBe(true);
+    expect(answer.status).toBe(200);
+    expect((JSON.parse(answer.body) as { outputs: unknown[] }).outputs.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['no key', 'Content-Type: application/json\r\n', undefined, 401, 'AUTH_REQUIRED'],
+    ['an unknown key', 'Authorization: Bearer tg_nottherightkey\r\nContent-Type: application/json\r\n', undefined, 401, 'AUTH_INVALID'],
+    // KEY: the valid infer key, known only once beforeAll ran.
+    ['a declared length over the limit', 'Authorization: Bearer KEY\r\nContent-Type: application/json\r\n', 999_999_999, 413, 'BODY_TOO_LARGE'],
+    ['a media type not relayed', 'Authorization: Bearer KEY\r\nContent-Type: text/plain\r\n', undefined, 415, 'MEDIA_TYPE_UNSUPPORTED'],
+  ])('%s: the final answer comes at once, without 100 Continue, and the connection closes', async (_what, headers, length, status, code) => {
+    const { continued, answer } = await expectingContinue(head(headers.replace('KEY', inferKey), length), body);
+    expect(continued).toBe(false);
+    expect([answer.status, (JSON.parse(answer.body) as { code: string }).code]).toEqual([status, code]);
+    expect(answer.headers).toContain('connection: close');
   });
 });
 

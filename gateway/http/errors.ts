@@ -21,14 +21,15 @@ export function sendError(res: Response, err: TeegateError): void {
   res.status(err.status).type('application/json').send(JSON.stringify(err.toJSON()));
 }
 
-/** Express's final error handler: typed errors as they are, body-parser style errors mapped, the rest INTERNAL. */
+/**
+ * Express's final error handler: typed errors as they are, the router's URIError as 400, the rest
+ * INTERNAL (logged, without internal detail in the answer). The gateway reads bodies itself
+ * (read-body.ts), so no body-parser errors reach here.
+ */
 export function errorHandler(onInternal: (err: unknown) => void): ErrorRequestHandler {
   return (err: unknown, _req, res, _next) => {
     void _next;
     if (isTeegateError(err)) return sendError(res, err);
-    const e = err as { type?: string; status?: number };
-    if (e.type === 'entity.too.large') return sendError(res, new TeegateError('BODY_TOO_LARGE', 'the request body is too large'));
-    if (e.status === 400 && e.type !== undefined) return sendError(res, new TeegateError('REQUEST_INVALID', 'the request could not be read'));
     // The router decodes path parameters and throws URIError (status 400) on a bad percent-escape.
     if (err instanceof URIError) return sendError(res, new TeegateError('REQUEST_INVALID', 'the request path holds an invalid percent-escape'));
     onInternal(err);

@@ -22,6 +22,7 @@ let enclave: RunningEnclave;
 let gateway: RunningGateway;
 let inferKey: string;
 let logLines: () => string[];
+let sink: MemoryReceiptSink;
 
 beforeAll(async () => {
   ca = await createDevCa();
@@ -38,7 +39,7 @@ beforeAll(async () => {
       limits: { requestTimeoutMs: 1000 },
       pool: { healthIntervalMs: 60_000 },
     }),
-    { sink: new MemoryReceiptSink(), logger: capture.logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
+    { sink: (sink = new MemoryReceiptSink()), logger: capture.logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
   );
 });
 
@@ -97,6 +98,12 @@ describe('answers Node gives before any route runs are JSON from the registry', 
     expect(answer.headers).toContain('content-type: application/json');
     expect(JSON.parse(answer.body)).toEqual({ code, message: expect.any(String) });
   });
+});
+
+it('chunk extensions over Node\'s limit in a body being read are 413 BODY_TOO_LARGE as JSON', async () => {
+  const head = `POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer ${inferKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`;
+  const answer = await raw([head, `1;${'x'.repeat(20_000)}=y\r\n{\r\n0\r\n\r\n`]);
+  expect([answer.status, JSON.parse(answer.body)]).toEqual([413, { code: 'BODY_TOO_LARGE', message: 'the chunk extensions are too large' }]);
 });
 
 describe('limits.requestTimeoutMs (1 s here)', () => {
@@ -180,6 +187,18 @@ it('a body refused before it was read (no key) is not drained: the connection cl
   expect([answer.status, JSON.parse(answer.body).code]).toEqual([401, 'AUTH_REQUIRED']);
   expect(answer.headers).toContain('connection: close');
   expect(answer.closedAfterMs).toBeLessThan(2_000);
+});
+
+it('an unexpected failure is 500 INTERNAL without its detail; the detail goes to the operator\'s log', async () => {
+  const append = sink.appendReceipt;
+  sink.appendReceipt = () => Promise.reject(new Error('disk on fire at /var/lib/secret'));
+  try {
+    const res = await fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { authorization: `Bearer ${inferKey}`, 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+    expect([res.status, await res.json()]).toEqual([500, { code: 'INTERNAL', message: 'the gateway failed to handle the request' }]);
+  } finally {
+    sink.appendReceipt = append;
+  }
+  expect(logLines().some((l) => l.includes('unhandled error') && l.includes('disk on fire at /var/lib/secret'))).toBe(true);
 });
 
 it('an enclave that went away is named by its member id, never its address, in answers and /v1/enclaves', async () => {

@@ -171,7 +171,29 @@ export async function inferCommand(args: string[]): Promise<number> {
       const logStep = report.steps.find((s) => s.step === 'log');
       out(`VERIFIED receipt ${result.claims.jti} seq ${result.claims.seq} from enclave ${result.claims.iss}${result.logIndex !== undefined ? `, log index ${result.logIndex} (${logStep?.status === 'passed' ? 'inclusion verified' : logStep?.status === 'pending' ? 'inclusion pending' : 'inclusion not checked: pin the log key with --log-key'})` : ''}\n`);
     }
-    if (values.save && result) out(`saved to ${values.save}/ (check offline: teegate verify-receipt ${values.save}/receipt.jws --attestation ${values.save}/attestation.b64 --manifest ${values.save}/manifest.json --request ${values.save}/request.json --response ${values.save}/response.json --model ${model}${values.version !== undefined ? `@${values.version}` : ''})\n`);
+    if (values.save && result) out(`saved to ${values.save}/ (check offline: ${offlineCheck(values.save, { policy: values.policy, root: values.root }, `${model}${values.version !== undefined ? `@${values.version}` : ''}`, result.sealed)})\n`);
   }
   return verdictExit(report, values.json === true);
+}
+
+/** A word as the shell reads it: bare when it is plain, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The `teegate verify-receipt` command that checks what `--save` wrote, under the same trust as
+ * this run (the policy and any --root) and for the model and mode asked for: runnable as printed.
+ */
+function offlineCheck(dir: string, trust: { readonly policy: string; readonly root?: readonly string[] }, model: string, sealed: boolean): string {
+  const file = (name: string) => shellWord(`${dir}/${name}`);
+  return [
+    'teegate verify-receipt',
+    file('receipt.jws'),
+    `--attestation ${file('attestation.b64')} --manifest ${file('manifest.json')} --request ${file('request.json')} --response ${file('response.json')}`,
+    `--policy ${shellWord(trust.policy)}`,
+    ...(trust.root ?? []).map((root) => `--root ${shellWord(root)}`),
+    `--model ${shellWord(model)}`,
+    sealed ? '--sealed' : '--plain',
+  ].join(' ');
 }

@@ -74,6 +74,11 @@ describe('teegate infer', () => {
     expect(r.stdout).toContain(`text BYTES [1]: "${DEMO_TEXT}"`);
     expect(r.stdout).toMatch(/^VERIFIED receipt \S+ seq \d+ from enclave /m);
     expect(readFileSync(join(save, 'receipt.jws'), 'utf8')).toMatch(/^ey/);
+    // The offline check it prints runs as printed, under the same policy, for the model and mode asked for.
+    const printed = /\(check offline: teegate (verify-receipt .*)\)$/m.exec(r.stdout);
+    expect(printed?.[1]).toContain(`--policy ${policyPath} --model ppocr-v4-rec --sealed`);
+    const offline = await teegate(...printed![1]!.split(' '));
+    expect([offline.code, offline.stdout]).toEqual([0, expect.stringMatching(/^VALID /m)]);
   });
 
   it('--model --input --plain --json: a machine-readable result', async () => {

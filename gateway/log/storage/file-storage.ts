@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { TeegateError, isTeegateError } from '../../../attestation/errors';
 import { parseCheckpoint } from '../../../attestation/log/checkpoint';
+import { MAX_ENTRY_BYTES } from '../../../attestation/log/entry';
 import { parseNote } from '../../../attestation/log/signed-note';
 import { GroupCommit } from './group-commit';
 import { checkEntryRange, storageError, type IntegrationResult, type LogStorage } from './log-storage';
@@ -89,13 +90,17 @@ export class FileLogStorage implements LogStorage {
   }
 
   static async open(dir: string): Promise<FileLogStorage> {
+    let fh: FileHandle | undefined;
     try {
       mkdirSync(join(dir, 'tiles'), { recursive: true });
       const path = join(dir, 'entries.log');
       const integratedText = await readOptional(join(dir, 'integrated'));
-      const integrated = integratedText ? Number(integratedText.toString('utf8')) : 0;
+      // The store writes the size in decimal and nothing else: anything else (an empty file
+      // included) is damage, not a size to guess from.
+      const text = integratedText?.toString('utf8');
+      const integrated = text === undefined ? 0 : /^(?:0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
       if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
-      const fh = await open(path, APPEND_FLAGS);
+      fh = await open(path, APPEND_FLAGS);
       const offsets = await scanEntries(fh);
       const readable = offsets.length - 1;
       const end = offsets[readable]!;
@@ -103,7 +108,6 @@ export class FileLogStorage implements LogStorage {
       // does not read back below the integrated size is damage, and cutting there would delete
       // entries a signed checkpoint covers. Refuse, and leave the file as it is.
       if (readable < integrated) {
-        await fh.close();
         throw storageError(`${path} is damaged: the record at byte ${end} (entry ${readable}) does not read back, and ${integrated} entries were integrated; the file is left as it is: restore it from a backup`);
       }
       if ((await fh.stat()).size !== end) {
@@ -113,6 +117,8 @@ export class FileLogStorage implements LogStorage {
       const checkpoint = storedCheckpoint(await readOptional(join(dir, 'checkpoint')), integrated);
       return new FileLogStorage(dir, fh, offsets, integrated, checkpoint);
     } catch (err) {
+      // A refused store keeps no descriptor open (the caller may retry, or repair and reopen).
+      await fh?.close().catch(() => undefined);
       if (err instanceof TeegateError) throw err;
       throw storageError(`cannot open the log store in ${dir}: ${(err as Error).message}`, err);
     }
@@ -124,6 +130,10 @@ export class FileLogStorage implements LogStorage {
 
   sequence(entries: readonly Uint8Array[]): Promise<number> {
     if (this.closed) return Promise.reject(storageError('the log store is closed'));
+    // A record's length is read back as at most 0xffff (scanEntries): a longer one would be
+    // acknowledged now and cut off as a torn tail at the next open.
+    const large = entries.find((e) => e.length > MAX_ENTRY_BYTES);
+    if (large) return Promise.reject(new TeegateError('LOG_ENTRY_TOO_LARGE', `entry is ${large.length} bytes, the most a log entry may be is ${MAX_ENTRY_BYTES}`));
     return this.commit.append(entries);
   }
 
@@ -247,8 +257,14 @@ export class FileLogStorage implements LogStorage {
       await fsyncDir(this.dir);
       return key;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(path, 'utf8').trim();
-      throw storageError(`cannot create ${path}`, err);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw storageError(`cannot create ${path}`, err);
+    }
+    // Another process created it first, or the name is taken by something that does not read
+    // back as a file (a dangling link): the stored key, or a typed refusal.
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      throw storageError(`cannot read ${path}`, err);
     }
   }
 
@@ -300,7 +316,7 @@ async function scanEntries(fh: FileHandle): Promise<number[]> {
     if (!(await need(HEADER))) break;
     const len = buf.readUInt32BE(pos - bufStart);
     const crc = buf.readUInt32BE(pos - bufStart + 4);
-    if (len > 0xffff || !(await need(HEADER + len))) break;
+    if (len > MAX_ENTRY_BYTES || !(await need(HEADER + len))) break;
     const o = pos - bufStart + HEADER;
     if (crc32(buf.subarray(o, o + len)) !== crc) break;
     pos += HEADER + len;

@@ -141,7 +141,7 @@ const createAlias: Operation = async (body, ctx) => {
   rejectUnknownMembers(body, ['AliasName', 'TargetKeyId']);
   const alias = requiredString(body, 'AliasName', { min: 1, max: 256 });
   if (!ALIAS_NAME.test(alias)) throw new KmsError('ValidationException', `1 validation error detected: Value '${alias}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^alias/[a-zA-Z0-9/_-]+$`);
-  if (alias.startsWith('alias/aws/')) throw new KmsError('NotFoundException', 'Cannot create alias with prefix \'alias/aws/\'');
+  if (alias.startsWith('alias/aws/')) throw new KmsError('NotAuthorizedException', 'Cannot create alias with prefix \'alias/aws/\'');
   const key = resolveKey(ctx, requiredString(body, 'TargetKeyId', { min: 1, max: 2048 }), { allowAlias: false });
   if (ctx.store.aliasTarget(alias) !== undefined) throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(ctx, alias)} already exists`);
   authorizeKey(ctx, key, 'kms:CreateAlias');

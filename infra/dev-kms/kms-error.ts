@@ -29,6 +29,9 @@ export const KMS_ERROR_STATUS = {
   IncompleteSignatureException: 400,
   InvalidSignatureException: 400,
   MissingAuthenticationTokenException: 400,
+  // Not in the KMS model, but what KMS answers to CreateAlias with a reserved 'alias/aws/' name
+  // (as the moto and local-kms emulators, written against the service, both reproduce it).
+  NotAuthorizedException: 400,
   UnrecognizedClientException: 400,
   SerializationException: 400,
   UnknownOperationException: 400,

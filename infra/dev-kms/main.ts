@@ -99,13 +99,15 @@ export async function startDevKms(options: DevKmsOptions): Promise<DevKms> {
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closed: Promise<void> | undefined;
   return {
     url,
+    // Once: a second close (a test's cleanup after the test closed it) waits for the first.
     close: () =>
-      new Promise<void>((resolve, reject) => {
+      (closed ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
-      }),
+      })),
   };
 }
 

@@ -28,41 +28,20 @@ import {
   PutKeyPolicyCommand,
 } from '@aws-sdk/client-kms';
 import { decryptEnvelopedData } from '../../enclave/kms/cms-enveloped-data';
-import { startDevKms, type DevKms, type DevKmsOptions, type VerifyRecipientDocument } from '../../infra/dev-kms/main';
+import { type DevKms, type VerifyRecipientDocument } from '../../infra/dev-kms/main';
 import { STORE_FILE_NAME } from '../../infra/dev-kms/key-store';
 import { nitroRecipientVerifier } from '../../infra/dev-kms/nitro-recipient-verifier';
 import { sha256Hex, signRequest } from '../../infra/dev-kms/sigv4';
+import { KMS_ACCOUNT, KMS_REGION, kmsTestServers, rejection } from '../support/dev-kms-harness';
 
 const ACCESS_KEY = 'AKIDDEVKMSTEST';
 const SECRET = 'dev-kms-test-secret/0123456789';
-const ACCOUNT = '111122223333';
-const REGION = 'us-east-1';
+const ACCOUNT = KMS_ACCOUNT;
+const REGION = KMS_REGION;
 const USER_ARN = `arn:aws:iam::${ACCOUNT}:user/${ACCESS_KEY}`;
 const VECTORS = join(__dirname, '../../../shared/vectors');
 
-const running: DevKms[] = [];
-afterAll(async () => {
-  await Promise.all(running.map((k) => k.close()));
-});
-
-async function start(options: Partial<DevKmsOptions> = {}): Promise<{ kms: DevKms; client: KMSClient }> {
-  const kms = await startDevKms({ credentials: [{ accessKeyId: ACCESS_KEY, secretAccessKey: SECRET }], accountId: ACCOUNT, region: REGION, ...options });
-  running.push(kms);
-  return { kms, client: clientFor(kms.url) };
-}
-
-function clientFor(url: string, secretAccessKey = SECRET, accessKeyId = ACCESS_KEY): KMSClient {
-  return new KMSClient({ endpoint: url, region: REGION, credentials: { accessKeyId, secretAccessKey }, maxAttempts: 1 });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error & { $metadata?: { httpStatusCode?: number; requestId?: string } }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the call to fail');
-}
+const { start, clientFor } = kmsTestServers(ACCESS_KEY, SECRET);
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -324,7 +303,6 @@ describe('dev KMS: persistence', () => {
       await first.client.send(new CreateAliasCommand({ AliasName: 'alias/persisted', TargetKeyId: keyId }));
       const blob = (await first.client.send(new EncryptCommand({ KeyId: 'alias/persisted', Plaintext: utf8('survives'), EncryptionContext: { a: 'b' } }))).CiphertextBlob!;
       await first.kms.close();
-      running.splice(running.indexOf(first.kms), 1);
       expect(statSync(join(dir, STORE_FILE_NAME)).mode & 0o777).toBe(0o600);
 
       const second = await start({ dataDir: dir });

@@ -20,3 +20,12 @@ it('a child that exits before it is ready: ChildExitedError with its last output
 it('a child that exits silently: the message says only how it exited', async () => {
   await expect(startChildService('quiet', ['-e', 'process.exit(4)'], { onLog: () => undefined })).rejects.toThrow(/^quiet exited before it was ready \(code 4, signal null\)$/);
 });
+
+it('a child that never says it is ready: the start fails after readyTimeoutMs, naming the service and the wait', async () => {
+  // The child would exit by itself after 5 s if it were not killed; it is killed at once.
+  const start = startChildService('sleepy', ['-e', 'setTimeout(() => process.exit(0), 5000); console.log(JSON.stringify({ event: "starting" }))'], { readyTimeoutMs: 100, onLog: () => undefined });
+  const err = await start.catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(Error);
+  expect(err).not.toBeInstanceOf(ChildExitedError);
+  expect((err as Error).message).toBe('sleepy did not become ready within 100 ms');
+});

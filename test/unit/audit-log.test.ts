@@ -11,7 +11,8 @@ import { formatAuditState, parseAuditState, type AuditState } from '../../attest
 import { encodeEntry } from '../../attestation/log/entry';
 import { encodeEntryBundle, parseEntryBundle } from '../../attestation/log/entry-bundle';
 import type { DevCa } from '../../attestation/dev/dev-ca';
-import { generateNoteKey } from '../../attestation/log/signed-note';
+import { generateNoteKey, parseSignerKey } from '../../attestation/log/signed-note';
+import { signCheckpoint } from '../../attestation/log/checkpoint';
 import type { TransparencyLog } from '../../gateway/log/transparency-log';
 import { bootEnclave, devCa, openFileLog, serveLog, tempDir, type BootedEnclave, type ServedLog } from '../integration/log-fixtures';
 
@@ -271,4 +272,92 @@ test('audit state files are checked strictly', () => {
     expect.objectContaining({ code: 'AUDIT_STATE_INVALID' }),
   );
   expect(() => parseAuditState(JSON.stringify({ version: 2 }))).toThrow(expect.objectContaining({ code: 'AUDIT_STATE_INVALID' }));
+});
+
+describe('rejection paths of the auditor', () => {
+  const b64url = (json: unknown) => Buffer.from(JSON.stringify(json)).toString('base64url');
+
+  test('a receipt entry that is not a compact JWS with a JSON payload, or names no att, is RECEIPT_INVALID at its index', async () => {
+    const [header, , signature] = (await a.receipt()).split('.') as [string, string, string];
+    const att = createHash('sha384').update(a.document).digest('hex');
+    // The payload in the standard base64 alphabet (with '/' and '='): base64url (RFC 7515) has neither.
+    const standard = Buffer.from(`{"att":"${att}","x":"???"}`).toString('base64');
+    expect(standard).toMatch(/[+/=]/);
+    const { url } = await logOf([
+      { kind: 'att', enclave: a },
+      { kind: 'receipt', jws: 'not-a-jws' },
+      { kind: 'receipt', jws: `${header}.${standard}.${signature}` },
+      { kind: 'receipt', jws: `${header}.${b64url({ iss: a.manifest.boot_id, seq: 0 })}.${signature}` },
+    ]);
+    const report = await audit(url);
+    expect(report.ok).toBe(false);
+    expect(report.failures).toEqual([
+      { index: 1, code: 'RECEIPT_INVALID', message: 'entry 1: receipt is not a compact JWS with a JSON payload' },
+      { index: 2, code: 'RECEIPT_INVALID', message: 'entry 2: receipt is not a compact JWS with a JSON payload' },
+      { index: 3, code: 'RECEIPT_INVALID', message: 'entry 3: receipt has no att claim' },
+    ]);
+  });
+
+  test('collecting stops at maxFailures', async () => {
+    const { url } = await logOf([{ kind: 'receipt', jws: 'x' }, { kind: 'receipt', jws: 'y' }, { kind: 'receipt', jws: 'z' }]);
+    const all = await audit(url);
+    expect(all.failures.map((f) => f.index)).toEqual([0, 1, 2]);
+    const report = await audit(url, { maxFailures: 2 });
+    expect(report.ok).toBe(false);
+    expect(report.failures).toEqual([
+      expect.objectContaining({ index: 0, code: 'RECEIPT_INVALID' }),
+      expect.objectContaining({ index: 1, code: 'RECEIPT_INVALID' }),
+    ]);
+    expect(report.state).toBeUndefined();
+  });
+
+  test('a given log key that is not a verifier key is AUDIT_STATE_INVALID', async () => {
+    const { url } = await logOf(items.slice(0, 1));
+    const { verifierKey } = await generateNoteKey('test.teegate/log');
+    for (const bad of ['not a key', verifierKey.replace(/\+[0-9a-f]{8}\+/, '+00000000+'), verifierKey.slice(0, -4)]) {
+      await expect(audit(url, { verifierKey: bad })).rejects.toMatchObject({ code: 'AUDIT_STATE_INVALID', message: expect.stringMatching(/^log key: /) });
+    }
+  });
+
+  test('a state for another origin that the same key signed is LOG_INCONSISTENT, not a pass', async () => {
+    const { url } = await logOf(items.slice(0, 2));
+    const seen = (await audit(url)).state!;
+    const signer = await parseSignerKey(signerKey);
+    const { size, rootHash } = seen.checkpoint;
+    const note = await signCheckpoint({ origin: 'other.teegate/log', size, rootHash: fromBase64(rootHash), extensions: [] }, [signer]);
+    const state: AuditState = { ...seen, origin: 'other.teegate/log', checkpoint: { size, rootHash, note } };
+    const report = await audit(url, { state });
+    expect(report.ok).toBe(false);
+    expect(report.failures).toEqual([
+      { code: 'LOG_INCONSISTENT', message: `checkpoint of size ${size} is not consistent with the last one seen (size ${size}): the state is for log other.teegate/log, this is test.teegate/log` },
+    ]);
+    expect(report.state).toBeUndefined();
+  });
+
+  test('tiles rewritten below the size seen are a fork from the last checkpoint seen (LOG_INCONSISTENT), besides the root mismatch', async () => {
+    const { url } = await logOf(items);
+    const seen = (await audit(url)).state!;
+    const forged = encodeEntry({ type: 'receipt', jws: (items[3] as { jws: string }).jws });
+    const leaf = createHash('sha256').update(Uint8Array.of(0)).update(forged).digest();
+    const report = await audit(
+      url,
+      { state: seen },
+      editing((u, body) => {
+        if (u.includes('/tile/entries/')) {
+          const entries = parseEntryBundle(body);
+          entries[2] = forged;
+          return encodeEntryBundle(entries);
+        }
+        if (/\/tile\/0\/[^e]/.test(u)) {
+          const tile = body.slice();
+          tile.set(leaf, 2 * 32);
+          return tile;
+        }
+        return undefined;
+      }),
+    );
+    expect(report.ok).toBe(false);
+    expect(report.failures).toContainEqual({ code: 'LOG_INCONSISTENT', message: `the replayed tree at size ${items.length} does not have the root of the last checkpoint seen` });
+    expect(report.failures).toContainEqual(expect.objectContaining({ code: 'AUDIT_ENTRY_MISMATCH', message: `the log's tiles do not lead to the root of checkpoint ${items.length}: entries were rewritten or removed` }));
+  });
 });

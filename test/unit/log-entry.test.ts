@@ -74,3 +74,14 @@ test('malformed entry bundles are LOG_ENTRY_MALFORMED', () => {
   expect(code(() => encodeEntryBundle(Array.from({ length: 257 }, () => new Uint8Array(0))))).toBe('LOG_ENTRY_MALFORMED');
   expect(code(() => encodeEntryBundle([new Uint8Array(0x10000)]))).toBe('LOG_ENTRY_TOO_LARGE');
 });
+
+test.each([
+  ['a number', '{"document":1,"manifest":{},"type":"attestation"}', 'attestation entry document is not a base64 string'],
+  ['null', '{"document":null,"manifest":{},"type":"attestation"}', 'attestation entry document is not a base64 string'],
+  ['empty', '{"document":"","manifest":{},"type":"attestation"}', 'attestation entry document is not a base64 string'],
+  // A length no base64 has, and padding at a length that is not a multiple of four.
+  ['of five characters', '{"document":"AAAAA","manifest":{},"type":"attestation"}', 'attestation entry document is not base64'],
+  ['padded to three characters', '{"document":"AA=","manifest":{},"type":"attestation"}', 'attestation entry document is not base64'],
+])('decodeEntry rejects an attestation document that is %s with LOG_ENTRY_MALFORMED', (_what, text, message) => {
+  expect(() => decodeEntry(utf8(text))).toThrow(expect.objectContaining({ code: 'LOG_ENTRY_MALFORMED', message }));
+});

@@ -124,6 +124,13 @@ describe('tlog-tiles paths: transparency-dev/trillian-tessera api/layout/paths_t
     for (const p of bad) expect(() => parseTilePath(p)).toThrow(invalid);
   });
 
+  it('a short path with more than six index elements is LOG_TILE_PATH_INVALID before its index is computed', () => {
+    for (const p of ['tile/0/x001/x002/x003/x004/x005/x006/007', 'tile/entries/x001/x002/x003/x004/x005/x006/007.p/5', 'tile/0/x000/x000/x000/x000/x000/x000/x000/001']) {
+      expect(p.length).toBeLessThanOrEqual(128);
+      expect(() => parseTilePath(p)).toThrow(expect.objectContaining({ code: 'LOG_TILE_PATH_INVALID', message: 'tile index has the wrong number of elements' }));
+    }
+  });
+
   it('round-trips random coordinates', () => {
     for (let i = 0; i < 2000; i++) {
       const level = i % 64;

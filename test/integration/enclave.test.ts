@@ -142,6 +142,30 @@ describe('plain inference with the real model', () => {
     expect((await post('/v2/models/affine/infer', '{}', 'text/plain')).status).toBe(415);
     expect(JSON.parse((await post('/v2/models/missing/infer', '{}')).text)).toMatchObject({ code: 'MODEL_NOT_FOUND' });
   });
+
+  it('refuses a receipt nonce that is not 1..64 bytes of hex with 400 NONCE_INVALID, and signs no receipt for it', async () => {
+    const length = { code: 'NONCE_INVALID', message: 'nonce must be hex of 1..64 bytes' };
+    const hex = { code: 'NONCE_INVALID', message: 'nonce must be hex' };
+    const cases: [unknown, object][] = [
+      ['', length],
+      ['ab'.repeat(64) + 'ab', length],
+      [42, length],
+      [['ab'], length],
+      ['zz', hex],
+      ['abc', hex],
+      ['0x12', hex],
+    ];
+    const before = await seqOf();
+    for (const [nonce, error] of cases) {
+      const res = await post('/v2/models/affine/infer', JSON.stringify({ ...affineRequest(), parameters: { nonce } }));
+      expect({ nonce, status: res.status, body: JSON.parse(res.text) as unknown, receipt: res.headers.get('teegate-receipt') }).toEqual({ nonce, status: 400, body: error, receipt: null });
+    }
+    expect(await seqOf()).toBe(before + 1);
+    // The longest nonce accepted: 64 bytes, in either case, carried lower-case in the receipt.
+    const res = await post('/v2/models/affine/infer', JSON.stringify({ ...affineRequest(), parameters: { nonce: 'AB'.repeat(64) } }));
+    expect(res.status).toBe(200);
+    expect((JSON.parse(Buffer.from(res.headers.get('teegate-receipt')!.split('.')[1]!, 'base64url').toString('utf8')) as { nonce: string }).nonce).toBe('ab'.repeat(64));
+  });
   it('answers an output JSON cannot carry with 422 MODEL_OUTPUT_UNREPRESENTABLE, and signs no receipt for it', async () => {
     const before = await seqOf();
     const res = await post('/v2/models/affine/infer', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [3e38, 0, 0, 0] }] }));

@@ -1,4 +1,4 @@
-import { errorCodeOrKind as codeOf } from '../support/error-code';
+import { errorCodeOrKind as codeOf, refusalOf } from '../support/error-code';
 /**
  * CMS EnvelopedData as returned by AWS KMS in CiphertextForRecipient.
  * Vectors (../shared/vectors/kms, see its README):
@@ -247,6 +247,29 @@ describe('parseEnvelopedData rejects', () => {
   ];
   it.each(cases)('%s', (_name, s, code) => {
     expect(codeOf(() => parseEnvelopedData(blob(s)))).toBe(code);
+  });
+
+  // Cases where a neighbouring check would refuse with the same code: the message names the one that fired.
+  const notNull = Uint8Array.of(0x05, 0x01, 0x00); // a NULL with contents
+  const hashField = tlv(0xa0, digestAlg(CMS_OID.sha256));
+  const mgfField = (digest: Uint8Array = digestAlg(CMS_OID.sha256)) => tlv(0xa1, tlv(0x30, concatBytes(oid(CMS_OID.mgf1), digest)));
+  const sourceField = (algorithm: Uint8Array) => tlv(0xa2, tlv(0x30, concatBytes(oid(algorithm), tlv(0x04, new Uint8Array(0)))));
+  const named: Array<[string, BlobSpec, ErrorCode, string]> = [
+    ['an empty ContentInfo content type', { ...spec, contentType: new Uint8Array(0) }, 'CMS_MALFORMED', 'CMS ContentInfo contentType is an empty object identifier'],
+    ['an empty encrypted content type', { ...spec, eciContentType: new Uint8Array(0) }, 'CMS_MALFORMED', 'CMS EncryptedContentInfo contentType is an empty object identifier'],
+    ['an empty key transport algorithm', withKey(keyEncryptionAlg({ algorithm: new Uint8Array(0) })), 'CMS_MALFORMED', 'CMS keyEncryptionAlgorithm is an empty object identifier'],
+    ['OAEP hash parameters that are a NULL with contents', withKey(keyEncryptionAlg({ rawParams: concatBytes(tlv(0xa0, tlv(0x30, concatBytes(oid(CMS_OID.sha256), notNull))), mgfField()) })), 'CMS_MALFORMED', 'CMS OAEP hashFunc parameters are not NULL'],
+    ['MGF1 hash parameters that are a NULL with contents', withKey(keyEncryptionAlg({ rawParams: concatBytes(hashField, mgfField(tlv(0x30, concatBytes(oid(CMS_OID.sha256), notNull)))) })), 'CMS_MALFORMED', 'CMS MGF1 hash parameters are not NULL'],
+    ['an OAEP pSourceFunc that is not pSpecified', withKey(keyEncryptionAlg({ rawParams: concatBytes(hashField, mgfField(), sourceField(CMS_OID.mgf1)) })), 'CMS_UNSUPPORTED', 'CMS OAEP pSourceFunc is not pSpecified'],
+  ];
+  it.each(named)('%s, naming the check', async (_name, s, code, message) => {
+    expect(await refusalOf(() => parseEnvelopedData(blob(s)))).toEqual({ code, message });
+  });
+
+  it('accepts what those cases change: an explicit pSpecified with the empty label, NULL digest parameters', () => {
+    const parsed = parseEnvelopedData(blob(withKey(keyEncryptionAlg({ rawParams: concatBytes(hashField, mgfField(), sourceField(CMS_OID.pSpecified)) }))));
+    expect(parsed.keyEncryption).toBe('RSAES_OAEP_SHA_256');
+    expect(parsed).toEqual(parseEnvelopedData(realBlob));
   });
 
   it('a constructed chunk inside encryptedContent, EOC inside definite content, indefinite primitive, high tag numbers', () => {

@@ -1,7 +1,7 @@
 /**
  * @jest-environment ./test/helpers/onnx-jest-environment.js
  */
-import { errorCodeOf as codeOfSync, errorCodeOfAsync as codeOf } from '../support/error-code';
+import { errorCodeOf as codeOfSync, errorCodeOfAsync as codeOf, refusalOf } from '../support/error-code';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ import { OnnxModel } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
 import { preprocessLineImage } from '../../enclave/models/ocr-preprocess';
 import { addInt64Model, affineModel, argmaxModel, buildOnnxModel, notAndEchoModel } from '../../enclave/models/testing/tiny-onnx';
-import { ONNX_ELEMENT_TYPE } from '../../enclave/models/onnx-proto';
+import { ONNX_ELEMENT_TYPE, bytesField, intField, message, stringField, type OnnxElementType } from '../../enclave/models/onnx-proto';
 import { receiptDigest } from '../../enclave/enclave-service';
 import { parseInferTensors, tensorsDigest } from '../../attestation/tensors';
 
@@ -44,6 +44,24 @@ function tinyConfig(name: string, bytes: Uint8Array): ModelConfig {
 }
 
 
+
+const utf8Bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+/** An ocr-line config of `model` with `dictionary`, both at /memory paths, with their digests. */
+function ocrConfig(model: Uint8Array, dictionary: Uint8Array): ModelConfig {
+  return { name: 'ocr', version: '1', kind: 'ocr-line', path: '/memory/ocr.onnx', sha256: sha256(model), dictionary: { path: '/memory/ocr.txt', sha256: sha256(dictionary) } };
+}
+
+/** A model shaped like a text recogniser: [1, 3, 48, classes] FP32 in, [1, 48, classes] FP32 out (the mean over the colours). */
+function ocrShapedModel(classes: number): Uint8Array {
+  const { FLOAT } = ONNX_ELEMENT_TYPE;
+  return buildOnnxModel({
+    name: 'ocr-shaped',
+    inputs: [{ name: 'x', elemType: FLOAT, shape: [1, 3, 48, classes] }],
+    outputs: [{ name: 'probs', elemType: FLOAT, shape: [1, 48, classes] }],
+    nodes: [{ opType: 'ReduceMean', inputs: ['x'], outputs: ['probs'], intsAttributes: { axes: [1] }, intAttributes: { keepdims: 0 } }],
+  });
+}
 
 // --- a small PNG encoder for the tests: any colour type, one chosen filter type for every row ---
 
@@ -266,6 +284,13 @@ describe('tiny ONNX models', () => {
     await expect(ModelSession.create(affineModel(), {}, missing)).rejects.toThrow(/has no function nope/);
   });
 
+  it('fails a run that arrives after the model was closed (a request racing the shutdown) with MODEL_RUN_FAILED', async () => {
+    const model = await OnnxModel.load(tinyConfig('affine', affineModel()), affineModel());
+    await model.close();
+    await model.close(); // twice is harmless
+    expect(await refusalOf(() => inferOn(model, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }]))).toEqual({ code: 'MODEL_RUN_FAILED', message: 'onnxruntime: the model session is closed' });
+  });
+
   it('fails runs with MODEL_RUN_FAILED, then and later, once its worker thread has died', async () => {
     const session = await ModelSession.create(affineModel(), {});
     const x = () => ({ x: new Tensor('float32', Float32Array.from([1, 2, 3, 4]), [1, 4]) });
@@ -398,6 +423,20 @@ describe('model configuration', () => {
     expect(codeOfSync(() => parseModelConfig(value))).toBe('MODEL_LOAD_FAILED');
   });
 
+  it.each([
+    ['an empty sealed path', { path: '' }],
+    ['a sealed entry without a path', {}],
+    ['a sealed path that is a number', { path: 7 }],
+    ['a sealed entry that is a string', 'm.onnx.sealed'],
+    ['a sealed entry that is null', null],
+  ])('rejects %s with MODEL_LOAD_FAILED', async (_label, sealed) => {
+    expect(await refusalOf(() => parseModelConfig({ ...base, sealed }))).toEqual({ code: 'MODEL_LOAD_FAILED', message: expect.stringContaining('m.sealed.path must be a non-empty string') });
+  });
+
+  it('keeps a sealed path', () => {
+    expect(parseModelConfig({ ...base, sealed: { path: 'm.onnx.sealed' } }).sealed).toEqual({ path: 'm.onnx.sealed' });
+  });
+
   it('keeps instances and threads within range, and leaves them out when not given', () => {
     expect(parseModelConfig({ ...base, instances: MAX_INSTANCES, threads: 1 })).toMatchObject({ instances: MAX_INSTANCES, threads: 1 });
     const plain = parseModelConfig(base);
@@ -458,6 +497,77 @@ describe('model registry', () => {
     expect(await codeOf(ModelRegistry.load([affine, affine], { readFile }))).toBe('MODEL_LOAD_FAILED');
     const tampered = { ...affine, path: '/memory/argmax.onnx' };
     expect(await codeOf(ModelRegistry.load([tampered], { readFile }))).toBe('MODEL_DIGEST_MISMATCH');
+  });
+
+  /** A registry load of one model from these in-memory files; its refusal as { code, message }. */
+  const loadFrom = (config: ModelConfig, memory: Record<string, Uint8Array>) =>
+    refusalOf(() =>
+      ModelRegistry.load([config], {
+        readFile: async (path) => {
+          const bytes = memory[path];
+          if (bytes === undefined) throw new Error(`ENOENT: ${path}`);
+          return bytes;
+        },
+      }).then((r) => r.close()),
+    );
+
+  it('refuses an OCR dictionary that is not UTF-8 or has an empty line (its digest as configured): MODEL_LOAD_FAILED', async () => {
+    const model = ocrShapedModel(5);
+    for (const [text, message] of [
+      [Uint8Array.of(0x61, 0x0a, 0xff, 0x0a), 'OCR dictionary is not UTF-8'],
+      [utf8Bytes('a\n\nb\n'), 'OCR dictionary has an empty line'],
+      [utf8Bytes('a\r\n\r\nb'), 'OCR dictionary has an empty line'],
+      [new Uint8Array(0), 'OCR dictionary has an empty line'],
+      [utf8Bytes('\n'), 'OCR dictionary has an empty line'],
+    ] as const) {
+      const config = ocrConfig(model, text);
+      expect(await loadFrom(config, { '/memory/ocr.onnx': model, '/memory/ocr.txt': text })).toEqual({ code: 'MODEL_LOAD_FAILED', message });
+    }
+  });
+
+  it('refuses an OCR model file with a node attribute that is not a message (its digest as configured): MODEL_LOAD_FAILED', async () => {
+    // ModelProto { graph (7) { node (1) { attribute (5) = varint 1 } }, opset_import (8) { version 13 } }
+    const model = Uint8Array.from(message(bytesField(7, bytesField(1, intField(5, 1))), bytesField(8, message(stringField(1, ''), intField(2, 13)))));
+    const dictionary = utf8Bytes('a\n');
+    expect(await loadFrom(ocrConfig(model, dictionary), { '/memory/ocr.onnx': model, '/memory/ocr.txt': dictionary })).toEqual({
+      code: 'MODEL_LOAD_FAILED',
+      message: 'model ocr@1 is not a valid ONNX protobuf: a node attribute at byte 0 is not a message',
+    });
+  });
+
+  it('refuses an OCR model whose classes do not fit its dictionary: MODEL_LOAD_FAILED', async () => {
+    const model = ocrShapedModel(5); // [1, 48, 5]: the blank and four characters
+    const fits = utf8Bytes('a\nb\nc\n'); // three lines, then the space: four characters
+    const registry = await ModelRegistry.load([ocrConfig(model, fits)], { readFile: async (path) => (path.endsWith('.onnx') ? model : fits) });
+    await registry.close();
+    const short = utf8Bytes('a\nb\n');
+    expect(await loadFrom(ocrConfig(model, short), { '/memory/ocr.onnx': model, '/memory/ocr.txt': short })).toEqual({
+      code: 'MODEL_LOAD_FAILED',
+      message: 'model ocr@1: not a text-recognition model taking [N, 3, 48, W] with 4 classes',
+    });
+  });
+
+  it('refuses a model with an input or output of a type OIP cannot carry (int4, uint4): MODEL_LOAD_FAILED, and stops its worker', async () => {
+    const { FLOAT } = ONNX_ELEMENT_TYPE;
+    const [UINT4, INT4] = [21, 22] as unknown as [OnnxElementType, OnnxElementType];
+    /** A model of IR version 10 and opset 21, where 4-bit types exist (buildOnnxModel writes IR version 8 first: field 1, varint 8). */
+    const ir10 = (graph: Parameters<typeof buildOnnxModel>[0]): Uint8Array => {
+      const bytes = buildOnnxModel(graph, 21);
+      expect(Array.from(bytes.subarray(0, 2))).toEqual([0x08, 0x08]);
+      bytes[1] = 10;
+      return bytes;
+    };
+    const terminate = jest.spyOn(Worker.prototype, 'terminate');
+    for (const [model, name] of [
+      [ir10({ name: 'i4', inputs: [{ name: 'x', elemType: FLOAT, shape: [2] }], outputs: [{ name: 'q', elemType: INT4, shape: [2] }], nodes: [{ opType: 'Cast', inputs: ['x'], outputs: ['q'], intAttributes: { to: 22 } }] }), 'q'],
+      [ir10({ name: 'u4', inputs: [{ name: 'p', elemType: UINT4, shape: [2] }], outputs: [{ name: 'y', elemType: FLOAT, shape: [2] }], nodes: [{ opType: 'Cast', inputs: ['p'], outputs: ['y'], intAttributes: { to: 1 } }] }), 'p'],
+    ] as const) {
+      terminate.mockClear();
+      const config = tinyConfig('four-bit', model);
+      expect(await loadFrom(config, { [config.path]: model })).toEqual({ code: 'MODEL_LOAD_FAILED', message: `model four-bit: value "${name}" is not a tensor of a supported type` });
+      expect(terminate).toHaveBeenCalledTimes(1); // the session that loaded is released, not left running
+    }
+    terminate.mockRestore();
   });
 });
 

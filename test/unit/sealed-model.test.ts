@@ -5,6 +5,13 @@
  */
 import { errorCodeOf as codeOf } from '../support/error-code';
 import { createHash, randomBytes as nodeRandomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import { sealedModelReader } from '../../enclave/kms/key-release';
+import type { ModelConfig } from '../../enclave/models/model-config';
+import type { Nsm } from '../../enclave/nsm/nsm';
 import fc from 'fast-check';
 import canonicalize from 'canonicalize';
 import { concatBytes, fromUtf8, randomBytes, toBase64, utf8 } from '../../attestation/bytes';
@@ -90,6 +97,33 @@ describe('sealed model: round trip', () => {
     expect(codeOf(() => sealModel({ plaintext, name: 'ocr', version: '1', dataKey: randomBytes(16), encryptedDataKey, keyId: KEY_ARN }))).toBe('SEALED_MODEL_INVALID');
     expect(codeOf(() => seal(plaintext, '../etc', '1'))).toBe('SEALED_MODEL_INVALID');
     expect(codeOf(() => seal(plaintext, 'ocr', 'v 1'))).toBe('SEALED_MODEL_INVALID');
+  });
+
+  it('refuses to seal with an IV that is not 12 bytes (encryptSealedModel, given a header)', () => {
+    const header: SealedModelHeader = {
+      model: { name: 'ocr', version: '3', sha256: createHash('sha256').update(plaintext).digest('hex'), size: plaintext.length },
+      kms: { keyId: KEY_ARN, encryptedDataKey, encryptionContext: modelEncryptionContext('ocr', '3') },
+      iv: randomBytes(12),
+    };
+    expect(parseSealedModel(encryptSealedModel(header, plaintext, dataKey)).header.iv).toEqual(header.iv);
+    for (const n of [0, 11, 13, 16]) {
+      expect(() => encryptSealedModel({ ...header, iv: randomBytes(n) }, plaintext, dataKey)).toThrow(expect.objectContaining({ code: 'SEALED_MODEL_INVALID', message: 'sealed model: iv must be 12 bytes' }));
+    }
+  });
+});
+
+describe('sealed model: reading at boot (sealedModelReader)', () => {
+  it('a sealed file that cannot be read is MODEL_LOAD_FAILED naming the model and the path, before any NSM or KMS call', async () => {
+    const calls: string[] = [];
+    const kms = { send: async () => calls.push('kms') } as unknown as KMSClient;
+    const nsm = { attest: async () => calls.push('nsm') } as unknown as Nsm;
+    const missing = join(mkdtempSync(join(tmpdir(), 'teegate-sealed-')), 'ocr.onnx.sealed');
+    const config: ModelConfig = { name: 'ocr', version: '3', kind: 'onnx', path: '/models/ocr.onnx', sha256: '0'.repeat(64), sealed: { path: missing } };
+    const events: Record<string, unknown>[] = [];
+    const read = sealedModelReader(kms, nsm, [config], { log: (e) => events.push(e) });
+    await expect(read('/models/ocr.onnx')).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED', message: `model ocr@3: cannot read sealed model ${missing}: ENOENT` });
+    expect(calls).toEqual([]);
+    expect(events).toEqual([expect.objectContaining({ level: 'error', msg: 'model key release failed', model: 'ocr@3', code: 'MODEL_LOAD_FAILED' })]);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The gateway process entry (gateway/main.ts): an invalid configuration, or a port in use, is
  * refused at start with the field or address named; a valid one serves, and SIGTERM shuts it down
- * cleanly (exit 0). `teegate up` refuses a port in use before it starts anything.
+ * cleanly (exit 0). `teegate up` refuses a port in use before it starts anything. In process: an
+ * enclave whose attestation endpoint fails is kept out, and a request pinned to it is refused.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,11 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
+import { GatewayMetrics } from '../../gateway/observability/metrics';
+import { startGateway, type RunningGateway } from '../../gateway/server';
+import { captureLogger, testGatewayConfig } from '../support/gateway-harness';
+import { serveHttp, type LoopbackServer } from '../support/loopback';
 
 jest.setTimeout(60_000);
 
@@ -93,4 +99,38 @@ it('teegate up refuses a kept file it cannot use, naming it, exit 1, and leaves 
   expect(p.stderr()).toContain(`teegate: could not start the dev stack: CONFIG_INVALID: ${join(data, 'dev-ca.json')} cannot be used (`);
   expect(p.stderr()).not.toMatch(/\n\s+at /); // no stack trace
   expect(readFileSync(join(data, 'dev-ca.json'), 'utf8')).toBe('{"broken":');
+});
+
+describe('startGateway in process: an enclave that answers /health but not /attestation', () => {
+  let enclave: LoopbackServer;
+  let gateway: RunningGateway;
+  const nonce = 'ab'.repeat(32);
+
+  beforeAll(async () => {
+    enclave = await serveHttp((req, res) => {
+      const [status, body] = req.url === '/health' ? [200, { status: 'ready', boot_id: 'boot-1' }] : [500, { code: 'INTERNAL', message: 'nsm failed' }];
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
+    gateway = await startGateway(
+      testGatewayConfig({ enclaves: [enclave.url], attestation: { policy: { pcrs: { 0: 'ab'.repeat(48) } } }, auth: { disabled: true }, log: { store: 'memory' } }),
+      { sink: new MemoryReceiptSink(), logger: captureLogger().logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
+    );
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await enclave?.close();
+  });
+
+  it('is kept out as unhealthy with UPSTREAM_INVALID naming what answered', async () => {
+    const list = (await (await fetch(`${gateway.url}/v1/enclaves`)).json()) as { enclaves: { id: string; state: string; last_error?: { code: string; message: string } }[] };
+    expect(list.enclaves).toEqual([
+      expect.objectContaining({ id: 'enclave-0', state: 'unhealthy', last_error: expect.objectContaining({ code: 'UPSTREAM_INVALID', message: 'enclave-0/attestation answered 500' }) }),
+    ]);
+  });
+
+  it('GET /v1/attestation pinned to it is 503 NO_ENCLAVE_AVAILABLE naming its state, and nothing is relayed', async () => {
+    const res = await fetch(`${gateway.url}/v1/attestation?nonce=${nonce}&enclave=enclave-0`);
+    expect([res.status, await res.json()]).toEqual([503, { code: 'NO_ENCLAVE_AVAILABLE', message: 'enclave enclave-0 is unhealthy' }]);
+  });
 });

@@ -2,13 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDevCa } from '../../attestation/dev/dev-ca';
+import { makePolicyFile } from '../../attestation/policy-file';
 import { loadGatewayConfig, parseGatewayConfig } from '../../gateway/config';
 
 const PCR0 = 'ab'.repeat(48);
 const KEY = { id: 'client-a', sha256: 'cd'.repeat(32), scopes: ['infer'] };
 const minimal = { enclaves: ['http://127.0.0.1:9001'], attestation: { policy: { pcrs: { 0: PCR0 } } }, auth: { keys: [KEY] } };
 
-function rejects(sources: Parameters<typeof parseGatewayConfig>[0], message: RegExp): void {
+/** The CONFIG_INVALID message parseGatewayConfig refuses `sources` with (fails on success or another error). */
+function refusal(sources: Parameters<typeof parseGatewayConfig>[0]): string {
   let caught: unknown;
   try {
     parseGatewayConfig(sources);
@@ -16,7 +18,11 @@ function rejects(sources: Parameters<typeof parseGatewayConfig>[0], message: Reg
     caught = err;
   }
   expect(caught).toMatchObject({ code: 'CONFIG_INVALID' });
-  expect((caught as Error).message).toMatch(message);
+  return (caught as Error).message;
+}
+
+function rejects(sources: Parameters<typeof parseGatewayConfig>[0], message: RegExp): void {
+  expect(refusal(sources)).toMatch(message);
 }
 
 describe('gateway configuration schema', () => {
@@ -93,5 +99,112 @@ describe('gateway configuration schema', () => {
     expect(() => loadGatewayConfig({ env: { TEEGATE_CONFIG: join(dir, 'absent.json') } })).toThrow(/cannot read the configuration file/);
     writeFileSync(join(dir, 'bad.json'), '{');
     expect(() => loadGatewayConfig({ file: join(dir, 'bad.json'), env: {} })).toThrow(/is not JSON/);
+  });
+});
+
+// Rejection paths, each CONFIG_INVALID at start with a message naming the setting (and the
+// TEEGATE_* variable when the value came from the environment).
+
+function folder(): string {
+  return mkdtempSync(join(tmpdir(), 'teegate-config-rej-'));
+}
+
+describe('gateway configuration: values of the wrong type', () => {
+  it('a boolean variable that is not true/false/1/0 names the variable', () => {
+    expect(refusal({ file: minimal, env: { TEEGATE_AUTH_DISABLED: 'yes' } })).toBe('TEEGATE_AUTH_DISABLED (auth.disabled) must be true or false, got "yes"');
+    expect(refusal({ file: minimal, env: { TEEGATE_METRICS_PUBLIC: '' } })).toBe('TEEGATE_METRICS_PUBLIC (metrics.public) must be true or false, got ""');
+  });
+
+  it('a boolean in the file that is a string is refused, not read as truthy', () => {
+    expect(refusal({ file: { ...minimal, auth: { ...minimal.auth, disabled: 'true' } } })).toBe('auth.disabled must be true or false');
+    expect(refusal({ file: { ...minimal, metrics: { public: 1 } } })).toBe('metrics.public must be true or false');
+  });
+
+  it('a string setting that is empty or not a string names the setting', () => {
+    expect(refusal({ file: { ...minimal, host: '' } })).toBe('host must be a non-empty string');
+    expect(refusal({ file: { ...minimal, log: { origin: 42 } } })).toBe('log.origin must be a non-empty string');
+    expect(refusal({ file: minimal, env: { TEEGATE_HOST: '' } })).toBe('TEEGATE_HOST (host) must be a non-empty string');
+  });
+});
+
+describe('gateway configuration: rate limits', () => {
+  it('a rate limit that is not an object {requestsPerSecond, burst}', () => {
+    expect(refusal({ file: { ...minimal, limits: { rateLimit: 5 } } })).toBe('limits.rateLimit must be an object {requestsPerSecond, burst}');
+    expect(refusal({ file: minimal, env: { TEEGATE_ANONYMOUS_RATE_LIMIT: '[1, 2]' } })).toBe('TEEGATE_ANONYMOUS_RATE_LIMIT (limits.anonymousRateLimit) must be an object {requestsPerSecond, burst}');
+  });
+
+  it('a burst that is not a whole number in 1..1e6, also in a key\'s own limit', () => {
+    for (const burst of [0, 1.5, 1e6 + 1, '10']) {
+      expect(refusal({ file: { ...minimal, limits: { rateLimit: { requestsPerSecond: 1, burst } } } })).toBe('limits.rateLimit.burst must be an integer in 1..1e6');
+    }
+    expect(refusal({ file: { ...minimal, auth: { keys: [{ ...KEY, rateLimit: { requestsPerSecond: 1, burst: 0 } }] } } })).toBe('auth.keys[0].rateLimit.burst must be an integer in 1..1e6');
+  });
+});
+
+describe('gateway configuration: API keys', () => {
+  it('an id used twice is refused even with different hashes', () => {
+    const keys = [KEY, { ...KEY, sha256: 'ef'.repeat(32) }];
+    expect(refusal({ file: { ...minimal, auth: { keys } } })).toBe('auth.keys[1].id client-a is used twice');
+  });
+
+  it('a sha256 that is not 64 lower-case hex characters (e.g. the key itself) is refused', () => {
+    for (const sha256 of ['CD'.repeat(32), 'cd'.repeat(31), 'tg_live_secretkeymaterial', 42]) {
+      expect(refusal({ file: { ...minimal, auth: { keys: [{ ...KEY, sha256 }] } } })).toBe('auth.keys[0].sha256 must be 64 lower-case hex characters (SHA-256 of the key)');
+    }
+    expect(refusal({ file: minimal, env: { TEEGATE_API_KEYS: JSON.stringify([{ ...KEY, sha256: 'CD'.repeat(32) }]) } })).toBe(
+      'TEEGATE_API_KEYS (auth.keys)[0].sha256 must be 64 lower-case hex characters (SHA-256 of the key)',
+    );
+  });
+});
+
+describe('gateway configuration: files it names', () => {
+  it('a root certificate file that holds no PEM certificate', () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'root.der'), Buffer.from([0x30, 0x82, 0x01, 0x00]));
+    const file = { ...minimal, attestation: { ...minimal.attestation, rootCertificates: ['root.der'] } };
+    expect(refusal({ file, baseDir: dir })).toBe('attestation.rootCertificates[0]: root.der holds no PEM certificate');
+  });
+
+  it('a policy and a policy file both set: the operator must choose one', () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'policy.json'), JSON.stringify(makePolicyFile({ 0: PCR0 })));
+    const both = { ...minimal, attestation: { ...minimal.attestation, policyFile: 'policy.json' } };
+    expect(refusal({ file: both, baseDir: dir })).toBe('set attestation.policy or attestation.policyFile, not both');
+    expect(refusal({ file: minimal, baseDir: dir, env: { TEEGATE_POLICY_FILE: 'policy.json' } })).toBe('set attestation.policy or TEEGATE_POLICY_FILE (attestation.policyFile), not both');
+    // Each alone is accepted.
+    const { policy: _, ...noPolicy } = both.attestation;
+    expect(parseGatewayConfig({ file: { ...minimal, attestation: noPolicy }, baseDir: dir }).attestation.policy.pcrs).toEqual({ 0: PCR0 });
+  });
+
+  it('a policy file that cannot be read, or is not JSON, names the setting and the file', () => {
+    const dir = folder();
+    const file = (policyFile: string) => ({ ...minimal, attestation: { policyFile } });
+    expect(refusal({ file: file('absent.json'), baseDir: dir })).toBe(`attestation.policyFile: cannot read ${join(dir, 'absent.json')} as JSON: ENOENT`);
+    writeFileSync(join(dir, 'broken.json'), '{"format":');
+    expect(refusal({ file: file('broken.json'), baseDir: dir })).toMatch(new RegExp(`^attestation\\.policyFile: cannot read ${join(dir, 'broken\\.json')} as JSON: .*JSON`));
+    expect(refusal({ file: { ...minimal, attestation: {} }, baseDir: dir, env: { TEEGATE_POLICY_FILE: 'absent.json' } })).toMatch(/^TEEGATE_POLICY_FILE \(attestation\.policyFile\): cannot read .* ENOENT$/);
+  });
+
+  it('a policy file in another format, or pinning nothing, is refused with the policy file\'s reason', () => {
+    const dir = folder();
+    const file = (policyFile: string) => ({ ...minimal, attestation: { policyFile } });
+    writeFileSync(join(dir, 'bare.json'), JSON.stringify({ pcrs: { 0: PCR0 } })); // the inline shape, not the file format
+    expect(refusal({ file: file('bare.json'), baseDir: dir })).toMatch(/^attestation\.policyFile: measurement policy: format must be "/);
+    writeFileSync(join(dir, 'empty.json'), JSON.stringify({ ...makePolicyFile({ 0: PCR0 }), pcrs: {} }));
+    expect(refusal({ file: file('empty.json'), baseDir: dir })).toMatch(/^attestation\.policyFile: measurement policy: pcrs must pin at least one PCR/);
+  });
+
+  it('loadGatewayConfig resolves the policy file against the configuration file\'s folder', () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'gateway.json'), JSON.stringify({ ...minimal, attestation: { policyFile: 'missing-policy.json' } }));
+    expect(() => loadGatewayConfig({ file: join(dir, 'gateway.json'), env: {} })).toThrow(`attestation.policyFile: cannot read ${join(dir, 'missing-policy.json')} as JSON: ENOENT`);
+  });
+});
+
+describe('gateway configuration: the log store', () => {
+  it('the postgres store without a connection URL names the missing setting', () => {
+    expect(refusal({ file: { ...minimal, log: { store: 'postgres' } } })).toBe('log.postgresUrl is required when log.store is postgres');
+    expect(refusal({ file: minimal, env: { TEEGATE_LOG_STORE: 'postgres' } })).toBe('log.postgresUrl is required when log.store is postgres');
+    expect(parseGatewayConfig({ file: minimal, env: { TEEGATE_LOG_STORE: 'postgres', TEEGATE_PG_URL: 'postgres://127.0.0.1/x' } }).log).toMatchObject({ store: 'postgres', postgresUrl: 'postgres://127.0.0.1/x' });
   });
 });

@@ -14,7 +14,7 @@
  * Evidence failures are collected (each with its entry index); the report is ok only without any.
  * Browser-safe.
  */
-import { bytesEqual, fromBase64, toBase64, toHex } from '../bytes';
+import { bytesEqual, fromBase64, sha384, toBase64, toHex } from '../bytes';
 import { TeegateError, isTeegateError } from '../errors';
 import { openCheckpoint, type Checkpoint } from '../log/checkpoint';
 import { decodeEntry, entryLeafHash } from '../log/entry';
@@ -131,6 +131,9 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
   // The logged attestations share their AWS root and intermediates: parsed and verified once.
   const certificates = new CertificateCache();
   const receiptSeqs = new Map<string, { seq: number; index: number }[]>();
+  // Attestations logged but refused (hex SHA-384 of the document → entry and code): a receipt that
+  // names one is reported as naming a refused attestation, not one that was never logged.
+  const refused = new Map<string, { index: number; code: string }>();
   let attestations = 0;
   let receipts = 0;
   const bundles = Math.ceil(checkpoint.size / TILE_WIDTH);
@@ -159,13 +162,20 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
           const entry = decodeEntry(bytes);
           if (entry.type === 'attestation') {
             attestations++;
-            const verified = await verifyAttestation(entry.document, {
-              at: 'document',
-              cache: certificates,
-              ...(options.rootCertificates ? { rootCertificates: options.rootCertificates } : {}),
-              ...(options.policy ? { policy: options.policy } : {}),
-            });
-            const manifest = await verifyManifestBinding(verified, entry.manifest);
+            const { verified, manifest } = await (async () => {
+              try {
+                const verified = await verifyAttestation(entry.document, {
+                  at: 'document',
+                  cache: certificates,
+                  ...(options.rootCertificates ? { rootCertificates: options.rootCertificates } : {}),
+                  ...(options.policy ? { policy: options.policy } : {}),
+                });
+                return { verified, manifest: await verifyManifestBinding(verified, entry.manifest) };
+              } catch (err) {
+                if (isTeegateError(err)) refused.set(toHex(await sha384(entry.document)), { index, code: err.code });
+                throw err;
+              }
+            })();
             const pcr0 = toHex(verified.pcrs.get(0) ?? new Uint8Array(0));
             if (!enclaves.has(verified.documentSha384)) enclaves.set(verified.documentSha384, { index, pcr0, manifest });
             tally.boot(pcr0, manifest.boot_id, verified.timestamp);
@@ -174,7 +184,9 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
             const att = receiptAtt(entry.jws);
             const enclave = enclaves.get(att);
             if (!enclave) {
-              fail('AUDIT_ATTESTATION_MISSING', `receipt at entry ${index} names boot attestation ${att.slice(0, 16)}… which is not logged before it`, index);
+              const refusal = refused.get(att);
+              const why = refusal ? `which was logged at entry ${refusal.index} but refused (${refusal.code})` : 'which is not logged before it';
+              fail('AUDIT_ATTESTATION_MISSING', `receipt at entry ${index} names boot attestation ${att.slice(0, 16)}… ${why}`, index);
               continue;
             }
             const claims = await verifyReceipt({ receipt: entry.jws, attestation: { documentSha384: att }, manifest: enclave.manifest });

@@ -144,7 +144,7 @@ it('fails over when an enclave process is killed under load, and re-attests it w
   expect(back.bootId).not.toBe(a.bootId);
   const deadline = Date.now() + 20_000;
   while ((await enclaveList())[0]!.boot_id !== back.bootId || (await enclaveList())[0]!.state !== 'ready') {
-    if (Date.now() > deadline) throw new Error('restarted enclave was not re-admitted');
+    if (Date.now() > deadline) throw new Error(`restarted enclave ${back.bootId} was not re-admitted within 20 s; the gateway lists ${JSON.stringify(await enclaveList())}`);
     await sleep(50);
   }
   await sleep(1500);

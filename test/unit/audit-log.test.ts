@@ -72,6 +72,10 @@ test('a clean log passes, with per-image boots, receipts and no gaps', async () 
   // PCR0 policy for image A rejects image B's boot, naming its index.
   expect(report.ok).toBe(false);
   expect(report.failures[0]).toMatchObject({ index: 6, code: 'PCR_MISMATCH' });
+  // B's receipts name the refused attestation as such, not as one never logged.
+  expect(report.failures.slice(1).map((f: { index: number; code: string; message: string }) => [f.index, f.code, f.message.replace(/[0-9a-f]{16}…/, 'ATT…')])).toEqual(
+    [7, 8, 9].map((i) => [i, 'AUDIT_ATTESTATION_MISSING', `receipt at entry ${i} names boot attestation ATT… which was logged at entry 6 but refused (PCR_MISMATCH)`]),
+  );
 
   const ok = await audit(url, { onProgress: (d) => progress.push(d) });
   expect(ok.failures).toEqual([]);
@@ -216,6 +220,7 @@ test('a receipt whose enclave attestation is not logged (AUDIT_ATTESTATION_MISSI
     [7, 'AUDIT_ATTESTATION_MISSING'],
     [8, 'AUDIT_ATTESTATION_MISSING'],
   ]);
+  expect(report.failures[0]!.message).toMatch(/^receipt at entry 6 names boot attestation [0-9a-f]{16}… which is not logged before it$/);
 });
 
 test('a checkpoint signed by another key, a tampered checkpoint, and a wrong pinned key are rejected', async () => {

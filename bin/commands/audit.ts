@@ -23,7 +23,8 @@ options:
                      else fetched from the log on first use)
   --root PEM         trust this root for attestation documents instead of AWS Nitro Root-G1 (repeatable)
   --json             print the report as JSON
-exit: 0 passed, 1 failed (FAILED <CODE> at entry <index>: <reason>), 2 usage or I/O error
+exit: 0 passed, 1 failed, the log unreachable or malformed included (FAILED <CODE>[ at entry <index>]: <reason>),
+      2 usage error, or a state file, policy file or log key that cannot be used
 `;
 
 

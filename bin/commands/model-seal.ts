@@ -34,7 +34,7 @@ credentials: the standard AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECR
   AWS_SESSION_TOKEN, profiles); with --kms-endpoint, TEEGATE_DEV_KMS_ACCESS_KEY_ID and
   TEEGATE_DEV_KMS_SECRET_ACCESS_KEY when set.
 prints one JSON line {out, name, version, sha256, size, keyId}
-exit: 0 sealed, 1 KMS refused (REJECTED <CODE>: <message>), 2 usage or I/O error
+exit: 0 sealed, 1 KMS refused or unreachable, or no credentials (REJECTED <CODE>: <message>), 2 usage or I/O error
 `;
 
 export async function modelCommand(args: string[]): Promise<number> {

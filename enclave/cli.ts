@@ -57,6 +57,12 @@ async function run(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // Started by `teegate up` with an IPC channel: stop with it, even when it was killed outright.
+  if (process.send !== undefined) {
+    process.channel?.unref();
+    if (process.connected) process.once('disconnect', stop);
+    else stop();
+  }
 }
 
 run().catch((err) => {

@@ -40,6 +40,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // Started by `teegate up` with an IPC channel: stop with it, even when it was killed outright.
+  if (process.send !== undefined) {
+    process.channel?.unref();
+    if (process.connected) process.once('disconnect', () => stop('the process that started the gateway is gone'));
+    else stop('the process that started the gateway is gone');
+  }
 }
 
 // Run when this file is the entry (directly, or through bin/run-ts, which `require`s it).

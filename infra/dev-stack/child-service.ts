@@ -1,7 +1,9 @@
 /**
  * A service of the dev stack run as a child process. It prints one JSON line
  * `{"event":"ready","url":...}` on stdout when serving; its stderr (JSON log lines) is passed on.
- * Stopping sends SIGTERM and, after a grace period, SIGKILL.
+ * Stopping sends SIGTERM and, after a grace period, SIGKILL. Each child also has an IPC channel to
+ * this process, and the services stop when it closes: killed outright (SIGKILL, a crash), this
+ * process leaves no service running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -27,7 +29,9 @@ export function startChildService(
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; readyTimeoutMs?: number; onLog?: (line: string) => void } = {},
 ): Promise<ChildService> {
-  const child = spawn(process.execPath, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  // Only there to close when this process goes away: it does not keep this process running.
+  child.channel?.unref();
   // The last lines it printed, for the error if it exits before it is ready (the caller's onLog may
   // show only warnings and errors, and a process that fails to start often prints neither).
   const recent: string[] = [];

@@ -91,6 +91,37 @@ it('teegate up refuses a port in use before it starts anything, exit 2', () =>
     expect(readdirSync(data)).toEqual([]); // nothing was started or written
   }));
 
+it('teegate up killed outright (SIGKILL) leaves no service running: each stops when its IPC channel to up closes', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'teegate-up-killed-'));
+  const p = up(['--port', '0', '--data', data]);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    p.child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('Press Ctrl-C to stop.')) resolve();
+    });
+    p.child.once('exit', (code) => reject(new Error(`teegate up exited (${code}): ${p.stderr()}`)));
+  });
+  /** The services of this stack: every process but up itself whose command line names its folder. */
+  const services = () =>
+    readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e) && Number(e) !== p.child.pid)
+      .filter((e) => {
+        try {
+          return readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(data);
+        } catch {
+          return false;
+        }
+      });
+  const running = services();
+  expect(running.length).toBe(2); // the enclave and the gateway
+  p.child.kill('SIGKILL');
+  for (let waited = 0; services().length > 0 && waited < 15_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+  const left = services();
+  for (const pid of left) process.kill(Number(pid), 'SIGKILL');
+  expect(left).toEqual([]);
+});
+
 it('teegate up refuses a kept file it cannot use, naming it, exit 1, and leaves it as it was', async () => {
   const data = mkdtempSync(join(tmpdir(), 'teegate-up-corrupt-'));
   writeFileSync(join(data, 'dev-ca.json'), '{"broken":');

@@ -68,7 +68,13 @@ export function tempDir(prefix = 'teegate-log-'): string {
 }
 
 export async function openFileLog(dir: string, origin = 'test.teegate/log', signerKey?: string): Promise<TransparencyLog> {
-  return TransparencyLog.open({ storage: await FileLogStorage.open(dir), origin, ...(signerKey ? { signerKey } : {}) });
+  const storage = await FileLogStorage.open(dir);
+  try {
+    return await TransparencyLog.open({ storage, origin, ...(signerKey ? { signerKey } : {}) });
+  } catch (err) {
+    await storage.close(); // the log refused it: its caller owns the store
+    throw err;
+  }
 }
 
 export interface ServedLog {

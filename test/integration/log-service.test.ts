@@ -260,7 +260,7 @@ test('file store: a log key file that is not a signer key is refused naming wher
   await first.close();
   writeFileSync(join(dir, 'log-signing.key'), 'garbage\n');
   await expect(openFileLog(dir)).rejects.toMatchObject({ code: 'POLICY_INVALID', message: 'the log key the store keeps (log-signing.key in a file store): signer key does not start with PRIVATE+KEY+' });
-  await expect(TransparencyLog.open({ storage: await FileLogStorage.open(tempDir()), signerKey: 'PRIVATE+KEY+x' })).rejects.toMatchObject({ code: 'POLICY_INVALID', message: expect.stringMatching(/^the configured log key \(log\.signerKey\): /) });
+  await expect(openFileLog(tempDir(), 'test.teegate/log', 'PRIVATE+KEY+x')).rejects.toMatchObject({ code: 'POLICY_INVALID', message: expect.stringMatching(/^the configured log key \(log\.signerKey\): /) });
 });
 
 test('file store: a closed log refuses appends with GATEWAY_SHUTTING_DOWN and stores nothing more', async () => {
@@ -297,7 +297,7 @@ test('file store: restart keeps entries, tiles, checkpoint and key; a torn tail 
   const proof = await second.inclusionProof(300, 301);
   await verifyInclusion(await leafHash(encodeEntry({ type: 'receipt', jws: 'after.restart.x' })), 300, 301, proof, now.rootHash);
   await second.close();
-  await expect(TransparencyLog.open({ storage: await FileLogStorage.open(dir), origin: 'other.origin/log' })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  await expect(openFileLog(dir, 'other.origin/log')).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
 });
 
 test('teegate audit: passes, keeps state, then fails with exit 1 naming the index', async () => {

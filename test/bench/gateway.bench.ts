@@ -15,8 +15,9 @@
  * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
  * The floor, in the same run (`floor`): a bare node:http relay (bare-relay.ts) in the gateway's
  * place, with and without a durable append of each answer: what one more HTTP hop and one more
- * O_DSYNC write cost on this machine, whatever a gateway does besides; measured at the fixed load
- * and one connection at a time like the gateway.
+ * O_DSYNC write cost on this machine, whatever a gateway does besides; measured like the gateway:
+ * saturated throughput (the durable relay, a third side in each round), at the fixed load, and one
+ * connection at a time.
  * Last line of stdout: one JSON object.
  */
 import { createHash } from 'node:crypto';
@@ -316,13 +317,14 @@ async function main(): Promise<void> {
       const base: Record<Side, string> = { direct: enclave.url, gateway: gateway.url, floor: durableRelay.url };
       const url = (side: Side, path: string): URL => new URL(`${base[side]}${path}`);
       const headers = (side: Side): Record<string, string> => (side === 'gateway' ? auth : {});
-      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; direct: Load; gateway: Load; pairedRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; inFlightDirect: number; inFlightGateway: number }> = {};
+      const results: Record<string, { directRuns: Load[]; gatewayRuns: Load[]; floorRuns: Load[]; direct: Load; gateway: Load; floor: Load; pairedRatio: number; floorRatio: number; sequential: Awaited<ReturnType<typeof sequentialPaired>>; inFlightDirect: number; inFlightGateway: number }> = {};
       for (const c of cases) {
         const path = `/v2/models/${c.name}/infer`;
         log(`${c.name}: warm-up ...`);
         await load(`${enclave.url}${path}`, c.body, {}, 4, 2);
         await load(`${gateway.url}${path}`, c.body, auth, 4, 2);
-        const runs = await alternating(enclave.url, `${c.name}: ${CONNECTIONS} connections, ${SLICE} s per side`, ['direct', 'gateway'], async (side) => {
+        // The durable bare relay too: the throughput any process that relays and appends keeps.
+        const runs = await alternating(enclave.url, `${c.name}: ${CONNECTIONS} connections, ${SLICE} s per side`, ['direct', 'gateway', 'floor'], async (side) => {
           const sampled = sampleInFlight(enclave.url);
           const run = await load(url(side, path).href, c.body, headers(side), CONNECTIONS, SLICE);
           return { run, inFlight: sampled() };
@@ -330,6 +332,7 @@ async function main(): Promise<void> {
         await drained(enclave.url);
         const directRuns = runs.direct.map((x) => x.run);
         const gatewayRuns = runs.gateway.map((x) => x.run);
+        const floorRuns = runs.floor.map((x) => x.run);
         log(`${c.name}: one connection, ${SEQUENTIAL} requests per side, alternating ...`);
         const sequential = await sequentialPaired(url('direct', path), url('gateway', path), c.body, auth, SEQUENTIAL, {
           bare_relay: new URL(`${bareRelay.url}${path}`),
@@ -342,9 +345,12 @@ async function main(): Promise<void> {
         results[c.name] = {
           directRuns,
           gatewayRuns,
+          floorRuns,
           direct: combine(directRuns, SLICE * ROUNDS),
           gateway: combine(gatewayRuns, SLICE * ROUNDS),
+          floor: combine(floorRuns, SLICE * ROUNDS),
           pairedRatio,
+          floorRatio: median(floorRuns.map((f, i) => f.rps / directRuns[i]!.rps)),
           sequential,
           inFlightDirect: mean(runs.direct.map((x) => x.inFlight)),
           inFlightGateway: mean(runs.gateway.map((x) => x.inFlight)),
@@ -386,7 +392,7 @@ async function main(): Promise<void> {
         connections: CONNECTIONS,
         seconds_per_side: SLICE * ROUNDS,
         slices_per_side: ROUNDS,
-        per_slice_rps: { direct: real.directRuns.map((r) => r.rps), gateway: real.gatewayRuns.map((r) => r.rps) },
+        per_slice_rps: { direct: real.directRuns.map((r) => r.rps), gateway: real.gatewayRuns.map((r) => r.rps), floor: real.floorRuns.map((r) => r.rps) },
         // Throughput: 64 connections closed-loop (saturated), totals over all slices per side;
         // gateway_vs_direct is the median over rounds of the two slices' ratio.
         direct_rps: real.direct.rps,
@@ -406,13 +412,16 @@ async function main(): Promise<void> {
         // overhead over the floor's is what the gateway's own work adds.
         floor: {
           relay: 'test/bench/bare-relay.ts: node:http, keep-alive to the enclave, O_DSYNC append of each answer before answering',
+          // Saturated throughput, as the gateway's (its slices in the same rounds).
+          rps: real.floor.rps,
+          floor_vs_direct: round(real.floorRatio, 3),
           p50_ms: atLoad.floor_p50_ms,
           p50_overhead_ms: floorOverhead,
           gateway_p50_overhead_over_floor_ms: round(p50Overhead - floorOverhead, 2),
           // Medians over rounds of the differences between slices of one round (the machine's speed
           // can change between rounds, which the medians of slices above do not see).
           paired: { floor_p50_overhead_ms: atLoad.floor_p50_overhead_paired_ms, gateway_p50_overhead_ms: atLoad.p50_overhead_paired_ms, gateway_over_floor_ms: atLoad.gateway_over_floor_paired_ms },
-          errors: atLoad.floor_errors,
+          errors: atLoad.floor_errors + real.floor.errors,
           one_connection_overhead_ms: {
             bare_relay: real.sequential.peers_overhead_ms.bare_relay,
             durable_bare_relay: real.sequential.peers_overhead_ms.durable_bare_relay,
@@ -439,7 +448,9 @@ async function main(): Promise<void> {
           gateway_rps: tiny.gateway.rps,
           gateway_vs_direct: round(tiny.pairedRatio, 3),
           gateway_vs_direct_of_totals: ratio(tiny.gateway.rps, tiny.direct.rps),
-          errors: tiny.direct.errors + tiny.gateway.errors,
+          floor_rps: tiny.floor.rps,
+          floor_vs_direct: round(tiny.floorRatio, 3),
+          errors: tiny.direct.errors + tiny.gateway.errors + tiny.floor.errors,
           saturated: { direct_p50_ms: tiny.direct.p50, gateway_p50_ms: tiny.gateway.p50, gateway_p99_ms: tiny.gateway.p99 },
           one_connection: tiny.sequential,
         },

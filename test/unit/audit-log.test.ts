@@ -122,27 +122,28 @@ function editing(edit: (url: string, body: Uint8Array) => Uint8Array | undefined
   };
 }
 
-test('an entry rewritten together with its tile hash does not lead to the signed root (AUDIT_ENTRY_MISMATCH)', async () => {
-  const { url } = await logOf(items);
+/** A log server that serves entry 2 as a copy of entry 3, with its level-0 tile hash rewritten to match. */
+function entryTwoForged(): FetchLike {
   const forged = encodeEntry({ type: 'receipt', jws: (items[3] as { jws: string }).jws });
   const leaf = createHash('sha256').update(Uint8Array.of(0)).update(forged).digest();
-  const report = await audit(
-    url,
-    {},
-    editing((u, body) => {
-      if (u.includes('/tile/entries/')) {
-        const entries = parseEntryBundle(body);
-        entries[2] = forged;
-        return encodeEntryBundle(entries);
-      }
-      if (/\/tile\/0\/[^e]/.test(u)) {
-        const tile = body.slice();
-        tile.set(leaf, 2 * 32); // the level-0 hash of entry 2, made to match the forged entry
-        return tile;
-      }
-      return undefined;
-    }),
-  );
+  return editing((u, body) => {
+    if (u.includes('/tile/entries/')) {
+      const entries = parseEntryBundle(body);
+      entries[2] = forged;
+      return encodeEntryBundle(entries);
+    }
+    if (/\/tile\/0\/[^e]/.test(u)) {
+      const tile = body.slice();
+      tile.set(leaf, 2 * 32); // the level-0 hash of entry 2
+      return tile;
+    }
+    return undefined;
+  });
+}
+
+test('an entry rewritten together with its tile hash does not lead to the signed root (AUDIT_ENTRY_MISMATCH)', async () => {
+  const { url } = await logOf(items);
+  const report = await audit(url, {}, entryTwoForged());
   expect(report.ok).toBe(false);
   // Entry and tile agree (no per-entry mismatch), so the root the checkpoint signs tells; the
   // forged copy also repeats a receipt seq and leaves a gap.
@@ -342,25 +343,7 @@ describe('rejection paths of the auditor', () => {
   test('tiles rewritten below the size seen are a fork from the last checkpoint seen (LOG_INCONSISTENT), besides the root mismatch', async () => {
     const { url } = await logOf(items);
     const seen = (await audit(url)).state!;
-    const forged = encodeEntry({ type: 'receipt', jws: (items[3] as { jws: string }).jws });
-    const leaf = createHash('sha256').update(Uint8Array.of(0)).update(forged).digest();
-    const report = await audit(
-      url,
-      { state: seen },
-      editing((u, body) => {
-        if (u.includes('/tile/entries/')) {
-          const entries = parseEntryBundle(body);
-          entries[2] = forged;
-          return encodeEntryBundle(entries);
-        }
-        if (/\/tile\/0\/[^e]/.test(u)) {
-          const tile = body.slice();
-          tile.set(leaf, 2 * 32);
-          return tile;
-        }
-        return undefined;
-      }),
-    );
+    const report = await audit(url, { state: seen }, entryTwoForged());
     expect(report.ok).toBe(false);
     expect(report.failures).toContainEqual({ code: 'LOG_INCONSISTENT', message: `the replayed tree at size ${items.length} does not have the root of the last checkpoint seen` });
     expect(report.failures).toContainEqual(expect.objectContaining({ code: 'AUDIT_ENTRY_MISMATCH', message: `the log's tiles do not lead to the root of checkpoint ${items.length}: entries were rewritten or removed` }));

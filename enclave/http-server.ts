@@ -3,10 +3,12 @@
  * path and needs no framework. Every error is JSON {code, message} with the registry's status.
  */
 import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
+import { answerClientError } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -142,6 +144,8 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
 export async function listenEnclaveHttp(service: EnclaveService, options: EnclaveHttpOptions = {}): Promise<{ server: Server; url: string }> {
   const handler = createEnclaveHttpHandler(service, options);
   const server = createServer((req, res) => void handler(req, res));
+  // Malformed HTTP, oversized headers, a request not sent in time: JSON like every other error.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, (status) => STATUS_CODES[status]));
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 120_000;

@@ -19,6 +19,7 @@ import { listenEnclaveHttp } from '../../enclave/http-server';
 import type { Server } from 'node:http';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
 import { postStreamed } from '../support/loopback';
+import { rawExchange } from '../support/raw-http';
 import { affineRequest, tinyModelConfigs } from '../support/tiny-models';
 
 jest.setTimeout(120_000);
@@ -42,6 +43,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await enclave?.close();
+});
+
+describe('what Node\'s HTTP server would answer without a body is JSON from the registry', () => {
+  it.each([
+    ['headers over the limit', `GET /health HTTP/1.1\r\nHost: e\r\n${Array.from({ length: 3000 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`, 431, 'REQUEST_HEADERS_TOO_LARGE'],
+    ['a header name with a space', 'GET /health HTTP/1.1\r\nHost: e\r\nbad name: v\r\n\r\n', 400, 'REQUEST_INVALID'],
+    ['Content-Length with Transfer-Encoding', 'POST /v2/models/affine/infer HTTP/1.1\r\nHost: e\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'REQUEST_INVALID'],
+  ])('%s', async (_what, request, status, code) => {
+    const answer = await rawExchange(enclave.url, [request]);
+    expect([answer.status, (JSON.parse(answer.body) as { code: string }).code]).toEqual([status, code]);
+    expect(answer.headers).toContain('content-type: application/json');
+    expect(answer.headers).toContain('connection: close');
+  });
 });
 
 describe('boot attestation', () => {

@@ -12,6 +12,7 @@ import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import type { RunningEnclave } from '../../enclave/main';
+import { rawExchange, type RawAnswer } from '../support/raw-http';
 import { affineRequest } from '../support/tiny-models';
 import { captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs } from '../support/gateway-harness';
 
@@ -48,40 +49,8 @@ afterAll(async () => {
   await enclave?.close();
 });
 
-interface RawAnswer {
-  status: number;
-  headers: string;
-  body: string;
-  /** Milliseconds from the first byte sent to the connection's close. */
-  closedAfterMs: number;
-}
-
-/** Sends `parts` (waiting `gapMs` before each after the first) and reads until the gateway closes. */
-async function raw(parts: readonly string[], gapMs = 0): Promise<RawAnswer> {
-  const { port } = new URL(gateway.url);
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const socket = connect(Number(port), '127.0.0.1', () => {
-      void (async () => {
-        for (const [i, part] of parts.entries()) {
-          if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
-          if (socket.destroyed) return;
-          socket.write(part);
-        }
-      })();
-    });
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', () => undefined); // a reset after the answer is fine: the answer is what counts
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const split = text.indexOf('\r\n\r\n');
-      const status = /^HTTP\/1\.1 (\d{3}) /.exec(text);
-      if (!status) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
-      resolve({ status: Number(status[1]), headers: text.slice(0, split).toLowerCase(), body: text.slice(split + 4), closedAfterMs: Date.now() - started });
-    });
-  });
-}
+/** Sends `parts` to the gateway (waiting `gapMs` before each after the first) and reads until it closes. */
+const raw = (parts: readonly string[], gapMs = 0): Promise<RawAnswer> => rawExchange(gateway.url, parts, gapMs);
 
 describe('answers Node gives before any route runs are JSON from the registry', () => {
   it.each<[string, string, number, string]>([

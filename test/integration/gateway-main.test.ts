@@ -35,6 +35,20 @@ const run = (args: string[], env: Record<string, string>) => spawnScript([join(R
 /** `teegate up` with `args`. */
 const up = (args: string[]) => spawnScript([join(REPO, 'bin/teegate'), 'up', ...args], {});
 
+/** `teegate up` with `args`, once it says the stack is up. */
+async function upReady(args: string[]): Promise<ReturnType<typeof up>> {
+  const p = up(args);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    p.child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('Press Ctrl-C to stop.')) resolve();
+    });
+    p.child.once('exit', (code) => reject(new Error(`teegate up exited (${code}): ${p.stderr()}`)));
+  });
+  return p;
+}
+
 /** Runs `body` with a port of 127.0.0.1 that something else listens on. */
 async function withBusyPort(body: (port: number) => Promise<void>): Promise<void> {
   const blocker = createServer();
@@ -93,15 +107,7 @@ it('teegate up refuses a port in use before it starts anything, exit 2', () =>
 
 it('teegate up killed outright (SIGKILL) leaves no service running: each stops when its IPC channel to up closes', async () => {
   const data = mkdtempSync(join(tmpdir(), 'teegate-up-killed-'));
-  const p = up(['--port', '0', '--data', data]);
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    p.child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('Press Ctrl-C to stop.')) resolve();
-    });
-    p.child.once('exit', (code) => reject(new Error(`teegate up exited (${code}): ${p.stderr()}`)));
-  });
+  const p = await upReady(['--port', '0', '--data', data]);
   /** The services of this stack: every process but up itself whose command line names its folder. */
   const services = () =>
     readdirSync('/proc')
@@ -120,6 +126,22 @@ it('teegate up killed outright (SIGKILL) leaves no service running: each stops w
   const left = services();
   for (const pid of left) process.kill(Number(pid), 'SIGKILL');
   expect(left).toEqual([]);
+});
+
+it('a second teegate up on the same data folder is refused before it writes anything; the first keeps its files', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'teegate-up-twice-'));
+  const first = await upReady(['--port', '0', '--data', data]);
+  try {
+    const config = readFileSync(join(data, 'gateway.json'), 'utf8');
+    const second = up(['--port', '0', '--data', data]);
+    expect(await second.exit).toBe(1);
+    expect(second.stderr()).toContain(`teegate: could not start the dev stack: CONFIG_INVALID: the data folder ${data} is in use by another teegate up (process ${first.child.pid}): stop it, or choose another folder with --data DIR\n`);
+    expect(readFileSync(join(data, 'gateway.json'), 'utf8')).toBe(config);
+  } finally {
+    first.child.kill('SIGTERM');
+    await first.exit;
+  }
+  expect(readdirSync(data)).not.toContain('LOCK');
 });
 
 it('teegate up refuses a kept file it cannot use, naming it, exit 1, and leaves it as it was', async () => {

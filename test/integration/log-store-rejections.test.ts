@@ -4,7 +4,8 @@
  * file store and then damaged in a temp folder, a PostgreSQL schema damaged under a running log, a
  * write that fails half-way, and the log's own range checks and HTTP error mapping.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -166,6 +167,53 @@ describe('file store: a damaged data folder is refused at open', () => {
     writeFileSync(join(data, 'log', 'log-signing.key'), 'garbage\n');
     expect(await refusalOf(() => openTransparencyLog({ store: 'file', dataDir: data, origin: 'test.teegate/log' }))).toMatchObject({ code: 'POLICY_INVALID' });
     expect(holdsOpen(join(data, 'log', 'entries.log'))).toBe(false);
+  });
+});
+
+describe('file store: one process at a time', () => {
+  /** A live process that is not this one (its pid), and a way to end it. */
+  function otherProcess(): { pid: number; end: () => Promise<void> } {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    return { pid: child.pid!, end: async () => (child.kill('SIGKILL'), await exited) };
+  }
+
+  it('a store another live process holds is refused, and left as it was; once that process is gone its lock is taken over', async () => {
+    const dir = await closedFileLog(3, false);
+    const other = otherProcess();
+    try {
+      writeFileSync(join(dir, 'LOCK'), `${other.pid}\n`);
+      appendFileSync(join(dir, 'entries.log'), Buffer.from([0, 0])); // a torn tail the open would cut
+      const size = statSync(join(dir, 'entries.log')).size;
+      expect(await refusalOf(() => FileLogStorage.open(dir))).toEqual({
+        code: 'LOG_STORAGE_FAILED',
+        message: `the log store in ${dir} is in use by process ${other.pid}: one gateway per file store (replicas share the PostgreSQL store); if no gateway runs there, delete ${join(dir, 'LOCK')}`,
+      });
+      expect(statSync(join(dir, 'entries.log')).size).toBe(size); // nothing was cut
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(`${other.pid}\n`);
+    } finally {
+      await other.end();
+    }
+    const storage = await FileLogStorage.open(dir); // the holder is gone: a crash's lock
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
+    await storage.close();
+    expect(existsSync(join(dir, 'LOCK'))).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.includes('LOCK'))).toEqual([]); // no temporary file left
+  });
+
+  it('a second process opening a store this one holds is refused', async () => {
+    const dir = await closedFileLog(1);
+    const storage = await FileLogStorage.open(dir);
+    try {
+      const script = `require('tsx/cjs'); require(${JSON.stringify(join(__dirname, '../../gateway/log/storage/file-storage.ts'))}).FileLogStorage.open(${JSON.stringify(dir)}).then(() => process.exit(0), (e) => { process.stdout.write(e.code + ': ' + e.message); process.exit(3); });`;
+      const child = spawn(process.execPath, ['-e', script], { cwd: join(__dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect([code, out]).toEqual([3, expect.stringContaining(`LOG_STORAGE_FAILED: the log store in ${dir} is in use by process ${process.pid}`)]);
+    } finally {
+      await storage.close();
+    }
   });
 });
 

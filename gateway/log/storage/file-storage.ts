@@ -8,6 +8,7 @@
  *   integrated         the integrated tree size (decimal), written after the tiles it covers
  *   checkpoint         the latest signed checkpoint (signed note)
  *   log-signing.key    the log's Ed25519 signer key (mode 0600), created on first start
+ *   LOCK               the pid of the process that has the store open (gateway/folder-lock.ts)
  *
  * Every file but entries.log is replaced atomically (write to a temporary file, fsync, rename,
  * fsync the directory). On open, entries.log is scanned; a torn tail (a record cut short or with a
@@ -24,6 +25,7 @@ import { parseCheckpoint } from '../../../attestation/log/checkpoint';
 import { MAX_ENTRY_BYTES } from '../../../attestation/log/entry';
 import { parseNote } from '../../../attestation/log/signed-note';
 import { GroupCommit } from './group-commit';
+import { FolderInUseError, lockFolder } from '../../folder-lock';
 import { checkEntryRange, storageError, type IntegrationResult, type LogStorage } from './log-storage';
 
 const HEADER = 8;
@@ -79,6 +81,7 @@ export class FileLogStorage implements LogStorage {
   private constructor(
     readonly dir: string,
     private readonly fh: FileHandle,
+    private readonly unlock: () => Promise<void>,
     offsets: number[],
     integrated: number,
     checkpoint: { note: string; size: number } | undefined,
@@ -91,8 +94,15 @@ export class FileLogStorage implements LogStorage {
 
   static async open(dir: string): Promise<FileLogStorage> {
     let fh: FileHandle | undefined;
+    let unlock: (() => Promise<void>) | undefined;
     try {
       mkdirSync(join(dir, 'tiles'), { recursive: true });
+      unlock = await lockFolder(dir).catch((err: unknown) => {
+        if (err instanceof FolderInUseError) {
+          throw storageError(`the log store in ${dir} is in use by process ${err.pid}: one gateway per file store (replicas share the PostgreSQL store); if no gateway runs there, delete ${err.lockFile}`);
+        }
+        throw storageError(`cannot lock the log store in ${dir}`, err);
+      });
       const path = join(dir, 'entries.log');
       const integratedText = await readOptional(join(dir, 'integrated'));
       // The store writes the size in decimal and nothing else: anything else (an empty file
@@ -115,10 +125,11 @@ export class FileLogStorage implements LogStorage {
         await fh.sync();
       }
       const checkpoint = storedCheckpoint(await readOptional(join(dir, 'checkpoint')), integrated);
-      return new FileLogStorage(dir, fh, offsets, integrated, checkpoint);
+      return new FileLogStorage(dir, fh, unlock, offsets, integrated, checkpoint);
     } catch (err) {
-      // A refused store keeps no descriptor open (the caller may retry, or repair and reopen).
+      // A refused store keeps no descriptor open and no lock (the caller may retry, or repair and reopen).
       await fh?.close().catch(() => undefined);
+      await unlock?.();
       if (err instanceof TeegateError) throw err;
       throw storageError(`cannot open the log store in ${dir}: ${(err as Error).message}`, err);
     }
@@ -273,6 +284,7 @@ export class FileLogStorage implements LogStorage {
     this.closed = true;
     await this.integrating;
     await this.fh.close();
+    await this.unlock();
   }
 }
 

@@ -1,6 +1,9 @@
 /** `teegate up [--port N] [--data DIR] [--enclaves N] [--host H]`: the whole dev stack on embedded defaults. */
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { isTeegateError } from '../../attestation/errors';
+import { FolderInUseError, lockFolder } from '../../gateway/folder-lock';
 import { ChildExitedError } from '../../infra/dev-stack/child-service';
 import { startDevStack } from '../../infra/dev-stack/stack';
 import { UsageError, parseCommandArgs, parseWholeNumber } from './usage';
@@ -51,52 +54,68 @@ export async function upCommand(args: string[]): Promise<number> {
     if (verbose || /"level":"?(error|fatal|warn|40|50|60)/.test(line)) process.stderr.write(`${line}\n`);
   };
 
-  // Signals are handled from the first moment, so no child is ever left behind.
-  let signalled: string | undefined;
-  let wake: () => void = () => undefined;
-  const signal = new Promise<void>((resolve) => (wake = resolve));
-  const onSignal = (name: string) => () => {
-    if (signalled) return;
-    signalled = name;
-    process.stderr.write(`teegate: ${name}, stopping ...\n`);
-    wake();
-  };
-  process.on('SIGINT', onSignal('SIGINT'));
-  process.on('SIGTERM', onSignal('SIGTERM'));
-
-  process.stderr.write(`teegate: starting the dev stack (${enclaves} enclave${enclaves > 1 ? 's' : ''}) ...\n`);
-  const starting = startDevStack({ port, enclaves, host, ...(values.data ? { dataDir: values.data } : {}), log });
-  let stack;
+  // One stack per data folder: a second one would rewrite the first's gateway config, share its
+  // KMS store and then be refused by its log. Taken before anything is written, given back last.
+  const dataDir = resolvePath(values.data ?? 'data');
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  let unlock: () => Promise<void>;
   try {
-    stack = await Promise.race([starting, signal.then(() => undefined)]);
+    unlock = await lockFolder(dataDir);
   } catch (err) {
-    // A service that could not start (its own words are in the message), or a kept file that cannot
-    // be used: said in words; what had started is stopped.
-    if (!(err instanceof ChildExitedError) && !isTeegateError(err)) throw err;
-    process.stderr.write(`teegate: could not start the dev stack: ${isTeegateError(err) ? `${err.code}: ` : ''}${err.message}\n`);
+    if (!(err instanceof FolderInUseError)) throw err;
+    process.stderr.write(`teegate: could not start the dev stack: CONFIG_INVALID: the data folder ${dataDir} is in use by another teegate up (process ${err.pid}): stop it, or choose another folder with --data DIR\n`);
     return 1;
   }
-  if (!stack) {
-    // Stopped while starting: let the start finish (or fail), then stop what it started.
-    await (await starting.catch(() => undefined))?.stop();
+  try {
+    // Signals are handled from the first moment, so no child is ever left behind.
+    let signalled: string | undefined;
+    let wake: () => void = () => undefined;
+    const signal = new Promise<void>((resolve) => (wake = resolve));
+    const onSignal = (name: string) => () => {
+      if (signalled) return;
+      signalled = name;
+      process.stderr.write(`teegate: ${name}, stopping ...\n`);
+      wake();
+    };
+    process.on('SIGINT', onSignal('SIGINT'));
+    process.on('SIGTERM', onSignal('SIGTERM'));
+
+    process.stderr.write(`teegate: starting the dev stack (${enclaves} enclave${enclaves > 1 ? 's' : ''}) ...\n`);
+    const starting = startDevStack({ port, enclaves, host, dataDir, log });
+    let stack;
+    try {
+      stack = await Promise.race([starting, signal.then(() => undefined)]);
+    } catch (err) {
+      // A service that could not start (its own words are in the message), or a kept file that cannot
+      // be used: said in words; what had started is stopped.
+      if (!(err instanceof ChildExitedError) && !isTeegateError(err)) throw err;
+      process.stderr.write(`teegate: could not start the dev stack: ${isTeegateError(err) ? `${err.code}: ` : ''}${err.message}\n`);
+      return 1;
+    }
+    if (!stack) {
+      // Stopped while starting: let the start finish (or fail), then stop what it started.
+      await (await starting.catch(() => undefined))?.stop();
+      process.stderr.write('teegate: stopped\n');
+      return 130;
+    }
+    const keyFile = `${stack.dataDir}/api-key`;
+    process.stdout.write(
+      [
+        `teegate is up: ${stack.url}`,
+        `  web explorer   ${stack.url}/ui/`,
+        `  API key        ${stack.apiKey}   (saved in ${keyFile})`,
+        `  policy         ${stack.dataDir}/measurement-policy.json   (dev root + measured PCRs)`,
+        `  log key        ${stack.dataDir}/log-key`,
+        `  try            TEEGATE_API_KEY=$(cat ${keyFile}) npx teegate infer --url ${stack.url} --demo --policy ${stack.dataDir}/measurement-policy.json --log-key "$(cat ${stack.dataDir}/log-key)"`,
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+    await signal;
+    await stack.stop();
     process.stderr.write('teegate: stopped\n');
-    return 130;
+    return 0;
+  } finally {
+    await unlock();
   }
-  const keyFile = `${stack.dataDir}/api-key`;
-  process.stdout.write(
-    [
-      `teegate is up: ${stack.url}`,
-      `  web explorer   ${stack.url}/ui/`,
-      `  API key        ${stack.apiKey}   (saved in ${keyFile})`,
-      `  policy         ${stack.dataDir}/measurement-policy.json   (dev root + measured PCRs)`,
-      `  log key        ${stack.dataDir}/log-key`,
-      `  try            TEEGATE_API_KEY=$(cat ${keyFile}) npx teegate infer --url ${stack.url} --demo --policy ${stack.dataDir}/measurement-policy.json --log-key "$(cat ${stack.dataDir}/log-key)"`,
-      'Press Ctrl-C to stop.',
-      '',
-    ].join('\n'),
-  );
-  await signal;
-  await stack.stop();
-  process.stderr.write('teegate: stopped\n');
-  return 0;
 }

@@ -6,10 +6,7 @@
  */
 import { hashApiKey } from '../../gateway/auth/api-keys';
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { TeegateError } from '../../attestation/errors';
-import { FolderInUseError, lockFolder } from '../../gateway/folder-lock';
 import { createKmsClient } from '../../enclave/kms/kms-client';
 import { loadOrCreateDevCa } from '../../enclave/main';
 import { measureDevEnclave, pcrHex, REPO_ROOT } from '../../enclave/measurement';
@@ -68,16 +65,6 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       say(`stopped ${s.name} in ${Date.now() - t} ms`);
     }
   };
-  // One stack per data folder: a second one would rewrite the first's gateway config, share its
-  // KMS store and then be refused by its log. Taken before anything is written.
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const unlock = await lockFolder(dataDir).catch((err: unknown) => {
-    if (err instanceof FolderInUseError) {
-      throw new TeegateError('CONFIG_INVALID', `the data folder ${dataDir} is in use by another teegate up (process ${err.pid}): stop it, or choose another folder with --data DIR`);
-    }
-    throw err;
-  });
-  started.push({ name: 'the data folder lock', stop: unlock });
   try {
     const ca = await loadOrCreateDevCa(join(dataDir, 'dev-ca.json'));
     await writeFileAtomic(join(dataDir, 'dev-root.pem'), ca.rootPem, 0o644);

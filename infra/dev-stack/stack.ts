@@ -4,13 +4,13 @@
  * defaults. Everything it makes is kept under the data folder: dev CA, KMS keys, credentials, the
  * sealed model, the measurement policy, the gateway config and API key, and the log.
  */
-import { hashApiKey } from '../../gateway/auth/api-keys';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { createKmsClient } from '../../enclave/kms/kms-client';
 import { loadOrCreateDevCa } from '../../enclave/main';
 import { measureDevEnclave, pcrHex, REPO_ROOT } from '../../enclave/measurement';
 import { defaultModelConfigs } from '../../enclave/models/model-config';
+import { sha256, toHex, utf8 } from '../../attestation/bytes';
 import { makePolicyFile } from '../../attestation/policy-file';
 import { startDevKms } from '../dev-kms/main';
 import { startChildService, type ChildService } from './child-service';
@@ -111,7 +111,8 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       port: options.port ?? 8080,
       enclaves: enclaves.map((e) => e.url),
       attestation: { policyFile: 'measurement-policy.json' },
-      auth: { disabled: false, keys: [{ id: 'dev', sha256: hashApiKey(apiKey), scopes: ['infer', 'admin'] }] },
+      // The configuration stores a key as the hex SHA-256 of its text (docs/gateway-config.md).
+      auth: { disabled: false, keys: [{ id: 'dev', sha256: toHex(await sha256(utf8(apiKey))), scopes: ['infer', 'admin'] }] },
       log: { store: 'file', dataDir: '.' },
     };
     const gatewayFile = join(dataDir, 'gateway.json');

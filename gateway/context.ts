@@ -5,6 +5,7 @@
 import type { RequestHandler } from 'express';
 import { ApiKeyStore } from './auth/api-keys';
 import type { ApiKeyScope, GatewayConfig } from './config';
+import { clientSubject } from './limits/client-subject';
 import { RateLimiter } from './limits/rate-limit';
 import type { ReceiptSink } from './log/receipt-sink';
 import type { GatewayLogger } from './observability/logger';
@@ -26,7 +27,7 @@ export interface GatewayDeps {
 export interface GatewayContext extends GatewayDeps {
   /** Requires an API key with `scope` (unless auth is disabled) and takes a rate-limit token. */
   readonly requireKey: (scope: ApiKeyScope) => RequestHandler;
-  /** Rate limit per client address, for routes that take no key. */
+  /** Rate limit per client address (an IPv6 client's /64), for routes that take no key. */
   readonly limitAnonymous: RequestHandler;
 }
 
@@ -37,7 +38,7 @@ export function createContext(deps: GatewayDeps): GatewayContext {
   const requireKey = (scope: ApiKeyScope): RequestHandler => (req, res, next) => {
     if (deps.config.auth.disabled) {
       res.locals.keyId = 'anonymous';
-      limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
+      limiter.take(`ip:${clientSubject(req.socket.remoteAddress)}`);
       return next();
     }
     const key = keys.authenticate(req.headers.authorization);
@@ -47,7 +48,7 @@ export function createContext(deps: GatewayDeps): GatewayContext {
     next();
   };
   const limitAnonymous: RequestHandler = (req, _res, next) => {
-    anonymous.take(req.socket.remoteAddress ?? '');
+    anonymous.take(clientSubject(req.socket.remoteAddress));
     next();
   };
   return { ...deps, requireKey, limitAnonymous };

@@ -1,5 +1,6 @@
 import { ApiKeyStore, generateApiKey, hashApiKey } from '../../gateway/auth/api-keys';
 import { RateLimiter, RateLimitedError } from '../../gateway/limits/rate-limit';
+import { clientSubject } from '../../gateway/limits/client-subject';
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -86,5 +87,32 @@ describe('token bucket rate limit', () => {
     limiter.take('x');
     limiter.take('y'); // evicts the oldest bucket ('k'), which starts full again
     limiter.take('k', strict);
+  });
+});
+
+describe('the bucket a client address fills (clientSubject)', () => {
+  it('an IPv4 address is its own; an IPv4-mapped IPv6 address is that IPv4 address', () => {
+    expect(clientSubject('192.0.2.7')).toBe('192.0.2.7');
+    expect(clientSubject('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(clientSubject('192.0.2.8')).not.toBe(clientSubject('192.0.2.7'));
+  });
+
+  it('IPv6 addresses of one /64 share a bucket, however written; another /64 has its own', () => {
+    const subjects = ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:0:0:0:9', '2001:DB8:1:2::abcd'].map(clientSubject);
+    expect(new Set(subjects)).toEqual(new Set(['2001:db8:1:2::/64']));
+    expect(clientSubject('2001:db8:1:3::1')).toBe('2001:db8:1:3::/64');
+  });
+
+  it('so a host rotating through its /64 is limited like one address', () => {
+    const limiter = new RateLimiter({ requestsPerSecond: 1, burst: 2 }, () => 0);
+    limiter.take(clientSubject('2001:db8:1:2::1'));
+    limiter.take(clientSubject('2001:db8:1:2::2'));
+    expect(() => limiter.take(clientSubject('2001:db8:1:2::3'))).toThrow(RateLimitedError);
+    limiter.take(clientSubject('2001:db8:9:9::1')); // another network
+  });
+
+  it('an address that is not one (a Unix socket has none) still gets a bucket of its own', () => {
+    expect(clientSubject(undefined)).toBe('address:unknown');
+    expect(clientSubject('not an address')).toBe('address:not an address');
   });
 });

@@ -79,6 +79,8 @@ export function createGatewayApp(deps: GatewayDeps): Express {
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
+  // req.ip: the socket's address, or, from a configured reverse proxy, the client X-Forwarded-For names.
+  app.set('trust proxy', deps.config.trustProxies.length > 0 ? [...deps.config.trustProxies] : false);
   app.use(observe(ctx));
   app.use(refuseWhileShuttingDown(ctx));
   app.use(securityHeaders());

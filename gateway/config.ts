@@ -5,6 +5,7 @@
  * it came from), never a crash later.
  */
 import { readFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
 import { dirname, resolve } from 'node:path';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import { compilePolicy, type MeasurementPolicy } from '../attestation/nitro/policy';
@@ -70,6 +71,8 @@ export interface GatewayConfig {
     readonly selection: SelectionStrategy;
   };
   readonly cors: { readonly origins: readonly string[] };
+  /** Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client; none by default. */
+  readonly trustProxies: readonly string[];
   readonly metrics: { readonly public: boolean };
   /** The transparency log: where entries are stored and how checkpoints are named and signed. */
   readonly log: {
@@ -126,6 +129,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'pool.healthTimeoutMs', env: 'TEEGATE_HEALTH_TIMEOUT_MS', kind: 'int', default: 5_000, min: 10, max: 60_000 },
   { path: 'pool.selection', env: 'TEEGATE_SELECTION', kind: 'string', default: 'least-in-flight', oneOf: ['round-robin', 'least-in-flight'] },
   { path: 'cors.origins', env: 'TEEGATE_CORS_ORIGINS', kind: 'list', default: [] },
+  { path: 'trustProxies', env: 'TEEGATE_TRUST_PROXIES', kind: 'list', default: [] },
   { path: 'metrics.public', env: 'TEEGATE_METRICS_PUBLIC', kind: 'bool', default: false },
   { path: 'logLevel', env: 'TEEGATE_LOG_LEVEL', kind: 'string', default: 'info', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   { path: 'shutdownGraceMs', env: 'TEEGATE_SHUTDOWN_GRACE_MS', kind: 'int', default: 10_000, min: 0, max: MS_HOUR },
@@ -188,6 +192,17 @@ function checkKind(field: Field, value: unknown, where: string): unknown {
       return value;
     case 'json':
       return value;
+  }
+}
+
+/** An IPv4 or IPv6 address, or a CIDR block of one. */
+function isAddressOrCidr(text: string): boolean {
+  if (ipaddr.isValid(text)) return true;
+  try {
+    ipaddr.parseCIDR(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -330,6 +345,10 @@ export function parseGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
   }
   const store = get<'file' | 'postgres' | 'memory'>('log.store');
   if (store === 'postgres' && get('log.postgresUrl') === undefined) fail(`${where('log.postgresUrl')} is required when log.store is postgres`);
+  const trustProxies = get<string[]>('trustProxies');
+  for (const [i, p] of trustProxies.entries()) {
+    if (!isAddressOrCidr(p)) fail(`${where('trustProxies')}[${i}] ${JSON.stringify(p)} must be an IP address or a CIDR block such as 10.0.0.0/8`);
+  }
   for (const [i, o] of origins.entries()) {
     if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) fail(`${where('cors.origins')}[${i}] ${JSON.stringify(o)} must be "*" or an origin like https://example.com`);
   }
@@ -351,6 +370,7 @@ export function parseGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
     },
     pool: { healthIntervalMs: get('pool.healthIntervalMs'), healthTimeoutMs: get('pool.healthTimeoutMs'), selection: get('pool.selection') },
     cors: { origins },
+    trustProxies,
     metrics: { public: get('metrics.public') },
     log: {
       store,

@@ -27,7 +27,7 @@ export interface GatewayDeps {
 export interface GatewayContext extends GatewayDeps {
   /** Requires an API key with `scope` (unless auth is disabled) and takes a rate-limit token. */
   readonly requireKey: (scope: ApiKeyScope) => RequestHandler;
-  /** Rate limit per client address (an IPv6 client's /64), for routes that take no key. */
+  /** Rate limit per client address (an IPv6 client's /64; behind a trusted proxy, the one it names), for routes that take no key. */
   readonly limitAnonymous: RequestHandler;
 }
 
@@ -38,7 +38,7 @@ export function createContext(deps: GatewayDeps): GatewayContext {
   const requireKey = (scope: ApiKeyScope): RequestHandler => (req, res, next) => {
     if (deps.config.auth.disabled) {
       res.locals.keyId = 'anonymous';
-      limiter.take(`ip:${clientSubject(req.socket.remoteAddress)}`);
+      limiter.take(`ip:${clientSubject(req.ip)}`);
       return next();
     }
     const key = keys.authenticate(req.headers.authorization);
@@ -48,7 +48,7 @@ export function createContext(deps: GatewayDeps): GatewayContext {
     next();
   };
   const limitAnonymous: RequestHandler = (req, _res, next) => {
-    anonymous.take(clientSubject(req.socket.remoteAddress));
+    anonymous.take(clientSubject(req.ip));
     next();
   };
   return { ...deps, requireKey, limitAnonymous };

@@ -252,6 +252,19 @@ describe('anonymous limits', () => {
     expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([429, 'RATE_LIMITED']);
     expect(Number(res.headers.get('retry-after'))).toBe(100);
   });
+
+  it('counts the client a trusted proxy names in X-Forwarded-For, and ignores the header from anyone else', async () => {
+    const nonce = 'ab'.repeat(32);
+    const from = (url: string, client: string) => fetch(`${url}/v1/attestation?nonce=${nonce}`, { headers: { 'x-forwarded-for': client } }).then((r) => r.status);
+    const limits = { anonymousRateLimit: { requestsPerSecond: 0.01, burst: 1 } };
+    const behindProxy = (await gatewayFor([enclaveA.url], { limits, trustProxies: ['127.0.0.1'] })).gateway;
+    expect(await from(behindProxy.url, '198.51.100.1')).toBe(200);
+    expect(await from(behindProxy.url, '198.51.100.2')).toBe(200); // another client behind the same proxy
+    expect(await from(behindProxy.url, '198.51.100.1')).toBe(429);
+    const direct = (await gatewayFor([enclaveA.url], { limits })).gateway; // no proxy trusted: the header is the client's word
+    expect(await from(direct.url, '198.51.100.1')).toBe(200);
+    expect(await from(direct.url, '198.51.100.2')).toBe(429);
+  });
 });
 
 describe('graceful shutdown', () => {

@@ -110,6 +110,15 @@ it('a PostgreSQL schema that is not a lower-case SQL identifier is refused at st
   expect(parseGatewayConfig({ file: { ...minimal, log: { postgresSchema: 'tenant_2' } } }).log.postgresSchema).toBe('tenant_2');
 });
 
+it('trustProxies takes IP addresses and CIDR blocks, and refuses anything else naming the entry', () => {
+  expect(parseGatewayConfig({ file: { ...minimal, trustProxies: ['10.0.0.0/8', '192.0.2.1', '2001:db8::/32'] } }).trustProxies).toEqual(['10.0.0.0/8', '192.0.2.1', '2001:db8::/32']);
+  expect(parseGatewayConfig({ file: minimal }).trustProxies).toEqual([]);
+  expect(refusal({ file: minimal, env: { TEEGATE_TRUST_PROXIES: '10.0.0.1,loadbalancer.internal' } })).toBe(
+    'TEEGATE_TRUST_PROXIES (trustProxies)[1] "loadbalancer.internal" must be an IP address or a CIDR block such as 10.0.0.0/8',
+  );
+  expect(refusal({ file: { ...minimal, trustProxies: ['10.0.0.0/33'] } })).toMatch(/^trustProxies\[0\] "10\.0\.0\.0\/33" must be/);
+});
+
 // Rejection paths, each CONFIG_INVALID at start with a message naming the setting (and the
 // TEEGATE_* variable when the value came from the environment).
 

@@ -3,6 +3,7 @@
  * logging and metrics. Built once by `createGatewayApp`.
  */
 import type { RequestHandler } from 'express';
+import { isTeegateError } from '../attestation/errors';
 import { ApiKeyStore } from './auth/api-keys';
 import type { ApiKeyScope, GatewayConfig } from './config';
 import { clientSubject } from './limits/client-subject';
@@ -35,13 +36,22 @@ export function createContext(deps: GatewayDeps): GatewayContext {
   const keys = new ApiKeyStore(deps.config.auth.keys);
   const limiter = new RateLimiter(deps.config.limits.rateLimit);
   const anonymous = new RateLimiter(deps.config.limits.anonymousRateLimit);
+  // Keys that are not valid, per client address at the anonymous rate: guessing keys, or a client
+  // stuck on a revoked one, gets no more answers than an anonymous route gives.
+  const failures = new RateLimiter(deps.config.limits.anonymousRateLimit);
   const requireKey = (scope: ApiKeyScope): RequestHandler => (req, res, next) => {
     if (deps.config.auth.disabled) {
       res.locals.keyId = 'anonymous';
       limiter.take(`ip:${clientSubject(req.ip)}`);
       return next();
     }
-    const key = keys.authenticate(req.headers.authorization);
+    let key;
+    try {
+      key = keys.authenticate(req.headers.authorization);
+    } catch (err) {
+      if (isTeegateError(err, 'AUTH_INVALID')) failures.take(clientSubject(req.ip)); // RATE_LIMITED once they run out
+      throw err;
+    }
     res.locals.keyId = key.id;
     ApiKeyStore.requireScope(key, scope);
     limiter.take(`key:${key.id}`, key.rateLimit);

@@ -22,7 +22,7 @@ import { createLogger } from '../../gateway/observability/logger';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import { affineRequest } from '../support/tiny-models';
-import { RecordingProxy, policyFor, startTestEnclave, testGatewayConfig, testModelConfigs } from '../support/gateway-harness';
+import { RecordingProxy, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs } from '../support/gateway-harness';
 
 jest.setTimeout(60_000);
 
@@ -251,6 +251,21 @@ describe('anonymous limits', () => {
     const res = await fetch(`${gateway.url}/v1/attestation?nonce=${nonce}`);
     expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([429, 'RATE_LIMITED']);
     expect(Number(res.headers.get('retry-after'))).toBe(100);
+  });
+
+  it('keys that are not valid are rate-limited per client address; a valid key from the same address is not held back', async () => {
+    const { keys, config } = testKeys();
+    const { gateway } = await gatewayFor([enclaveA.url], { auth: { keys: config }, limits: { anonymousRateLimit: { requestsPerSecond: 0.01, burst: 2 } } });
+    const wrong = { authorization: 'Bearer tg_guessed_0000000000000000000000' };
+    const codes: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await infer(gateway.url, undefined, undefined, wrong);
+      codes.push([res.status, res.json().code]);
+    }
+    expect(codes).toEqual([[401, 'AUTH_INVALID'], [401, 'AUTH_INVALID'], [429, 'RATE_LIMITED']]);
+    expect((await infer(gateway.url, undefined, undefined, { authorization: `Bearer ${keys.infer}` })).status).toBe(200);
+    // A missing key is not a guess: it is answered 401 without taking from the client's allowance.
+    expect((await infer(gateway.url)).status).toBe(401);
   });
 
   it('counts the client a trusted proxy names in X-Forwarded-For, and ignores the header from anyone else', async () => {

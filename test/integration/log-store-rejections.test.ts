@@ -195,10 +195,24 @@ describe('file store: one process at a time', () => {
       await other.end();
     }
     const storage = await FileLogStorage.open(dir); // the holder is gone: a crash's lock
-    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toMatch(new RegExp(`^${process.pid} [0-9]+\\n$`)); // pid and start time
     await storage.close();
     expect(existsSync(join(dir, 'LOCK'))).toBe(false);
     expect(readdirSync(dir).filter((n) => n.includes('LOCK'))).toEqual([]); // no temporary file left
+  });
+
+  (process.platform === 'linux' ? it : it.skip)('a lock naming a running pid with another start time is a dead holder\'s whose pid was reused (a restarted container): taken over', async () => {
+    const dir = await closedFileLog(1);
+    const other = otherProcess();
+    try {
+      writeFileSync(join(dir, 'LOCK'), `${other.pid} 1\n`); // not when that process started
+      const storage = await FileLogStorage.open(dir);
+      await storage.close();
+      writeFileSync(join(dir, 'LOCK'), `${other.pid} ${readFileSync(`/proc/${other.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]}\n`);
+      expect((await refusalOf(() => FileLogStorage.open(dir))).code).toBe('LOG_STORAGE_FAILED'); // its real start time: running
+    } finally {
+      await other.end();
+    }
   });
 
   it('a second process opening a store this one holds is refused', async () => {

@@ -69,12 +69,15 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const ready = (req: Request, res: Response) => {
     const model = selector(req);
+    const notReady = (message: string) => void res.status(503).json({ code: 'NO_ENCLAVE_AVAILABLE', message, name: model.name, ready: false });
+    // Which models exist is known from attested manifests only: with none attested yet, not ready.
+    if (pool.members.every((m) => m.identity === undefined)) return notReady('no enclave has been attested yet');
     const known = pool.members.some((m) => servesModel(m, model));
     if (!known) throw new TeegateError('MODEL_NOT_FOUND', `no enclave serves model ${model.name}${model.version ? ` version ${model.version}` : ''}`);
     res.locals.model = model.name;
     const isReady = pool.serving(model).length > 0;
     if (isReady) return void res.json({ name: model.name, ready: true });
-    res.status(503).json({ code: 'NO_ENCLAVE_AVAILABLE', message: `no attested enclave serving ${model.name} is ready`, name: model.name, ready: false });
+    notReady(`no attested enclave serving ${model.name} is ready`);
   };
   app.get('/v2/models/:model/ready', ready);
   app.get('/v2/models/:model/versions/:version/ready', ready);

@@ -84,6 +84,9 @@ it('serves with a valid configuration and stops cleanly on SIGTERM', async () =>
   expect(await (await fetch(`${url}/v2/health/live`)).json()).toEqual({ live: true });
   const ready = await fetch(`${url}/v2/health/ready`);
   expect([ready.status, ((await ready.json()) as { code: string }).code]).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
+  // No manifest attested yet, so no model is known to be missing: not ready, not 404.
+  const model = await fetch(`${url}/v2/models/ppocr-v4-rec/ready`);
+  expect([model.status, await model.json()]).toEqual([503, { code: 'NO_ENCLAVE_AVAILABLE', message: 'no enclave has been attested yet', name: 'ppocr-v4-rec', ready: false }]);
   p.child.kill('SIGTERM');
   expect(await p.exit).toBe(0);
   expect(p.stderr()).toContain('SIGTERM: shutting down');

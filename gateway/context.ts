@@ -36,8 +36,9 @@ export function createContext(deps: GatewayDeps): GatewayContext {
   const keys = new ApiKeyStore(deps.config.auth.keys);
   const limiter = new RateLimiter(deps.config.limits.rateLimit);
   const anonymous = new RateLimiter(deps.config.limits.anonymousRateLimit);
-  // Keys that are not valid, per client address at the anonymous rate: guessing keys, or a client
-  // stuck on a revoked one, gets no more answers than an anonymous route gives.
+  // Keys that are not valid, per client address at the anonymous rate. Once an address has used up
+  // its failures, its requests with a key are refused before the key is checked, valid or not:
+  // otherwise the one key that is not refused would be the one guessed right.
   const failures = new RateLimiter(deps.config.limits.anonymousRateLimit);
   const requireKey = (scope: ApiKeyScope): RequestHandler => (req, res, next) => {
     if (deps.config.auth.disabled) {
@@ -45,11 +46,13 @@ export function createContext(deps: GatewayDeps): GatewayContext {
       limiter.take(`ip:${clientSubject(req.ip)}`);
       return next();
     }
+    const subject = clientSubject(req.ip);
+    if (req.headers.authorization !== undefined) failures.check(subject);
     let key;
     try {
       key = keys.authenticate(req.headers.authorization);
     } catch (err) {
-      if (isTeegateError(err, 'AUTH_INVALID')) failures.take(clientSubject(req.ip)); // RATE_LIMITED once they run out
+      if (isTeegateError(err, 'AUTH_INVALID')) failures.take(subject);
       throw err;
     }
     res.locals.keyId = key.id;

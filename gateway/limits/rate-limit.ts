@@ -24,6 +24,15 @@ export class RateLimiter {
 
   /** Takes one token for `subject` or throws RATE_LIMITED carrying the seconds to wait. */
   take(subject: string, limit: RateLimitConfig = this.defaults): void {
+    this.refill(subject, limit, true);
+  }
+
+  /** Throws RATE_LIMITED, as take would, when `subject` has no token left; takes nothing. */
+  check(subject: string, limit: RateLimitConfig = this.defaults): void {
+    this.refill(subject, limit, false);
+  }
+
+  private refill(subject: string, limit: RateLimitConfig, taking: boolean): void {
     const now = this.now();
     let bucket = this.buckets.get(subject);
     if (!bucket || bucket.limit !== limit) {
@@ -35,7 +44,7 @@ export class RateLimiter {
       bucket.updatedMs = now;
     }
     if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+      if (taking) bucket.tokens -= 1;
       return;
     }
     const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / limit.requestsPerSecond));

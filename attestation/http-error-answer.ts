@@ -40,17 +40,21 @@ export function clientErrorOf(code: string | undefined): TeegateError {
 /** What the answers need of a connection (a node:net Socket has it). */
 export interface AnswerableConnection {
   readonly writable: boolean;
-  readonly bytesWritten?: number;
+  /**
+   * The answer in progress on it, which Node's HTTP server keeps there (as its own default
+   * `clientError` handler reads it). An earlier answer on a kept-alive connection is not in progress.
+   */
+  readonly _httpMessage?: { readonly headersSent?: boolean } | null;
   end(data: string): unknown;
   destroy(): unknown;
 }
 
 /**
- * Ends the connection with `err` as JSON if nothing was written on it yet, else just closes it
- * (half an answer followed by another would be worse than none).
+ * Ends the connection with `err` as JSON unless an answer in progress already sent its head, then
+ * just closes it (half an answer followed by another would be worse than none).
  */
 export function endConnectionWith(socket: AnswerableConnection, err: TeegateError, reason = ''): void {
-  if (!socket.writable || (socket.bytesWritten ?? 0) > 0) {
+  if (!socket.writable || socket._httpMessage?.headersSent === true) {
     socket.destroy();
     return;
   }

@@ -56,6 +56,12 @@ describe('what Node\'s HTTP server would answer without a body is JSON from the 
     expect(answer.headers).toContain('content-type: application/json');
     expect(answer.headers).toContain('connection: close');
   });
+
+  it('also on a kept-alive connection after an answer: the malformed request after it gets its JSON 400', async () => {
+    const answer = await rawExchange(enclave.url, ['GET /health HTTP/1.1\r\nHost: e\r\n\r\n', 'GET /health HTTP/1.1\r\nHost: e\r\nbad name: v\r\n\r\n'], 50);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatch(/HTTP\/1\.1 400 Bad Request\r\n[\s\S]*\r\n\r\n\{"code":"REQUEST_INVALID","message":"the request is not valid HTTP\/1\.1 \(HPE_INVALID_HEADER_TOKEN\)"\}$/);
+  });
 });
 
 describe('boot attestation', () => {

@@ -195,15 +195,16 @@ function checkKind(field: Field, value: unknown, where: string): unknown {
   }
 }
 
-/** An IPv4 or IPv6 address, or a CIDR block of one. */
+/** Dotted-quad IPv4 with no leading zeros: `010.0.0.1` (octal 8.0.0.1 to some parsers) or `10/8` are refused. */
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/** An IPv4 or IPv6 address, or a CIDR block of one, in its plain form. */
 function isAddressOrCidr(text: string): boolean {
-  if (ipaddr.isValid(text)) return true;
-  try {
-    ipaddr.parseCIDR(text);
-    return true;
-  } catch {
-    return false;
-  }
+  const [address = '', prefix, ...rest] = text.split('/');
+  if (rest.length > 0) return false;
+  const v4 = IPV4.test(address);
+  if (!v4 && !(address.includes(':') && ipaddr.IPv6.isValid(address))) return false;
+  return prefix === undefined || (/^(?:0|[1-9]\d{0,2})$/.test(prefix) && Number(prefix) <= (v4 ? 32 : 128));
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

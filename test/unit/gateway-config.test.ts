@@ -116,7 +116,9 @@ it('trustProxies takes IP addresses and CIDR blocks, and refuses anything else n
   expect(refusal({ file: minimal, env: { TEEGATE_TRUST_PROXIES: '10.0.0.1,loadbalancer.internal' } })).toBe(
     'TEEGATE_TRUST_PROXIES (trustProxies)[1] "loadbalancer.internal" must be an IP address or a CIDR block such as 10.0.0.0/8',
   );
-  expect(refusal({ file: { ...minimal, trustProxies: ['10.0.0.0/33'] } })).toMatch(/^trustProxies\[0\] "10\.0\.0\.0\/33" must be/);
+  for (const odd of ['10.0.0.0/33', '10/8', '010.0.0.1', '10.0.0.1/08', '::1/129', '10.0.0.0/8/8', '']) {
+    expect(refusal({ file: { ...minimal, trustProxies: [odd] } })).toMatch(/^trustProxies(\[0\] ".*" must be an IP address or a CIDR block| must be a list of non-empty strings)/);
+  }
 });
 
 // Rejection paths, each CONFIG_INVALID at start with a message naming the setting (and the

@@ -108,6 +108,15 @@ export class EnclavePool {
     return this.members.filter((m) => m.state === 'ready');
   }
 
+  /**
+   * Whether a model is served here, as far as the attested manifests tell (ready or not):
+   * `unknown` before any enclave was attested, since manifests are the only source.
+   */
+  lists(model: Pick<ModelSelector, 'name' | 'version'>): 'listed' | 'not-listed' | 'unknown' {
+    if (this.members.every((m) => m.identity === undefined)) return 'unknown';
+    return this.members.some((m) => servesModel(m, model)) ? 'listed' : 'not-listed';
+  }
+
   /** Ready members that serve the model (and version, and seal key, when given). */
   serving(model: ModelSelector): EnclaveMember[] {
     return this.ready().filter((m) => servesModel(m, model) && (model.sealKid === undefined || m.identity!.manifest.keys.seal.kid === model.sealKid));

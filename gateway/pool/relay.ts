@@ -67,13 +67,21 @@ function receiptKid(jws: string): string | undefined {
   }
 }
 
+/**
+ * Why no enclave took the request: a model no attested manifest lists is MODEL_NOT_FOUND (the
+ * ready route says the same), a seal key no ready enclave holds JWE_KEY_MISMATCH; anything else,
+ * an enclave serving it down or busy included, NO_ENCLAVE_AVAILABLE (retry).
+ */
 function noEnclave(pool: EnclavePool, model: ModelSelector | undefined, lastReason: string | undefined): TeegateError {
-  if (model && pool.ready().length > 0 && pool.serving(model).length === 0 && lastReason === undefined) {
-    if (model.sealKid !== undefined && pool.serving({ name: model.name, ...(model.version !== undefined ? { version: model.version } : {}) }).length > 0) {
+  if (model && lastReason === undefined) {
+    const byName = { name: model.name, ...(model.version !== undefined ? { version: model.version } : {}) };
+    if (model.sealKid !== undefined && pool.serving(model).length === 0 && pool.serving(byName).length > 0) {
       return new TeegateError('JWE_KEY_MISMATCH', `no attested enclave holds seal key ${model.sealKid}: fetch the current manifests from /v1/enclaves`);
     }
-    const what = model.version === undefined ? model.name : `${model.name} version ${model.version}`;
-    return new TeegateError('MODEL_NOT_FOUND', `no attested enclave serves model ${what}`);
+    if (pool.lists(byName) === 'not-listed') {
+      const what = model.version === undefined ? model.name : `${model.name} version ${model.version}`;
+      return new TeegateError('MODEL_NOT_FOUND', `no attested enclave serves model ${what}`);
+    }
   }
   const states = pool.members.map((m) => `${m.id} ${m.state}`).join(', ') || 'no enclaves configured';
   return new TeegateError('NO_ENCLAVE_AVAILABLE', `no attested enclave could take the request (${lastReason ?? states})`);

@@ -10,7 +10,7 @@ import { TeegateError } from '../../attestation/errors';
 import type { GatewayContext } from '../context';
 import { readRawBody } from '../http/read-body';
 import { spliceLogIndex } from '../http/splice-log-index';
-import { servesModel, type ModelSelector } from '../pool/enclave-pool';
+import type { ModelSelector } from '../pool/enclave-pool';
 import { ENCLAVE_HEADER, formatServerTiming, LOG_INDEX_HEADER, parseServerTiming, RECEIPT_HEADER, SEAL_KID_HEADER, SERVER_TIMING_HEADER } from '../../attestation/headers';
 import { relay, sendRelayed } from '../pool/relay';
 
@@ -70,11 +70,12 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
   const ready = (req: Request, res: Response) => {
     const model = selector(req);
     const notReady = (message: string) => void res.status(503).json({ code: 'NO_ENCLAVE_AVAILABLE', message, name: model.name, ready: false });
-    // Which models exist is known from attested manifests only: with none attested yet, not ready.
-    if (pool.members.every((m) => m.identity === undefined)) return notReady('no enclave has been attested yet');
-    const known = pool.members.some((m) => servesModel(m, model));
-    if (!known) throw new TeegateError('MODEL_NOT_FOUND', `no enclave serves model ${model.name}${model.version ? ` version ${model.version}` : ''}`);
+    // Which models exist is known from attested manifests only (as for inference): with none
+    // attested yet, not ready; a model none lists, not found.
+    const listed = pool.lists(model);
+    if (listed === 'not-listed') throw new TeegateError('MODEL_NOT_FOUND', `no enclave serves model ${model.name}${model.version ? ` version ${model.version}` : ''}`);
     res.locals.model = model.name;
+    if (listed === 'unknown') return notReady('no enclave has been attested yet');
     const isReady = pool.serving(model).length > 0;
     if (isReady) return void res.json({ name: model.name, ready: true });
     notReady(`no attested enclave serving ${model.name} is ready`);

@@ -182,4 +182,11 @@ it('an enclave that went away is named by its member id, never its address, in a
   expect(listed).not.toContain(host);
   // The operator's log keeps the address beside the id.
   expect(logLines().some((l) => l.includes('"enclave":"enclave-0"') && l.includes(`"url":"${enclave.url}"`))).toBe(true);
+  // Its manifest still says what it serves: a model it lists is not ready (503), one it does not is
+  // not found (404), the same from the infer and the ready routes.
+  const codeOf = async (res: Response) => [res.status, ((await res.json()) as { code?: string; ready?: boolean }).code];
+  const post = (model: string) => fetch(`${gateway.url}/v2/models/${model}/infer`, { method: 'POST', headers: { authorization: `Bearer ${inferKey}`, 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+  expect(await codeOf(await post('nope'))).toEqual([404, 'MODEL_NOT_FOUND']);
+  expect(await codeOf(await fetch(`${gateway.url}/v2/models/nope/ready`))).toEqual([404, 'MODEL_NOT_FOUND']);
+  expect(await codeOf(await fetch(`${gateway.url}/v2/models/affine/ready`))).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
 });

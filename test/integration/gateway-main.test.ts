@@ -74,23 +74,30 @@ it('refuses an invalid configuration with CONFIG_INVALID naming the field, exit 
 });
 
 it('serves with a valid configuration and stops cleanly on SIGTERM', async () => {
-  const p = run([], { TEEGATE_POLICY: POLICY, TEEGATE_AUTH_DISABLED: 'true', TEEGATE_PORT: '0', TEEGATE_LOG_LEVEL: 'warn' });
-  const url = await new Promise<string>((resolve) => {
-    createInterface({ input: p.child.stdout! }).on('line', (line) => {
-      const m = /^teegate gateway listening on (http:\S+)$/.exec(line);
-      if (m) resolve(m[1]!);
+  const data = mkdtempSync(join(tmpdir(), 'teegate-main-serve-'));
+  const p = run([], { TEEGATE_POLICY: POLICY, TEEGATE_AUTH_DISABLED: 'true', TEEGATE_PORT: '0', TEEGATE_LOG_LEVEL: 'warn', TEEGATE_DATA_DIR: data });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: p.child.stdout! }).on('line', (line) => {
+        const m = /^teegate gateway listening on (http:\S+)$/.exec(line);
+        if (m) resolve(m[1]!);
+      });
+      p.child.once('exit', (code) => reject(new Error(`the gateway exited (${code}) before listening: ${p.stderr()}`)));
     });
-  });
-  expect(await (await fetch(`${url}/v2/health/live`)).json()).toEqual({ live: true });
-  const ready = await fetch(`${url}/v2/health/ready`);
-  expect([ready.status, ((await ready.json()) as { code: string }).code]).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
-  // No manifest attested yet, so no model is known to be missing: not ready, not 404.
-  const model = await fetch(`${url}/v2/models/ppocr-v4-rec/ready`);
-  expect([model.status, await model.json()]).toEqual([503, { code: 'NO_ENCLAVE_AVAILABLE', message: 'no enclave has been attested yet', name: 'ppocr-v4-rec', ready: false }]);
-  p.child.kill('SIGTERM');
-  expect(await p.exit).toBe(0);
-  expect(p.stderr()).toContain('SIGTERM: shutting down');
+    expect(await (await fetch(`${url}/v2/health/live`)).json()).toEqual({ live: true });
+    const ready = await fetch(`${url}/v2/health/ready`);
+    expect([ready.status, ((await ready.json()) as { code: string }).code]).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
+    // No manifest attested yet, so no model is known to be missing: not ready, not 404.
+    const model = await fetch(`${url}/v2/models/ppocr-v4-rec/ready`);
+    expect([model.status, await model.json()]).toEqual([503, { code: 'NO_ENCLAVE_AVAILABLE', message: 'no enclave has been attested yet', name: 'ppocr-v4-rec', ready: false }]);
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+    expect(p.stderr()).toContain('SIGTERM: shutting down');
+  } finally {
+    p.child.kill('SIGKILL'); // a failed expectation above must not leave the gateway running
+  }
 });
+
 
 it('refuses a port in use with CONFIG_INVALID naming the address, exit 2', () =>
   withBusyPort(async (port) => {

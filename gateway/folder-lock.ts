@@ -2,18 +2,30 @@
  * One process per folder, for folders that two processes must not write at once: the file log
  * store (two gateways appending to one `entries.log` would each count the entries themselves, hand
  * out the same log indexes, then overwrite each other's tiles and checkpoints: a forked log) and
- * the data folder of `teegate up`. The folder holds a `LOCK` file naming the process that has it
- * (its pid and, on Linux, its start time); another live process is refused. A lock left by a
- * process that is gone (a crash, SIGKILL) is taken over, also when its pid now belongs to another
- * process (a restarted container reuses pids): the start time tells them apart.
+ * the data folder of `teegate up`.
+ *
+ * The folder holds a `LOCK` file naming its holder: pid, start time, pid namespace and boot id
+ * (Linux /proc; `-` where unknown). Another live holder is refused (FolderInUseError); so is a
+ * second lock of the same folder within this process. Whether a holder lives:
+ *  - in this pid namespace and boot: its pid runs and started when the lock says (a pid reused by
+ *    another process, as in a restarted container, is not the holder);
+ *  - elsewhere (another container on a shared volume, another machine on a network file system):
+ *    it keeps the lock's modification time fresh (every LEASE_REFRESH_MS), and a lock not touched
+ *    for LEASE_MS is a dead holder's.
+ * A dead holder's lock is taken over by moving it aside and checking that what was moved is what
+ * was judged dead, so two processes taking over at once cannot both win.
  */
-import { readFileSync } from 'node:fs';
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { link, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 
 export const LOCK_FILE = 'LOCK';
+/** How often a holder touches its lock, and how old an untouched lock of another namespace may get. */
+export const LEASE_REFRESH_MS = 5_000;
+export const LEASE_MS = 20_000;
 
-/** The folder is held by another live process. */
+/** The folder is held by another live process (or already by this one). */
 export class FolderInUseError extends Error {
   override readonly name = 'FolderInUseError';
   constructor(
@@ -24,77 +36,150 @@ export class FolderInUseError extends Error {
   }
 }
 
-/** Whether a process with this pid exists (one of another user's counts: EPERM). */
+function readOr(read: () => string): string {
+  try {
+    return read();
+  } catch {
+    return '-';
+  }
+}
+
+/** A process's start time in clock ticks since boot (the 22nd field of /proc/PID/stat), or `-`. */
+export function startTimeOf(pid: number | 'self'): string {
+  return readOr(() => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may hold anything: count fields after its end.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '-';
+  });
+}
+
+interface Holder {
+  readonly pid: number;
+  readonly start: string;
+  readonly ns: string;
+  readonly boot: string;
+}
+
+const SELF: Holder = {
+  pid: process.pid,
+  start: startTimeOf('self'),
+  ns: readOr(() => /^pid:\[(\d+)\]$/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '-'),
+  boot: readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
+};
+const lineOf = (h: Holder): string => `${h.pid} ${h.start} ${h.ns} ${h.boot}\n`;
+
+function parseHolder(text: string): Holder | undefined {
+  // Also `pid` alone, or `pid start`, as earlier versions wrote.
+  const m = /^([1-9][0-9]{0,9})(?: ([0-9]{1,20}|-))?(?: ([0-9]{1,20}|-) ([0-9a-f-]{1,64}))?\n?$/.exec(text);
+  return m ? { pid: Number(m[1]), start: m[2] ?? '-', ns: m[3] ?? '-', boot: m[4] ?? '-' } : undefined;
+}
+
 function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // another user's
   }
 }
 
-/** A process's start time in clock ticks since boot (Linux /proc), if it can be read. */
-function startTimeOf(pid: number | 'self'): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may hold anything: starttime is
-    // the 22nd field, the 20th after the name.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+function sameHolder(a: Holder, b: Holder): boolean {
+  return a.pid === b.pid && a.start === b.start && a.ns === b.ns && a.boot === b.boot;
 }
 
-const OWN_START = startTimeOf('self');
-const OWN_LOCK = `${process.pid}${OWN_START !== undefined ? ` ${OWN_START}` : ''}\n`;
-
-/** The process a lock file names (pid, and start time when it was written on Linux), if it names one. */
-async function holderOf(path: string): Promise<{ pid: number; start?: string } | undefined> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  const m = /^([1-9][0-9]{0,9})(?: ([0-9]{1,20}))?\n?$/.exec(text);
-  if (!m) return undefined;
-  return { pid: Number(m[1]), ...(m[2] !== undefined ? { start: m[2] } : {}) };
+/** Whether the holder a lock names still holds it (see the file's comment); `touchedMs` is the lock's mtime. */
+function holderLives(holder: Holder, touchedMs: number): boolean {
+  const here = holder.ns !== '-' && holder.ns === SELF.ns && holder.boot !== '-' && holder.boot === SELF.boot;
+  if (here) return processExists(holder.pid) && (holder.start === '-' || startTimeOf(holder.pid) === holder.start);
+  return Date.now() - touchedMs < LEASE_MS;
 }
 
-/** Whether the process a lock names is this one. */
-function isOwn(holder: { pid: number; start?: string } | undefined): boolean {
-  return holder !== undefined && holder.pid === process.pid && (holder.start === undefined || holder.start === OWN_START);
-}
+/** Folders this process holds. */
+const held = new Set<string>();
 
-/** Whether the process a lock names is running: its pid exists and, where known, started when the lock says. */
-function isRunning(holder: { pid: number; start?: string }): boolean {
-  if (!processExists(holder.pid)) return false;
-  const start = holder.start === undefined ? undefined : startTimeOf(holder.pid);
-  return start === undefined || start === holder.start;
-}
+/** Hard links are how the lock appears whole; where a file system has none, it is created in place. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /**
  * Takes `dir` for this process and resolves to the function that gives it back. FolderInUseError
- * when another live process holds it; the file system's own error when the lock cannot be written.
+ * when another live process holds it, or this one already does; the file system's own error when
+ * the lock cannot be written.
  */
 export async function lockFolder(dir: string): Promise<() => Promise<void>> {
-  const path = join(dir, LOCK_FILE);
-  // Written aside, then linked into place: the lock never exists without its pid in it.
-  const mine = join(dir, `.${LOCK_FILE}.${process.pid}.tmp`);
-  await writeFile(mine, OWN_LOCK, { mode: 0o600 });
+  const folder = resolve(dir);
+  const path = join(folder, LOCK_FILE);
+  if (held.has(folder)) throw new FolderInUseError(path, process.pid);
+  held.add(folder);
+  const own = lineOf(SELF);
+  // Written aside, then linked into place: the lock never exists without its holder in it.
+  const mine = join(folder, `.${LOCK_FILE}.${process.pid}.${randomUUID()}.tmp`);
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    await writeFile(mine, own, { mode: 0o600 });
+    for (let attempt = 0; attempt < 20; attempt++) {
       try {
-        await link(mine, path);
-        return async () => {
-          if (isOwn(await holderOf(path))) await unlink(path).catch(() => undefined);
-        };
+        await link(mine, path).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code === undefined || !NO_LINKS.has(err.code)) throw err;
+          await writeFile(path, own, { flag: 'wx', mode: 0o600 });
+        });
+        return holding(folder, path, own);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      const holder = await holderOf(path);
-      if (holder !== undefined && !isOwn(holder) && isRunning(holder)) throw new FolderInUseError(path, holder.pid);
-      // Left by a process that is gone, by this one, or not a lock this code wrote: taken over.
-      await unlink(path).catch(() => undefined);
+      let text: string;
+      let touchedMs: number;
+      try {
+        [text, touchedMs] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mtimeMs)]);
+      } catch {
+        continue; // gone in between: try again
+      }
+      const holder = parseHolder(text);
+      if (holder === undefined) {
+        // Being written in place (no hard links) if it is new; else not a lock of ours: taken over.
+        if (Date.now() - touchedMs < 5_000) {
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+      } else if (!sameHolder(holder, SELF) && holderLives(holder, touchedMs)) {
+        throw new FolderInUseError(path, holder.pid);
+      }
+      await takeOver(path, text);
     }
-    throw new Error(`${path} keeps being recreated`);
+    throw new Error(`${path} could not be taken: other processes keep taking it`);
+  } catch (err) {
+    held.delete(folder);
+    throw err;
   } finally {
     await unlink(mine).catch(() => undefined);
   }
+}
+
+/** Removes a dead holder's lock, `judged` its text, unless another process replaced it meanwhile. */
+async function takeOver(path: string, judged: string): Promise<void> {
+  const aside = `${path}.${process.pid}.${randomUUID()}.stale`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // already moved or removed by another process: look again
+  }
+  const moved = await readFile(aside, 'utf8').catch(() => judged);
+  // A live holder's fresh lock was moved by mistake (it took over first): put it back.
+  if (moved !== judged) await link(aside, path).catch(() => undefined);
+  await unlink(aside).catch(() => undefined);
+}
+
+/** The holder's side: keep the lease fresh; give it back. */
+function holding(folder: string, path: string, own: string): () => Promise<void> {
+  const refresh = setInterval(() => {
+    const now = new Date();
+    void utimes(path, now, now).catch(() => undefined);
+  }, LEASE_REFRESH_MS);
+  refresh.unref();
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    clearInterval(refresh);
+    held.delete(folder);
+    if ((await readFile(path, 'utf8').catch(() => '')) === own) await unlink(path).catch(() => undefined);
+  };
 }

@@ -62,8 +62,11 @@ export async function upCommand(args: string[]): Promise<number> {
   try {
     unlock = await lockFolder(dataDir);
   } catch (err) {
-    if (!(err instanceof FolderInUseError)) throw err;
-    process.stderr.write(`teegate: could not start the dev stack: CONFIG_INVALID: the data folder ${dataDir} is in use by another teegate up (process ${err.pid}): stop it, or choose another folder with --data DIR\n`);
+    const why =
+      err instanceof FolderInUseError
+        ? `CONFIG_INVALID: the data folder ${dataDir} is in use by another teegate up (process ${err.pid}): stop it, or choose another folder with --data DIR`
+        : `cannot lock the data folder ${dataDir}: ${(err as Error).message}`;
+    process.stderr.write(`teegate: could not start the dev stack: ${why}\n`);
     return 1;
   }
   try {

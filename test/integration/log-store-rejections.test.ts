@@ -4,7 +4,8 @@
  * file store and then damaged in a temp folder, a PostgreSQL schema damaged under a running log, a
  * write that fails half-way, and the log's own range checks and HTTP error mapping.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { LEASE_MS, LEASE_REFRESH_MS, startTimeOf } from '../../gateway/folder-lock';
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -177,12 +178,17 @@ describe('file store: one process at a time', () => {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     return { pid: child.pid!, end: async () => (child.kill('SIGKILL'), await exited) };
   }
+  /** The lock line of a process of this machine and pid namespace (as folder-lock writes it). */
+  const ns = () => /\d+/.exec(readlinkSync('/proc/self/ns/pid'))![0];
+  const boot = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const lockLine = (pid: number, start = startTimeOf(pid)) => `${pid} ${start} ${ns()} ${boot()}\n`;
 
-  it('a store another live process holds is refused, and left as it was; once that process is gone its lock is taken over', async () => {
+  (process.platform === 'linux' ? it : it.skip)('a store another live process holds is refused, and left as it was; once that process is gone its lock is taken over', async () => {
     const dir = await closedFileLog(3, false);
     const other = otherProcess();
+    const line = lockLine(other.pid);
     try {
-      writeFileSync(join(dir, 'LOCK'), `${other.pid}\n`);
+      writeFileSync(join(dir, 'LOCK'), line);
       appendFileSync(join(dir, 'entries.log'), Buffer.from([0, 0])); // a torn tail the open would cut
       const size = statSync(join(dir, 'entries.log')).size;
       expect(await refusalOf(() => FileLogStorage.open(dir))).toEqual({
@@ -190,28 +196,79 @@ describe('file store: one process at a time', () => {
         message: `the log store in ${dir} is in use by process ${other.pid}: one gateway per file store (replicas share the PostgreSQL store); if no gateway runs there, delete ${join(dir, 'LOCK')}`,
       });
       expect(statSync(join(dir, 'entries.log')).size).toBe(size); // nothing was cut
-      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(`${other.pid}\n`);
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(line);
     } finally {
       await other.end();
     }
     const storage = await FileLogStorage.open(dir); // the holder is gone: a crash's lock
-    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toMatch(new RegExp(`^${process.pid} [0-9]+\\n$`)); // pid and start time
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(lockLine(process.pid));
     await storage.close();
-    expect(existsSync(join(dir, 'LOCK'))).toBe(false);
-    expect(readdirSync(dir).filter((n) => n.includes('LOCK'))).toEqual([]); // no temporary file left
+    expect(readdirSync(dir).filter((n) => n.includes('LOCK'))).toEqual([]); // nothing left, temporary files included
   });
 
   (process.platform === 'linux' ? it : it.skip)('a lock naming a running pid with another start time is a dead holder\'s whose pid was reused (a restarted container): taken over', async () => {
     const dir = await closedFileLog(1);
     const other = otherProcess();
     try {
-      writeFileSync(join(dir, 'LOCK'), `${other.pid} 1\n`); // not when that process started
-      const storage = await FileLogStorage.open(dir);
-      await storage.close();
-      writeFileSync(join(dir, 'LOCK'), `${other.pid} ${readFileSync(`/proc/${other.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]}\n`);
-      expect((await refusalOf(() => FileLogStorage.open(dir))).code).toBe('LOG_STORAGE_FAILED'); // its real start time: running
+      writeFileSync(join(dir, 'LOCK'), lockLine(other.pid, '1')); // not when that process started
+      await (await FileLogStorage.open(dir)).close();
     } finally {
       await other.end();
+    }
+  });
+
+  it('a lock from another pid namespace or machine lives while it is touched: refused when fresh, taken over when older than the lease', async () => {
+    const dir = await closedFileLog(1);
+    writeFileSync(join(dir, 'LOCK'), `1 12345 4026530000 00000000-0000-0000-0000-000000000000\n`); // pid 1 of another container
+    expect((await refusalOf(() => FileLogStorage.open(dir))).message).toMatch(/is in use by process 1:/);
+    const old = new Date(Date.now() - LEASE_MS - 1_000);
+    utimesSync(join(dir, 'LOCK'), old, old);
+    await (await FileLogStorage.open(dir)).close();
+  });
+
+  it('a holder keeps its lease fresh while it holds the store', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      const dir = await closedFileLog(1);
+      const storage = await FileLogStorage.open(dir);
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(join(dir, 'LOCK'), old, old);
+      jest.advanceTimersByTime(LEASE_REFRESH_MS);
+      for (let i = 0; i < 50 && statSync(join(dir, 'LOCK')).mtimeMs < Date.now() - 30_000; i++) await new Promise((r) => setImmediate(r));
+      expect(statSync(join(dir, 'LOCK')).mtimeMs).toBeGreaterThan(Date.now() - 30_000);
+      await storage.close();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('this process cannot hold one store twice: a second open is refused until the first closes', async () => {
+    const dir = await closedFileLog(1);
+    const first = await FileLogStorage.open(dir);
+    expect((await refusalOf(() => FileLogStorage.open(dir))).message).toMatch(new RegExp(`is in use by process ${process.pid}:`));
+    await first.close();
+    await (await FileLogStorage.open(dir)).close();
+  });
+
+  (process.platform === 'linux' ? it : it.skip)('processes taking over a dead holder\'s lock at the same moment: exactly one wins, every time', async () => {
+    const script = `require('tsx/cjs'); require(${JSON.stringify(join(__dirname, '../../gateway/folder-lock.ts'))}).lockFolder(process.argv[1]).then(
+      (unlock) => { process.stdout.write('won'); setTimeout(() => unlock().then(() => process.exit(0)), 400); },
+      (e) => { process.stdout.write(e.name); process.exit(0); });`;
+    for (let round = 0; round < 5; round++) {
+      const dir = tempDir();
+      const dead = otherProcess();
+      const line = lockLine(dead.pid);
+      await dead.end();
+      writeFileSync(join(dir, 'LOCK'), line);
+      const outcomes = await Promise.all(
+        Array.from({ length: 4 }, () => {
+          const child = spawn(process.execPath, ['-e', script, dir], { cwd: join(__dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+          return new Promise<string>((resolve) => child.once('exit', () => resolve(out)));
+        }),
+      );
+      expect(outcomes.sort()).toEqual(['FolderInUseError', 'FolderInUseError', 'FolderInUseError', 'won']);
     }
   });
 

@@ -4,7 +4,7 @@
  * wrong type or an out-of-range value is a CONFIG_INVALID error naming the field (and the variable
  * it came from), never a crash later.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { dirname, resolve } from 'node:path';
 import { TeegateError, isTeegateError } from '../attestation/errors';
@@ -289,15 +289,40 @@ function enclaveUrl(url: string, where: string): string {
   return parsed.origin;
 }
 
+/** Files the configuration names are small: a bigger one is not one of them. */
+const MAX_CONFIG_FILE_BYTES = 1 << 20;
+
+/**
+ * A file the configuration names (the configuration itself, the policy file, a root certificate),
+ * as text: a regular file of at most 1 MiB, opened without blocking, so a FIFO, a device or a
+ * folder given by mistake is refused at once instead of hanging or filling memory at start.
+ */
+function readConfigText(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_CONFIG_FILE_BYTES) throw new Error(`${st.size} bytes, more than ${MAX_CONFIG_FILE_BYTES}`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Why a file could not be read, in a word or a phrase. */
+function readFailure(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+}
+
 function rootCertificate(entry: string, where: string, baseDir: string): string {
   if (entry.includes('-----BEGIN CERTIFICATE-----')) return entry;
   try {
-    const text = readFileSync(resolve(baseDir, entry), 'utf8');
+    const text = readConfigText(resolve(baseDir, entry));
     if (!text.includes('-----BEGIN CERTIFICATE-----')) fail(`${where}: ${entry} holds no PEM certificate`);
     return text;
   } catch (err) {
     if (isTeegateError(err)) throw err;
-    return fail(`${where}: cannot read ${entry}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    return fail(`${where}: cannot read ${entry}: ${readFailure(err)}`);
   }
 }
 
@@ -390,9 +415,9 @@ export function parseGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
 function readPolicyFile(path: string, where: string): LoadedPolicy {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    json = JSON.parse(readConfigText(path)) as unknown;
   } catch (err) {
-    return fail(`${where}: cannot read ${path} as JSON: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return fail(`${where}: cannot read ${path} as JSON: ${readFailure(err)}`);
   }
   try {
     return parsePolicyFile(json);
@@ -412,9 +437,9 @@ export function loadGatewayConfig(options: { file?: string; env?: Readonly<Recor
   if (path === undefined) return parseGatewayConfig({ env });
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfigText(path);
   } catch (err) {
-    return fail(`cannot read the configuration file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    return fail(`cannot read the configuration file ${path}: ${readFailure(err)}`);
   }
   let file: unknown;
   try {

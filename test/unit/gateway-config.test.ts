@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +120,31 @@ it('trustProxies takes IP addresses and CIDR blocks, and refuses anything else n
   for (const odd of ['10.0.0.0/33', '10/8', '010.0.0.1', '10.0.0.1/08', '::1/129', '10.0.0.0/8/8', '']) {
     expect(refusal({ file: { ...minimal, trustProxies: [odd] } })).toMatch(/^trustProxies(\[0\] ".*" must be an IP address or a CIDR block| must be a list of non-empty strings)/);
   }
+});
+
+(process.platform === 'linux' ? it : it.skip)('files the configuration names must be regular files of at most 1 MiB: a FIFO, a folder or a device is refused at once', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'teegate-config-files-'));
+  const fifo = join(dir, 'policy.fifo');
+  execFileSync('mkfifo', [fifo]); // reading it would block the start for good
+  const big = join(dir, 'big.json');
+  writeFileSync(big, ' '.repeat((1 << 20) + 1));
+  const cases: [string, string][] = [
+    [fifo, 'not a regular file'],
+    [dir, 'not a regular file'],
+    ['/dev/zero', 'not a regular file'],
+    [big, `${(1 << 20) + 1} bytes, more than ${1 << 20}`],
+  ];
+  for (const [path, why] of cases) {
+    expect(refusal({ file: { ...minimal, attestation: { policyFile: path } } })).toBe(`attestation.policyFile: cannot read ${path} as JSON: ${why}`);
+    expect(refusal({ file: { ...minimal, attestation: { ...minimal.attestation, rootCertificates: [path] } } })).toBe(`attestation.rootCertificates[0]: cannot read ${path}: ${why}`);
+  }
+  let caught: unknown;
+  try {
+    loadGatewayConfig({ file: fifo, env: {} });
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toMatchObject({ code: 'CONFIG_INVALID', message: `cannot read the configuration file ${fifo}: not a regular file` });
 });
 
 // Rejection paths, each CONFIG_INVALID at start with a message naming the setting (and the

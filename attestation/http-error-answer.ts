@@ -18,13 +18,13 @@ export function errorAnswer(err: TeegateError): { body: string; headers: Record<
 }
 
 /** A whole HTTP/1.1 answer; `reason` is the status's reason phrase (Node's STATUS_CODES). */
-export function rawErrorAnswer(err: TeegateError, reason = ''): string {
+function rawErrorAnswer(err: TeegateError, reason = ''): string {
   const { body, headers } = errorAnswer(err);
   return `HTTP/1.1 ${err.status} ${reason}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
 }
 
 /** The error of a request Node's HTTP parser or its timeouts refused (its `clientError` event). */
-export function clientErrorOf(code: string | undefined): TeegateError {
+function clientErrorOf(code: string | undefined): TeegateError {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return new TeegateError('REQUEST_HEADERS_TOO_LARGE', 'the request line and headers are larger than the server accepts (16 KiB)');

@@ -4,13 +4,13 @@
  * wrong type or an out-of-range value is a CONFIG_INVALID error naming the field (and the variable
  * it came from), never a crash later.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { dirname, resolve } from 'node:path';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import { compilePolicy, type MeasurementPolicy } from '../attestation/nitro/policy';
 import { parsePolicyFile, type LoadedPolicy } from '../attestation/policy-file';
 import { LOG_SCHEMA_NAME } from './log/storage/log-storage';
+import { readRegularFile } from './regular-file';
 
 export type ApiKeyScope = 'infer' | 'admin';
 export const API_KEY_SCOPES: readonly ApiKeyScope[] = ['infer', 'admin'];
@@ -195,14 +195,14 @@ function checkKind(field: Field, value: unknown, where: string): unknown {
   }
 }
 
-/** Dotted-quad IPv4 with no leading zeros: `010.0.0.1` (octal 8.0.0.1 to some parsers) or `10/8` are refused. */
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-/** An IPv4 or IPv6 address, or a CIDR block of one, in its plain form. */
+/**
+ * An IPv4 or IPv6 address, or a CIDR block of one, in its plain form: IPv4 as four decimal parts
+ * without leading zeros (`010.0.0.1` is 8.0.0.1 to some parsers; `10/8` is 0.0.0.0/8).
+ */
 function isAddressOrCidr(text: string): boolean {
   const [address = '', prefix, ...rest] = text.split('/');
   if (rest.length > 0) return false;
-  const v4 = IPV4.test(address);
+  const v4 = ipaddr.IPv4.isValidFourPartDecimal(address);
   if (!v4 && !(address.includes(':') && ipaddr.IPv6.isValid(address))) return false;
   return prefix === undefined || (/^(?:0|[1-9]\d{0,2})$/.test(prefix) && Number(prefix) <= (v4 ? 32 : 128));
 }
@@ -292,21 +292,9 @@ function enclaveUrl(url: string, where: string): string {
 /** Files the configuration names are small: a bigger one is not one of them. */
 const MAX_CONFIG_FILE_BYTES = 1 << 20;
 
-/**
- * A file the configuration names (the configuration itself, the policy file, a root certificate),
- * as text: a regular file of at most 1 MiB, opened without blocking, so a FIFO, a device or a
- * folder given by mistake is refused at once instead of hanging or filling memory at start.
- */
+/** A file the configuration names (the configuration itself, the policy file, a root certificate), as text. */
 function readConfigText(path: string): string {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > MAX_CONFIG_FILE_BYTES) throw new Error(`${st.size} bytes, more than ${MAX_CONFIG_FILE_BYTES}`);
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
-  }
+  return readRegularFile(path, MAX_CONFIG_FILE_BYTES).toString('utf8');
 }
 
 /** Why a file could not be read, in a word or a phrase. */

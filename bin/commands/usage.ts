@@ -1,7 +1,7 @@
 /** Usage and I/O errors of the CLI (exit code 2), as opposed to rejected evidence (exit code 1). */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parsePolicyFile, type LoadedPolicy } from '../../attestation/policy-file';
+import { FileRefusedError, readRegularFile } from '../../gateway/regular-file';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -28,18 +28,13 @@ export const MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024;
  * UsageError rather than a read without end: the file is opened without blocking and checked first.
  */
 export function readInputFile(path: string, what: string, maxBytes = MAX_INPUT_FILE_BYTES): Buffer {
-  let fd: number | undefined;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new UsageError(`${what} ${path} is not a regular file`);
-    if (stat.size > maxBytes) throw new UsageError(`${what} ${path} is ${stat.size} bytes, more than ${maxBytes}`);
-    return readFileSync(fd);
+    return readRegularFile(path, maxBytes);
   } catch (err) {
-    if (err instanceof UsageError) throw err;
+    if (err instanceof FileRefusedError) {
+      throw new UsageError(err.kind === 'not-regular' ? `${what} ${path} is not a regular file` : `${what} ${path} is ${err.size} bytes, more than ${maxBytes}`);
+    }
     throw new UsageError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

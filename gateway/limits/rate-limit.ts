@@ -24,32 +24,39 @@ export class RateLimiter {
 
   /** Takes one token for `subject` or throws RATE_LIMITED carrying the seconds to wait. */
   take(subject: string, limit: RateLimitConfig = this.defaults): void {
-    this.refill(subject, limit, true);
-  }
-
-  /** Throws RATE_LIMITED, as take would, when `subject` has no token left; takes nothing. */
-  check(subject: string, limit: RateLimitConfig = this.defaults): void {
-    this.refill(subject, limit, false);
-  }
-
-  private refill(subject: string, limit: RateLimitConfig, taking: boolean): void {
-    const now = this.now();
-    let bucket = this.buckets.get(subject);
-    if (!bucket || bucket.limit !== limit) {
+    let bucket = this.refilled(subject, limit);
+    if (!bucket) {
       if (this.buckets.size >= this.maxBuckets) this.buckets.delete(this.buckets.keys().next().value as string);
-      bucket = { tokens: limit.burst, updatedMs: now, limit };
+      bucket = { tokens: limit.burst, updatedMs: this.now(), limit };
       this.buckets.set(subject, bucket);
-    } else {
-      bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * limit.requestsPerSecond);
-      bucket.updatedMs = now;
     }
-    if (bucket.tokens >= 1) {
-      if (taking) bucket.tokens -= 1;
-      return;
-    }
-    const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / limit.requestsPerSecond));
-    throw new RateLimitedError(retryAfterSeconds);
+    refuseIfEmpty(bucket);
+    bucket.tokens -= 1;
   }
+
+  /**
+   * Throws RATE_LIMITED, as take would, when `subject` has no token left; takes nothing, and keeps
+   * nothing for a subject without a bucket (its bucket would be full).
+   */
+  check(subject: string, limit: RateLimitConfig = this.defaults): void {
+    const bucket = this.refilled(subject, limit);
+    if (bucket) refuseIfEmpty(bucket);
+  }
+
+  /** `subject`'s bucket for `limit`, refilled up to now; undefined if it has none. */
+  private refilled(subject: string, limit: RateLimitConfig): Bucket | undefined {
+    const bucket = this.buckets.get(subject);
+    if (!bucket || bucket.limit !== limit) return undefined;
+    const now = this.now();
+    bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * limit.requestsPerSecond);
+    bucket.updatedMs = now;
+    return bucket;
+  }
+}
+
+function refuseIfEmpty(bucket: Bucket): void {
+  if (bucket.tokens >= 1) return;
+  throw new RateLimitedError(Math.max(1, Math.ceil((1 - bucket.tokens) / bucket.limit.requestsPerSecond)));
 }
 
 export class RateLimitedError extends TeegateError {

@@ -12,7 +12,7 @@ import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import type { RunningEnclave } from '../../enclave/main';
-import { rawExchange, type RawAnswer } from '../support/raw-http';
+import { parseRawAnswer, rawExchange, type RawAnswer } from '../support/raw-http';
 import { affineRequest } from '../support/tiny-models';
 import { captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs } from '../support/gateway-harness';
 
@@ -114,10 +114,11 @@ async function expectingContinue(head: string, body: string): Promise<{ continue
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
-      const split = text.indexOf('\r\n\r\n');
-      const status = /^HTTP\/1\.1 (\d{3}) /.exec(text);
-      if (!status) return reject(new Error(`no final answer: ${JSON.stringify(text.slice(0, 200))}`));
-      resolve({ continued, answer: { status: Number(status[1]), headers: text.slice(0, split).toLowerCase(), body: text.slice(split + 4), closedAfterMs: Date.now() - started } });
+      try {
+        resolve({ continued, answer: parseRawAnswer(text, started) });
+      } catch (err) {
+        reject(err);
+      }
     });
   });
 }

@@ -28,11 +28,19 @@ export async function rawExchange(url: string, parts: readonly string[], gapMs =
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', () => undefined); // a reset after the answer is fine: the answer is what counts
     socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const split = text.indexOf('\r\n\r\n');
-      const status = /^HTTP\/1\.1 (\d{3}) /.exec(text);
-      if (!status) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
-      resolve({ status: Number(status[1]), headers: text.slice(0, split).toLowerCase(), body: text.slice(split + 4), closedAfterMs: Date.now() - started });
+      try {
+        resolve(parseRawAnswer(Buffer.concat(chunks).toString('utf8'), started));
+      } catch (err) {
+        reject(err);
+      }
     });
   });
+}
+
+/** The answer in `text` (all a connection received), for an exchange that began at `started` and just closed. */
+export function parseRawAnswer(text: string, started: number): RawAnswer {
+  const split = text.indexOf('\r\n\r\n');
+  const status = /^HTTP\/1\.1 (\d{3}) /.exec(text);
+  if (!status) throw new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`);
+  return { status: Number(status[1]), headers: text.slice(0, split).toLowerCase(), body: text.slice(split + 4), closedAfterMs: Date.now() - started };
 }

@@ -8,7 +8,7 @@
  *   integrated         the integrated tree size (decimal), written after the tiles it covers
  *   checkpoint         the latest signed checkpoint (signed note)
  *   log-signing.key    the log's Ed25519 signer key (mode 0600), created on first start
- *   LOCK               the pid of the process that has the store open (gateway/folder-lock.ts)
+ *   LOCK               the process that has the store open (gateway/folder-lock.ts)
  *
  * Every file but entries.log is replaced atomically (write to a temporary file, fsync, rename,
  * fsync the directory). On open, entries.log is scanned; a torn tail (a record cut short or with a

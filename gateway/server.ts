@@ -83,7 +83,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     metrics,
   });
   let shuttingDown = false;
-  const app = createGatewayApp({ config, pool, sink, logger, metrics, isShuttingDown: () => shuttingDown, routers });
+  const { listener } = createGatewayApp({ config, pool, sink, logger, metrics, isShuttingDown: () => shuttingDown, routers });
   const server = createServer(
     {
       requestTimeout: config.limits.requestTimeoutMs,
@@ -91,7 +91,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       connectionsCheckingInterval: connectionsCheckingInterval(config.limits.requestTimeoutMs),
       keepAliveTimeout: 65_000,
     },
-    app,
+    listener,
   );
   answerNodeErrors(server);
   let address: AddressInfo;

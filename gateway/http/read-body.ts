@@ -5,7 +5,7 @@
  * refused as soon as it does. A client that sent `Expect: 100-continue` is asked for the body only
  * once those checks passed.
  */
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TeegateError } from '../../attestation/errors';
 import { continueIfExpected } from './node-errors';
 
@@ -24,7 +24,7 @@ export function bodyMode(contentType: string | undefined): BodyMode {
   throw new TeegateError('MEDIA_TYPE_UNSUPPORTED', `Content-Type must be application/json (plain) or application/jose (sealed), got ${JSON.stringify(essence || 'none')}`);
 }
 
-export function readRawBody(req: Request, res: Response, limit: number): Promise<RawBody> {
+export function readRawBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<RawBody> {
   return new Promise<RawBody>((resolve, reject) => {
     let mode: BodyMode;
     try {

@@ -9,7 +9,7 @@
  *    re-attested and the caller gets ENCLAVE_IDENTITY_CHANGED (502).
  */
 import { decodeProtectedHeader } from 'jose';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { ENCLAVE_HEADER, RECEIPT_HEADER } from '../../attestation/headers';
 import { TeegateError } from '../../attestation/errors';
 import type { GatewayMetrics } from '../observability/metrics';
@@ -50,8 +50,8 @@ export interface RelayResult {
 }
 
 /** Answers with the enclave's status, content type (default JSON) and body (or `body`), naming the enclave. */
-export function sendRelayed(res: Response, { member, response }: RelayResult, body: Buffer = response.body): void {
-  res.status(response.status);
+export function sendRelayed(res: ServerResponse, { member, response }: RelayResult, body: Buffer = response.body): void {
+  res.statusCode = response.status;
   res.setHeader(ENCLAVE_HEADER, member.id);
   res.setHeader('Content-Type', response.headers['content-type'] ?? 'application/json');
   res.end(body);

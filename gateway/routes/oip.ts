@@ -1,13 +1,15 @@
 /**
  * Open Inference Protocol (KServe v2) routes: server metadata and health, model list, metadata and
- * readiness, and inference. Inference bodies, plain (application/json) or sealed
- * (application/jose), are relayed as raw bytes; the gateway logs the enclave's receipt (from the
- * `teegate-receipt` header) and returns its log index in `teegate-log-index` and, for plain
- * JSON, in `parameters.log_index`.
+ * readiness (express routes), and inference (`createInferHandler`, served by the front: front.ts).
+ * Inference bodies, plain (application/json) or sealed (application/jose), are relayed as raw
+ * bytes; the gateway logs the enclave's receipt (from the `teegate-receipt` header) and returns
+ * its log index in `teegate-log-index` and, for plain JSON, in `parameters.log_index`.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Express, Request, Response } from 'express';
 import { TeegateError } from '../../attestation/errors';
 import type { GatewayContext } from '../context';
+import type { GatewayResponse } from '../http/exchange';
 import { readRawBody } from '../http/read-body';
 import { spliceLogIndex } from '../http/splice-log-index';
 import type { ModelSelector } from '../pool/enclave-pool';
@@ -18,9 +20,18 @@ export const SERVER_NAME = 'teegate';
 export const SERVER_VERSION = '0.1.0';
 export const SERVER_EXTENSIONS = ['teegate-receipts', 'teegate-sealed', 'teegate-transparency-log'];
 
+/** The inference routes (express path syntax), which the front serves. */
+export const INFER_ROUTES = ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer'] as const;
+
+/** A route's decoded path parameters. */
+export type RouteParams = Readonly<Partial<Record<string, string>>>;
+
+function selectorOf({ model, version }: RouteParams): ModelSelector {
+  return { name: model ?? '', ...(version !== undefined ? { version } : {}) };
+}
+
 function selector(req: Request): ModelSelector {
-  const { model, version } = req.params as { model: string; version?: string };
-  return { name: model, ...(version !== undefined ? { version } : {}) };
+  return selectorOf(req.params as RouteParams);
 }
 
 /** The enclave's path of a model (and version, when the client's path named one). */
@@ -28,14 +39,19 @@ function enclavePath({ name, version }: ModelSelector): string {
   return `/v2/models/${encodeURIComponent(name)}${version !== undefined ? `/versions/${encodeURIComponent(version)}` : ''}`;
 }
 
-export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
-  const { pool, config, metrics, sink } = ctx;
+function relayOptionsOf(ctx: GatewayContext) {
   // A failure to log it must not replace the answer's own error (a client decides on a retry by it).
   const logUndelivered = (receipt: string) =>
-    sink.appendReceipt(receipt).catch((err: unknown) => ctx.logger.error({ err: String(err) }, 'the receipt of an undelivered answer could not be logged'));
-  const relayOptions = { maxAttempts: config.limits.maxAttempts, metrics, logUndelivered };
+    ctx.sink.appendReceipt(receipt).catch((err: unknown) => ctx.logger.error({ err: String(err) }, 'the receipt of an undelivered answer could not be logged'));
+  const relayOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, logUndelivered };
   // A sealed request without a seal kid may reach an enclave that holds another key: try the next.
   const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['JWE_KEY_MISMATCH' as const] };
+  return { relayOptions, sealedRelayOptions };
+}
+
+export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
+  const { pool } = ctx;
+  const { relayOptions } = relayOptionsOf(ctx);
 
   app.get('/v2', (_req, res) => {
     res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS });
@@ -82,9 +98,18 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
   };
   app.get('/v2/models/:model/ready', ready);
   app.get('/v2/models/:model/versions/:version/ready', ready);
+}
 
-  const infer = async (req: Request, res: Response) => {
-    const base = selector(req);
+/**
+ * Inference: reads the body raw, relays it, logs the receipt durably, answers with its log index.
+ * On Node's own request and response (the front calls it for the INFER_ROUTES, after admission
+ * and authorization); throws what the error answer says.
+ */
+export function createInferHandler(ctx: GatewayContext): (req: IncomingMessage, res: GatewayResponse, params: RouteParams) => Promise<void> {
+  const { pool, config, metrics, sink } = ctx;
+  const { relayOptions, sealedRelayOptions } = relayOptionsOf(ctx);
+  return async (req, res, params) => {
+    const base = selectorOf(params);
     const body = await readRawBody(req, res, config.limits.bodyBytes);
     res.locals.mode = body.mode;
     const relayStarted = performance.now();
@@ -111,7 +136,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
       const { index } = await sink.appendReceipt(receipt);
       const logged = performance.now();
       metrics.logAppendDuration.observe((logged - relayEnded) / 1000);
-      const receivedAt = typeof res.locals.receivedAt === 'number' ? res.locals.receivedAt : relayStarted;
+      const receivedAt = res.locals.receivedAt ?? relayStarted;
       // The enclave's own `infer` (a number or nothing, whatever the header says) beside the relay's.
       const upstream = response.headers[SERVER_TIMING_HEADER];
       const { infer: enclaveInfer } = parseServerTiming(typeof upstream === 'string' ? upstream : undefined);
@@ -125,7 +150,4 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
     }
     sendRelayed(res, relayed, out);
   };
-  const auth = ctx.requireKey('infer');
-  app.post('/v2/models/:model/infer', auth, infer);
-  app.post('/v2/models/:model/versions/:version/infer', auth, infer);
 }

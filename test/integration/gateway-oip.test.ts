@@ -17,6 +17,7 @@ import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import { postStreamed } from '../support/loopback';
+import { rawExchange } from '../support/raw-http';
 import { affineRequest } from '../support/tiny-models';
 import { SPEC_OUTPUT0, captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs, type TestKeys } from '../support/gateway-harness';
 
@@ -360,6 +361,37 @@ describe('auth and limits', () => {
       expect([path, res.status, res.json(), res.headers.get('retry-after')]).toEqual([path, 400, { code: 'REQUEST_INVALID', message: 'the request path holds an invalid percent-escape' }, null]);
     }
     expect(logs().some((l) => l.includes('unhandled'))).toBe(false);
+  });
+
+  it('inference, served in front of express (gateway/front.ts), is routed as express routes the rest', async () => {
+    // Case-insensitive, an optional trailing slash, a query string, percent-decoded parameters.
+    for (const path of ['/V2/Models/affine/INFER', '/v2/models/affine/infer/', '/v2/models/affine/infer?x=1', '/v2/models/aff%69ne/versions/1/infer']) {
+      const res = await call(path, { body, type: 'application/json' });
+      expect([path, res.status, typeof res.headers.get('teegate-log-index')]).toEqual([path, 200, 'string']);
+    }
+    // An absolute-form request target (RFC 9112 3.2.2: a server must accept it).
+    const absolute = JSON.stringify(affineRequest());
+    const answer = await rawExchange(gateway.url, [
+      `POST ${gateway.url}/v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer ${keys.infer}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(absolute)}\r\nConnection: close\r\n\r\n${absolute}`,
+    ]);
+    expect([answer.status, answer.headers]).toEqual([200, expect.stringContaining('teegate-log-index: ')]);
+    // Not inference: other methods, and paths that only look like it, reach express.
+    const get = await call('/v2/models/affine/infer', { key: null });
+    expect([get.status, get.json()]).toEqual([404, { code: 'ROUTE_NOT_FOUND', message: 'no route GET /v2/models/affine/infer' }]);
+    const deeper = await call('/v2/models/affine/infer/more', { body, type: 'application/json' });
+    expect([deeper.status, deeper.json().code]).toEqual([404, 'ROUTE_NOT_FOUND']);
+    // The same admission as every route: request id (the client's, when it is a plain token),
+    // security headers, CORS; on the front's own error answers too.
+    for (const key of [keys.infer, null]) {
+      const res = await call('/v2/models/affine/infer', { body, type: 'application/json', key, headers: { 'x-request-id': 'req-42', origin: 'https://app.example.com' } });
+      expect([res.status, res.headers.get('x-request-id'), res.headers.get('x-content-type-options'), res.headers.get('cache-control'), res.headers.get('access-control-allow-origin')]).toEqual([
+        key === null ? 401 : 200,
+        'req-42',
+        'nosniff',
+        'no-store',
+        'https://app.example.com',
+      ]);
+    }
   });
 
   it('sets security headers and answers CORS for the configured origin only', async () => {

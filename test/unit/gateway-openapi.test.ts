@@ -13,6 +13,7 @@ import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { createLogger } from '../../gateway/observability/logger';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { buildOpenApi } from '../../gateway/openapi';
+import { INFER_ROUTES } from '../../gateway/routes/oip';
 import { EnclavePool } from '../../gateway/pool/enclave-pool';
 
 type RouteLayer = { route?: { path: string | RegExp; methods: Record<string, boolean> } };
@@ -30,8 +31,11 @@ function routesOf(stack: readonly RouteLayer[], prefix = ''): Set<string> {
   return out;
 }
 
+/** The express app's routes and the front's (inference). */
 function registeredRoutes(app: Express): Set<string> {
-  return routesOf((app as unknown as { router: { stack: RouteLayer[] } }).router.stack);
+  const routes = routesOf((app as unknown as { router: { stack: RouteLayer[] } }).router.stack);
+  for (const path of INFER_ROUTES) routes.add(`POST ${path.replace(/:([A-Za-z_]+)/g, '{$1}')}`);
+  return routes;
 }
 
 function documentedRoutes(): Set<string> {
@@ -47,11 +51,13 @@ describe('OpenAPI 3.1 document', () => {
   const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
   const sink = new MemoryReceiptSink();
   const pool = new EnclavePool({ enclaves: [], attestation: config.attestation, sink, healthIntervalMs: 1000, healthTimeoutMs: 1000, selection: 'round-robin', client: { connectTimeoutMs: 100, timeoutMs: 100 }, logger, metrics });
-  const app = createGatewayApp({ config, pool, sink, logger, metrics });
+  const { app } = createGatewayApp({ config, pool, sink, logger, metrics });
 
   it('describes exactly the routes the app serves, the mounted log router and the web explorer entry', async () => {
     const routes = registeredRoutes(app);
     expect(routes.size).toBe(16);
+    // Inference is the front's alone: the express app does not register it too.
+    expect([...routesOf((app as unknown as { router: { stack: RouteLayer[] } }).router.stack)].filter((r) => r.endsWith('/infer'))).toEqual([]);
     const dir = mkdtempSync(join(tmpdir(), 'teegate-openapi-'));
     const log = await TransparencyLog.open({ storage: await FileLogStorage.open(dir) });
     try {

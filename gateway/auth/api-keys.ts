@@ -3,7 +3,7 @@
  * presented key is hashed and compared against every stored hash in constant time, so neither
  * the comparison nor the lookup order reveals how close a guess was.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TeegateError } from '../../attestation/errors';
 import type { ApiKeyConfig, ApiKeyScope, RateLimitConfig } from '../config';
 
@@ -22,7 +22,7 @@ export function generateApiKey(): string {
 }
 
 function keyDigest(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
+  return hash('sha256', key, 'buffer');
 }
 
 /** Lower-case hex SHA-256 of a key: what the configuration stores. */

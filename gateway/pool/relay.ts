@@ -57,14 +57,29 @@ export function sendRelayed(res: ServerResponse, { member, response }: RelayResu
   res.end(body);
 }
 
+/**
+ * The `kid` of recently seen protected headers (the first segment of a JWS compact): an enclave
+ * signs every receipt under the same header, so it is decoded once, not on every inference.
+ * Bounded: cleared when full.
+ */
+const kidOfHeader = new Map<string, string | undefined>();
+const KID_CACHE_ENTRIES = 64;
+
 /** `kid` of a JWS compact protected header, without verifying anything (a cheap identity check). */
 function receiptKid(jws: string): string | undefined {
+  const dot = jws.indexOf('.');
+  const header = dot < 0 ? jws : jws.slice(0, dot);
+  if (kidOfHeader.has(header)) return kidOfHeader.get(header);
+  let kid: string | undefined;
   try {
-    const { kid } = decodeProtectedHeader(jws);
-    return typeof kid === 'string' ? kid : undefined;
+    const decoded = decodeProtectedHeader(jws).kid;
+    kid = typeof decoded === 'string' ? decoded : undefined;
   } catch {
-    return undefined;
+    kid = undefined;
   }
+  if (kidOfHeader.size >= KID_CACHE_ENTRIES) kidOfHeader.clear();
+  kidOfHeader.set(header, kid);
+  return kid;
 }
 
 /**

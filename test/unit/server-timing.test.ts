@@ -11,6 +11,13 @@ describe('Server-Timing', () => {
     expect(parseServerTiming(value)).toEqual({ infer: 12.346, log: 0.4 });
   });
 
+  it('reads the form it writes and the same metric spaced otherwise alike', () => {
+    for (const value of ['infer;dur=1.5', ' infer;dur=1.5', 'infer;dur=1.5 ', '  infer ; dur=1.5', 'infer;desc=x;dur=1.5', 'infer;dur=1.5;desc=x']) {
+      expect([value, parseServerTiming(`a;dur=2,${value}`)]).toEqual([value, { a: 2, infer: 1.5 }]);
+    }
+    expect(parseServerTiming('infer;dur=1.5;dur=x')).toEqual({ infer: 1.5 });
+  });
+
   it('reads dur among other parameters, as browsers send them', () => {
     expect(parseServerTiming('cache;desc="Cache Read";dur=23.2, db;dur=53, app;dur=47.2')).toEqual({ cache: 23.2, db: 53, app: 47.2 });
   });

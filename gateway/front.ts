@@ -10,11 +10,15 @@
  * CORS, access log and metrics), the same authorization and rate limits, the same handler and the
  * same error answers as the express routes, and the route is matched as express matches it
  * (path-to-regexp: case-insensitive, an optional trailing slash, parameters percent-decoded, a bad
- * escape answered REQUEST_INVALID).
+ * escape answered REQUEST_INVALID and labelled "unmatched"). One thing is answered here for every
+ * method: a request target that Node accepts and url.parse cannot read (REQUEST_INVALID, where
+ * express's router answered a bare 404 page). test/integration/gateway-front-parity.test.ts
+ * compares the answers, log lines and labels with the express routes'.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import parseurl from 'parseurl';
 import { match } from 'path-to-regexp';
+import { TeegateError } from '../attestation/errors';
 import type { GatewayContext } from './context';
 import { answerError } from './http/errors';
 import type { Admission, ExchangeNotes, GatewayResponse } from './http/exchange';
@@ -30,28 +34,47 @@ export function createFront(ctx: GatewayContext, admission: Admission, app: Requ
   // answers it (REQUEST_INVALID, with the exchange's headers).
   const routes = INFER_ROUTES.map((pattern) => ({ pattern, match: match<Record<string, string>>(pattern, { sensitive: false, end: true, trailing: true, decode: false }) }));
   const infer = createInferHandler(ctx);
+  const withNotes = (res: ServerResponse): GatewayResponse => Object.assign(res, { locals: {} satisfies ExchangeNotes });
 
-  const serve = async (req: IncomingMessage, res: GatewayResponse, route: string, raw: Readonly<Record<string, string>>): Promise<void> => {
-    if (!admission(req, res, () => route)) return;
+  /**
+   * Admission, then `answer`; any failure answered by answerError. The metrics and access-log
+   * route is "unmatched" (as express labels what no route took) until `answer` names it.
+   */
+  const handle = async (req: IncomingMessage, res: GatewayResponse, answer: (named: (route: string) => void) => Promise<void>): Promise<void> => {
+    let route = 'unmatched';
     try {
-      const params: Record<string, string> = {};
-      for (const [name, value] of Object.entries(raw)) params[name] = decodeParam(value);
-      ctx.authorize(req, res, 'infer');
-      await infer(req, res, params);
+      if (!admission(req, res, () => route)) return;
+      await answer((name) => (route = name));
     } catch (err) {
       answerError(res, err, onInternal);
     }
   };
+  // What answerError itself could not answer (a throwing logger): the connection is closed.
+  const run = (res: ServerResponse, served: Promise<void>) => void served.catch(() => res.destroy());
 
   return (req: IncomingMessage, res: ServerResponse) => {
-    const path = req.method === 'POST' ? parseurl(req)?.pathname : undefined;
-    if (typeof path === 'string') {
+    let path: string | null | undefined;
+    try {
+      path = parseurl(req)?.pathname;
+    } catch {
+      // An absolute-form target that Node accepts and url.parse does not (`http://[/...`):
+      // express's router would answer a bare 404 page; refused here in the gateway's JSON.
+      return run(res, handle(req, withNotes(res), async () => {
+        throw new TeegateError('REQUEST_INVALID', 'the request target is not a valid URL');
+      }));
+    }
+    if (req.method === 'POST' && typeof path === 'string') {
       for (const route of routes) {
         const found = route.match(path);
         if (found === false) continue;
-        const notes: ExchangeNotes = {};
-        void serve(req, Object.assign(res, { locals: notes }), route.pattern, found.params);
-        return;
+        return run(res, handle(req, withNotes(res), async (named) => {
+          const params: Record<string, string> = {};
+          for (const [name, value] of Object.entries(found.params)) params[name] = decodeParam(value);
+          named(route.pattern);
+          const notes = res as GatewayResponse;
+          ctx.authorize(req, notes, 'infer');
+          await infer(req, notes, params);
+        }));
       }
     }
     app(req, res);

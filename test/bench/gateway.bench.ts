@@ -10,6 +10,9 @@
  * side's saturated rate, open loop, alternating slices; the saturated (closed-loop) percentiles, which
  * are the queue's length over the throughput, are reported under `saturated`.
  * BENCH_INSTANCES and BENCH_THREADS tune the real model's sessions (default: one, on onnxruntime's threads).
+ * BENCH_TOPOLOGY=separate runs the enclave on a vCPU of its own (the last; onnxruntime on one thread
+ * unless BENCH_THREADS says otherwise) and everything else on the others, as a Nitro host gives an
+ * enclave vCPUs of its own (taskset); the default, `shared`, lets every process use every vCPU.
  * Also reported: one connection at a time, direct and gateway requests alternating (the gateway's
  * own latency per request, free of queueing, to 0.01 ms, and where it goes, from Server-Timing),
  * and the tiny generated affine model (the gateway's cost when inference costs almost nothing).
@@ -20,7 +23,9 @@
  * connection at a time.
  * Last line of stdout: one JSON object.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +48,20 @@ const SLICE = Number(process.env.BENCH_SLICE_SECONDS ?? 3);
 /** Requests per side one connection at a time (alternating, for the gateway's own latency). */
 const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 300);
 const CONNECTIONS = 64;
+const TOPOLOGY = process.env.BENCH_TOPOLOGY ?? 'shared';
+if (TOPOLOGY !== 'shared' && TOPOLOGY !== 'separate') throw new Error(`BENCH_TOPOLOGY must be shared or separate, not ${TOPOLOGY}`);
+
+/** CPU lists (taskset -c) in the separate topology: the enclave's, and everything else's. */
+function separateCpus(): { enclave: string; others: string } {
+  const n = availableParallelism();
+  if (n < 2) throw new Error('BENCH_TOPOLOGY=separate needs at least 2 vCPUs');
+  return { enclave: String(n - 1), others: n === 2 ? '0' : `0-${n - 2}` };
+}
+
+/** Binds every thread of `pid` to `cpus` (threads started later inherit it from theirs). */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
 const RUN_TS = join(REPO_ROOT, 'bin', 'run-ts');
 
 interface Load {
@@ -275,10 +294,12 @@ async function main(): Promise<void> {
   // BENCH_INSTANCES and BENCH_THREADS set the real model's `instances` and `threads` (docs/enclave-api.md).
   const tuning = Object.fromEntries(
     (['instances', 'threads'] as const).flatMap((key) => {
-      const value = process.env[`BENCH_${key.toUpperCase()}`];
+      const value = process.env[`BENCH_${key.toUpperCase()}`] ?? (key === 'threads' && TOPOLOGY === 'separate' ? '1' : undefined);
       return value === undefined ? [] : [[key, Number(value)]];
     }),
   );
+  const cpus = TOPOLOGY === 'separate' ? separateCpus() : undefined;
+  if (cpus) pin(process.pid, cpus.others);
   const models = [...defaultModelConfigs().map((c) => ({ ...c, ...tuning })), ...tinyModelConfigs(dir)];
   const modelsFile = join(dir, 'models.json');
   writeFileSync(modelsFile, JSON.stringify(models));
@@ -286,6 +307,9 @@ async function main(): Promise<void> {
 
   const enclave = await startChildService('enclave', [RUN_TS, join(REPO_ROOT, 'enclave', 'cli.ts'), '--port', '0', '--data', dir, '--models', modelsFile], { onLog: quiet, readyTimeoutMs: 120_000 });
   try {
+    // Started from this process, the others inherit its CPUs; the enclave's threads (onnxruntime's
+    // included, started with its sessions) move to its own.
+    if (cpus) pin(enclave.pid, cpus.enclave);
     // Pin what the enclave really is: its dev root and its measured PCRs, verified.
     const ca = await importDevCa(JSON.parse(readFileSync(join(dir, 'dev-ca.json'), 'utf8')) as DevCaJson);
     const att = (await (await fetch(`${enclave.url}/attestation`)).json()) as { document: string };
@@ -389,6 +413,7 @@ async function main(): Promise<void> {
       report({
         model: DEMO_MODEL,
         model_tuning: tuning,
+        topology: cpus ? { name: 'separate', enclave_cpus: cpus.enclave, other_cpus: cpus.others } : { name: 'shared' },
         connections: CONNECTIONS,
         seconds_per_side: SLICE * ROUNDS,
         slices_per_side: ROUNDS,

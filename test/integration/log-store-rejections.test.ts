@@ -234,7 +234,9 @@ describe('file store: one process at a time', () => {
       const old = new Date(Date.now() - 60_000);
       utimesSync(join(dir, 'LOCK'), old, old);
       jest.advanceTimersByTime(LEASE_REFRESH_MS);
-      for (let i = 0; i < 50 && statSync(join(dir, 'LOCK')).mtimeMs < Date.now() - 30_000; i++) await new Promise((r) => setImmediate(r));
+      // The touch runs on libuv's thread pool: wait turns of the event loop for it (the clocks are
+      // fake; 50 turns were too few once, under a full parallel run), up to about a second.
+      for (let i = 0; i < 200_000 && statSync(join(dir, 'LOCK')).mtimeMs < Date.now() - 30_000; i++) await new Promise((r) => setImmediate(r));
       expect(statSync(join(dir, 'LOCK')).mtimeMs).toBeGreaterThan(Date.now() - 30_000);
       await storage.close();
     } finally {

@@ -40,7 +40,7 @@ function outcome(status: number, gatewayError: boolean): string {
  * Starts the exchange: the request id (the client's, if it is a plain token, else a new one) and,
  * on 'finish', the observations. `route` names the matched route's pattern when the answer is done.
  */
-export function beginExchange(
+function beginExchange(
   obs: { readonly metrics: GatewayMetrics; readonly logger: GatewayLogger },
   req: IncomingMessage,
   res: GatewayResponse,

@@ -11,8 +11,8 @@
  * same error answers as the express routes, and the route is matched as express matches it
  * (path-to-regexp: case-insensitive, an optional trailing slash, parameters percent-decoded, a bad
  * escape answered REQUEST_INVALID and labelled "unmatched"). One thing is answered here for every
- * method: a request target that Node accepts and url.parse cannot read (REQUEST_INVALID, where
- * express's router answered a bare 404 page). test/integration/gateway-front-parity.test.ts
+ * method: a request target that Node accepts and url.parse cannot read or finds no path in
+ * (REQUEST_INVALID, where express's router answered a bare 404 page). test/integration/gateway-front-parity.test.ts
  * compares the answers, log lines and labels with the express routes'.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
@@ -57,13 +57,17 @@ export function createFront(ctx: GatewayContext, admission: Admission, app: Requ
     try {
       path = parseurl(req)?.pathname;
     } catch {
-      // An absolute-form target that Node accepts and url.parse does not (`http://[/...`):
-      // express's router would answer a bare 404 page; refused here in the gateway's JSON.
+      path = undefined;
+    }
+    if (typeof path !== 'string') {
+      // An absolute-form target that Node accepts and url.parse cannot read (`http://[/...`) or
+      // finds no path in (`https://:99999`): express's router would answer a bare 404 page;
+      // refused here in the gateway's JSON.
       return run(res, handle(req, withNotes(res), async () => {
         throw new TeegateError('REQUEST_INVALID', 'the request target is not a valid URL');
       }));
     }
-    if (req.method === 'POST' && typeof path === 'string') {
+    if (req.method === 'POST') {
       for (const route of routes) {
         const found = route.match(path);
         if (found === false) continue;

@@ -25,25 +25,27 @@ export function formatServerTiming(durations: Readonly<Record<string, number>>):
     .join(', ');
 }
 
-const PLAIN_METRIC = /^ ?([A-Za-z0-9_-]{1,64});dur=(\d{1,12}(?:\.\d{1,6})?)$/;
+const METRIC_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const DURATION = /^\d{1,12}(\.\d{1,6})?$/;
 
 /**
  * The `dur` of each metric of a Server-Timing value: metrics without a plain decimal one are
  * left out (the value may come from another party; nothing in it is trusted beyond a decimal number).
+ * A metric's parameters are read up to its first `dur` (the gateway reads the enclave's on every inference).
  */
 export function parseServerTiming(value: string | undefined): Record<string, number> {
   const out = Object.create(null) as Record<string, number>; // a metric named __proto__ stays data
   for (const metric of (value ?? '').split(',')) {
-    // The form this project writes (`name;dur=ms`), read without splitting it further: the gateway
-    // reads the enclave's on every inference.
-    const plain = PLAIN_METRIC.exec(metric);
-    if (plain) {
-      out[plain[1]!] = Number(plain[2]);
-      continue;
+    const params = metric.split(';');
+    const name = params[0]!.trim();
+    if (!METRIC_NAME.test(name)) continue;
+    for (let i = 1; i < params.length; i++) {
+      const param = params[i]!.trim();
+      if (!param.startsWith('dur=')) continue;
+      const dur = param.slice(4);
+      if (DURATION.test(dur)) out[name] = Number(dur);
+      break; // the first dur is the metric's
     }
-    const [name, ...params] = metric.split(';').map((p) => p.trim());
-    const dur = params.find((p) => p.startsWith('dur='))?.slice(4);
-    if (name && /^[A-Za-z0-9_-]{1,64}$/.test(name) && dur !== undefined && /^\d{1,12}(\.\d{1,6})?$/.test(dur)) out[name] = Number(dur);
   }
   return out;
 }

@@ -37,7 +37,7 @@ export interface GatewayHandlers {
 
 export function createGatewayApp(deps: GatewayDeps): GatewayHandlers {
   const ctx = createContext(deps);
-  const admission = createAdmission({ metrics: deps.metrics, logger: deps.logger, corsOrigins: deps.config.cors.origins, ...(deps.isShuttingDown ? { isShuttingDown: deps.isShuttingDown } : {}) });
+  const admission = createAdmission(deps);
   const onInternal = (err: unknown) => deps.logger.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
   const app = express();
   app.disable('x-powered-by');

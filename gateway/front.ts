@@ -29,56 +29,56 @@ function decodeParam(value: string): string {
   return value.includes('%') ? decodeURIComponent(value) : value;
 }
 
+/** The request target's path, or undefined where url.parse cannot read one (`http://[/...`, `https://:99999`). */
+function pathOf(req: IncomingMessage): string | undefined {
+  try {
+    return parseurl(req)?.pathname ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createFront(ctx: GatewayContext, admission: Admission, app: RequestListener, onInternal: (err: unknown) => void): RequestListener {
-  // Parameters are decoded in `serve`, after admission, so that a bad escape is answered as express
-  // answers it (REQUEST_INVALID, with the exchange's headers).
+  // Parameters are decoded after admission, so that a bad escape is answered as express answers it
+  // (REQUEST_INVALID, with the exchange's headers, labelled "unmatched").
   const routes = INFER_ROUTES.map((pattern) => ({ pattern, match: match<Record<string, string>>(pattern, { sensitive: false, end: true, trailing: true, decode: false }) }));
   const infer = createInferHandler(ctx);
-  const withNotes = (res: ServerResponse): GatewayResponse => Object.assign(res, { locals: {} satisfies ExchangeNotes });
 
   /**
-   * Admission, then `answer`; any failure answered by answerError. The metrics and access-log
-   * route is "unmatched" (as express labels what no route took) until `answer` names it.
+   * Admission, then `answer`, any failure answered by answerError; what that could not answer (a
+   * throwing logger) closes the connection. The route is "unmatched", as express labels what no
+   * route took, until `answer` notes one.
    */
-  const handle = async (req: IncomingMessage, res: GatewayResponse, answer: (named: (route: string) => void) => Promise<void>): Promise<void> => {
-    let route = 'unmatched';
-    try {
-      if (!admission(req, res, () => route)) return;
-      await answer((name) => (route = name));
-    } catch (err) {
-      answerError(res, err, onInternal);
-    }
+  const serve = (req: IncomingMessage, raw: ServerResponse, answer: (res: GatewayResponse) => Promise<void>): void => {
+    const res: GatewayResponse = Object.assign(raw, { locals: {} satisfies ExchangeNotes });
+    void (async () => {
+      try {
+        if (admission(req, res, () => res.locals.route ?? 'unmatched')) await answer(res);
+      } catch (err) {
+        answerError(res, err, onInternal);
+      }
+    })().catch(() => res.destroy());
   };
-  // What answerError itself could not answer (a throwing logger): the connection is closed.
-  const run = (res: ServerResponse, served: Promise<void>) => void served.catch(() => res.destroy());
 
   return (req: IncomingMessage, res: ServerResponse) => {
-    let path: string | null | undefined;
-    try {
-      path = parseurl(req)?.pathname;
-    } catch {
-      path = undefined;
-    }
-    if (typeof path !== 'string') {
-      // An absolute-form target that Node accepts and url.parse cannot read (`http://[/...`) or
-      // finds no path in (`https://:99999`): express's router would answer a bare 404 page;
-      // refused here in the gateway's JSON.
-      return run(res, handle(req, withNotes(res), async () => {
+    const path = pathOf(req);
+    if (path === undefined) {
+      // Express's router would answer a bare 404 page: refused here in the gateway's JSON.
+      return serve(req, res, async () => {
         throw new TeegateError('REQUEST_INVALID', 'the request target is not a valid URL');
-      }));
+      });
     }
     if (req.method === 'POST') {
       for (const route of routes) {
         const found = route.match(path);
         if (found === false) continue;
-        return run(res, handle(req, withNotes(res), async (named) => {
+        return serve(req, res, async (notes) => {
           const params: Record<string, string> = {};
           for (const [name, value] of Object.entries(found.params)) params[name] = decodeParam(value);
-          named(route.pattern);
-          const notes = res as GatewayResponse;
+          notes.locals.route = route.pattern;
           ctx.authorize(req, notes, 'infer');
           await infer(req, notes, params);
-        }));
+        });
       }
     }
     app(req, res);

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TeegateError } from '../../attestation/errors';
+import type { GatewayDeps } from '../context';
 import type { GatewayLogger } from '../observability/logger';
 import type { GatewayMetrics } from '../observability/metrics';
 import { sendError } from './errors';
@@ -23,6 +24,8 @@ export interface ExchangeNotes {
   enclave?: string;
   /** The error code of an error answer. */
   errorCode?: string;
+  /** The matched route's pattern, where the route itself says it (the front; express has req.route). */
+  route?: string;
 }
 
 /** Node's response with the notes (an express Response is one). */
@@ -86,13 +89,8 @@ function beginExchange(
  */
 export type Admission = (req: IncomingMessage, res: GatewayResponse, route: () => string) => boolean;
 
-export function createAdmission(deps: {
-  readonly metrics: GatewayMetrics;
-  readonly logger: GatewayLogger;
-  readonly isShuttingDown?: () => boolean;
-  readonly corsOrigins: readonly string[];
-}): Admission {
-  const applyCors = cors(deps.corsOrigins);
+export function createAdmission(deps: Pick<GatewayDeps, 'config' | 'metrics' | 'logger' | 'isShuttingDown'>): Admission {
+  const applyCors = cors(deps.config.cors.origins);
   return (req, res, route) => {
     beginExchange(deps, req, res, route);
     setSecurityHeaders(res);

@@ -13,7 +13,7 @@ import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import { captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs } from '../support/gateway-harness';
-import { rawExchange } from '../support/raw-http';
+import { rawExchange, rawRequest } from '../support/raw-http';
 import { affineRequest } from '../support/tiny-models';
 
 jest.setTimeout(120_000);
@@ -71,11 +71,8 @@ const target = fc.oneof(
 const method = fc.oneof({ arbitrary: fc.constant('POST'), weight: 4 }, fc.constantFrom('GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'X-CUSTOM'));
 
 function requestText(m: string, t: string, withKey: boolean, body: string | null, origin: boolean): string {
-  const lines = [`${m} ${t} HTTP/1.1`, 'Host: gateway', 'Connection: close'];
-  if (withKey) lines.push(`Authorization: Bearer ${key}`);
-  if (origin) lines.push('Origin: https://app.example.com', 'Access-Control-Request-Method: POST');
-  if (body !== null) lines.push('Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`);
-  return `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`;
+  const headers = [...(withKey ? [`Authorization: Bearer ${key}`] : []), ...(origin ? ['Origin: https://app.example.com', 'Access-Control-Request-Method: POST'] : [])];
+  return rawRequest(m, t, headers, body);
 }
 
 it('every request target gets one answer: JSON {code, message} from the registry on every error, and the gateway keeps serving', async () => {

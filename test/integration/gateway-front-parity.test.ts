@@ -14,7 +14,7 @@ import type { RunningEnclave } from '../../enclave/main';
 import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
-import { parseRawAnswer, rawExchange, type RawAnswer } from '../support/raw-http';
+import { parseRawAnswer, rawExchange, rawRequest, type RawAnswer } from '../support/raw-http';
 import { affineRequest } from '../support/tiny-models';
 import { captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs, type TestKeys } from '../support/gateway-harness';
 
@@ -42,12 +42,8 @@ function headersOf(answer: RawAnswer): Map<string, string> {
   return out;
 }
 
-/** A request, `Connection: close`, with `extra` header lines; a JSON body unless `body` is null. */
-function request(method: string, target: string, extra: string[] = [], body: string | null = BODY): string {
-  const lines = [`${method} ${target} HTTP/1.1`, 'Host: gateway', ...extra, 'Connection: close'];
-  if (body !== null) lines.push('Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`);
-  return `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`;
-}
+/** A request with `extra` header lines and, unless `body` is null, the affine model's JSON body. */
+const request = (method: string, target: string, extra: string[] = [], body: string | null = BODY): string => rawRequest(method, target, extra, body);
 
 const auth = (key = keys.infer) => `Authorization: Bearer ${key}`;
 

@@ -17,7 +17,7 @@ import { MemoryReceiptSink } from '../../gateway/log/receipt-sink';
 import { GatewayMetrics } from '../../gateway/observability/metrics';
 import { startGateway, type RunningGateway } from '../../gateway/server';
 import { postStreamed } from '../support/loopback';
-import { rawExchange } from '../support/raw-http';
+import { rawExchange, rawRequest } from '../support/raw-http';
 import { affineRequest } from '../support/tiny-models';
 import { SPEC_OUTPUT0, captureLogger, policyFor, startTestEnclave, testGatewayConfig, testKeys, testModelConfigs, type TestKeys } from '../support/gateway-harness';
 
@@ -371,9 +371,7 @@ describe('auth and limits', () => {
     }
     // An absolute-form request target (RFC 9112 3.2.2: a server must accept it).
     const absolute = JSON.stringify(affineRequest());
-    const answer = await rawExchange(gateway.url, [
-      `POST ${gateway.url}/v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer ${keys.infer}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(absolute)}\r\nConnection: close\r\n\r\n${absolute}`,
-    ]);
+    const answer = await rawExchange(gateway.url, [rawRequest('POST', `${gateway.url}/v2/models/affine/infer`, [`Authorization: Bearer ${keys.infer}`], absolute)]);
     expect([answer.status, answer.headers]).toEqual([200, expect.stringContaining('teegate-log-index: ')]);
     // Not inference: other methods, and paths that only look like it, reach express.
     const get = await call('/v2/models/affine/infer', { key: null });

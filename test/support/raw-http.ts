@@ -10,6 +10,16 @@ export interface RawAnswer {
   closedAfterMs: number;
 }
 
+/**
+ * A request's text with `Host` and `Connection: close`, then the `headers` lines; a `body` comes
+ * with its JSON Content-Type and Content-Length.
+ */
+export function rawRequest(method: string, target: string, headers: readonly string[] = [], body: string | null = null): string {
+  const lines = [`${method} ${target} HTTP/1.1`, 'Host: gateway', ...headers, 'Connection: close'];
+  if (body !== null) lines.push('Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`);
+  return `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`;
+}
+
 /** Sends `parts` to `url`'s host and port (waiting `gapMs` before each after the first) and reads until the server closes. */
 export async function rawExchange(url: string, parts: readonly string[], gapMs = 0): Promise<RawAnswer> {
   const { port } = new URL(url);

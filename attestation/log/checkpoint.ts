@@ -26,7 +26,8 @@ export interface Checkpoint {
 }
 
 const CONTROL = /[\u0000-\u001f]/;
-const SIZE = /^(?:0|[1-9][0-9]*)$/;
+/** A tree size as C2SP writes it: decimal, without leading zeros (also the log's other counts). */
+export const DECIMAL_SIZE = /^(?:0|[1-9][0-9]*)$/;
 const ROOT = /^[A-Za-z0-9+/]{43}=$/;
 
 function malformed(message: string): TeegateError {
@@ -49,7 +50,7 @@ export function parseCheckpoint(text: string): Checkpoint {
   checkLine(sizeLine, 'tree size');
   checkLine(rootLine, 'root hash');
   extensions.forEach((line) => checkLine(line, 'extension line'));
-  if (!SIZE.test(sizeLine)) throw malformed('checkpoint tree size is not a decimal number without leading zeros');
+  if (!DECIMAL_SIZE.test(sizeLine)) throw malformed('checkpoint tree size is not a decimal number without leading zeros');
   const size = Number(sizeLine);
   if (!Number.isSafeInteger(size)) throw malformed('checkpoint tree size exceeds 2^53 - 1');
   if (!ROOT.test(rootLine)) throw malformed(`checkpoint root hash is not the base64 of ${HASH_SIZE} bytes`);

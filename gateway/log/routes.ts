@@ -14,6 +14,7 @@
 import { Router, type Request, type Response } from 'express';
 import { toBase64 } from '../../attestation/bytes';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
+import { DECIMAL_SIZE } from '../../attestation/log/checkpoint';
 import { parseTilePath, TILE_WIDTH } from '../../attestation/log/tiles';
 import { sendError } from '../http/errors';
 import type { TransparencyLog } from './transparency-log';
@@ -23,7 +24,7 @@ const MAX_ENTRIES_PER_REQUEST = TILE_WIDTH;
 function queryInt(req: Request, name: string, fallback?: number): number {
   const raw = req.query[name];
   if (raw === undefined && fallback !== undefined) return fallback;
-  if (typeof raw !== 'string' || !/^(?:0|[1-9][0-9]{0,15})$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+  if (typeof raw !== 'string' || !DECIMAL_SIZE.test(raw) || !Number.isSafeInteger(Number(raw))) {
     throw new TeegateError('LOG_RANGE_INVALID', `query parameter ${name} must be a non-negative integer`);
   }
   return Number(raw);

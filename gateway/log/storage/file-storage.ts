@@ -21,7 +21,7 @@ import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { TeegateError, isTeegateError } from '../../../attestation/errors';
-import { parseCheckpoint } from '../../../attestation/log/checkpoint';
+import { DECIMAL_SIZE, parseCheckpoint } from '../../../attestation/log/checkpoint';
 import { MAX_ENTRY_BYTES } from '../../../attestation/log/entry';
 import { parseNote } from '../../../attestation/log/signed-note';
 import { GroupCommit } from './group-commit';
@@ -108,7 +108,7 @@ export class FileLogStorage implements LogStorage {
       // The store writes the size in decimal and nothing else: anything else (an empty file
       // included) is damage, not a size to guess from.
       const text = integratedText?.toString('utf8');
-      const integrated = text === undefined ? 0 : /^(?:0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
+      const integrated = text === undefined ? 0 : DECIMAL_SIZE.test(text) ? Number(text) : Number.NaN;
       if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
       fh = await open(path, APPEND_FLAGS);
       const offsets = await scanEntries(fh);

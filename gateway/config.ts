@@ -86,6 +86,10 @@ export interface GatewayConfig {
     readonly origin: string;
     /** Ed25519 signer key (`PRIVATE+KEY+...`); default: generated once and kept by the store. */
     readonly signerKey?: string;
+    /** Longest wait for a checkpoint that covers a new entry: its inclusion proof is servable then. */
+    readonly publishIntervalMs: number;
+    /** Entries waiting that make a checkpoint due at once, before `publishIntervalMs`. */
+    readonly publishEveryEntries: number;
   };
   readonly logLevel: LogLevel;
   readonly shutdownGraceMs: number;
@@ -139,6 +143,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'log.postgresSchema', env: 'TEEGATE_LOG_SCHEMA', kind: 'string', default: 'teegate_log', pattern: { re: LOG_SCHEMA_NAME, what: 'a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)' } },
   { path: 'log.origin', env: 'TEEGATE_LOG_ORIGIN', kind: 'string', default: 'teegate.local/log' },
   { path: 'log.signerKey', env: 'TEEGATE_LOG_KEY', kind: 'string', default: undefined },
+  { path: 'log.publishIntervalMs', env: 'TEEGATE_LOG_PUBLISH_INTERVAL_MS', kind: 'int', default: 1_000, min: 10, max: MS_HOUR },
+  { path: 'log.publishEveryEntries', env: 'TEEGATE_LOG_PUBLISH_EVERY_ENTRIES', kind: 'int', default: 10_000, min: 1, max: 1_000_000 },
 ];
 
 function fail(message: string): never {
@@ -393,6 +399,8 @@ export function parseGatewayConfig(sources: ConfigSources = {}): GatewayConfig {
       postgresSchema: get('log.postgresSchema'),
       origin: get('log.origin'),
       ...(get('log.signerKey') !== undefined ? { signerKey: get<string>('log.signerKey') } : {}),
+      publishIntervalMs: get('log.publishIntervalMs'),
+      publishEveryEntries: get('log.publishEveryEntries'),
     },
     logLevel: get('logLevel'),
     shutdownGraceMs: get('shutdownGraceMs'),

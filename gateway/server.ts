@@ -64,7 +64,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     options.sink === undefined && store !== 'memory'
       ? await openTransparencyLog(
           { ...config.log, store },
-          { onError: (err: unknown) => logger.error({ err: String(err) }, 'transparency log background step failed') },
+          {
+            publishIntervalMs: config.log.publishIntervalMs,
+            publishEveryEntries: config.log.publishEveryEntries,
+            onError: (err: unknown) => logger.error({ err: String(err) }, 'transparency log background step failed'),
+          },
         )
       : undefined;
   const sink = options.sink ?? ownLog ?? new MemoryReceiptSink();

@@ -214,8 +214,9 @@ export class TransparencyLog implements ReceiptSink {
   /** Runs integration and publishing in the background. */
   start(): void {
     if (this.timer || this.closed) return;
-    const interval = this.options.integrateIntervalMs ?? 100;
     const publishMs = this.options.publishIntervalMs ?? 1000;
+    // The check runs at least as often as checkpoints are due, so a short publish interval is kept.
+    const interval = this.options.integrateIntervalMs ?? Math.min(100, publishMs);
     const publishEvery = this.options.publishEveryEntries ?? 10000;
     const onError = this.options.onError ?? (() => undefined);
     let busy = false;

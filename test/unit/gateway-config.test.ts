@@ -85,6 +85,15 @@ describe('gateway configuration schema', () => {
     rejects({ file: [] }, /must be a JSON object/);
   });
 
+  it('the checkpoint cadence: defaults, variables, and the range named', () => {
+    expect(parseGatewayConfig({ file: minimal }).log).toMatchObject({ publishIntervalMs: 1000, publishEveryEntries: 10_000 });
+    const env = { TEEGATE_LOG_PUBLISH_INTERVAL_MS: '250', TEEGATE_LOG_PUBLISH_EVERY_ENTRIES: '64' };
+    expect(parseGatewayConfig({ file: minimal, env }).log).toMatchObject({ publishIntervalMs: 250, publishEveryEntries: 64 });
+    rejects({ file: { ...minimal, log: { publishIntervalMs: 5 } } }, /^log\.publishIntervalMs must be in 10\.\.3600000, got 5/);
+    rejects({ file: minimal, env: { TEEGATE_LOG_PUBLISH_EVERY_ENTRIES: '0' } }, /^TEEGATE_LOG_PUBLISH_EVERY_ENTRIES \(log\.publishEveryEntries\) must be in 1\.\.1000000, got 0/);
+    rejects({ file: { ...minimal, log: { publishEveryEntries: 1.5 } } }, /^log\.publishEveryEntries must be an integer/);
+  });
+
   it('allows no keys only when auth is disabled explicitly', () => {
     expect(parseGatewayConfig({ file: { ...minimal, auth: { disabled: true } } }).auth).toEqual({ disabled: true, keys: [] });
   });

@@ -7,8 +7,9 @@
  * The folder holds a `LOCK` file naming its holder: pid, start time, pid namespace and boot id
  * (Linux /proc; `-` where unknown). Another live holder is refused (FolderInUseError); so is a
  * second lock of the same folder within this process. Whether a holder lives:
- *  - in this pid namespace and boot: its pid runs and started when the lock says (a pid reused by
- *    another process, as in a restarted container, is not the holder);
+ *  - in this pid namespace and boot: its pid runs (a zombie, exited but not yet reaped, does not)
+ *    and started when the lock says (a pid reused by another process, as in a restarted container,
+ *    is not the holder);
  *  - elsewhere (another container on a shared volume, another machine on a network file system):
  *    it keeps the lock's modification time fresh (every LEASE_REFRESH_MS), and a lock not touched
  *    for LEASE_MS is a dead holder's.
@@ -44,13 +45,24 @@ function readOr(read: () => string): string {
   }
 }
 
-/** A process's start time in clock ticks since boot (the 22nd field of /proc/PID/stat), or `-`. */
-export function startTimeOf(pid: number | 'self'): string {
+/** The `n`th field of /proc/PID/stat after the command name (0: the state, 19: the start time), or `-`. */
+function statField(pid: number | 'self', n: number): string {
   return readOr(() => {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name is in parentheses and may hold anything: count fields after its end.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '-';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n] ?? '-';
   });
+}
+
+/** A process's start time in clock ticks since boot (the 22nd field of /proc/PID/stat), or `-`. */
+export function startTimeOf(pid: number | 'self'): string {
+  return statField(pid, 19);
+}
+
+/** Exited, not yet reaped by its parent (a zombie, state Z, or X): it holds no file and writes nothing. */
+function exited(pid: number): boolean {
+  const state = statField(pid, 0);
+  return state === 'Z' || state === 'X';
 }
 
 interface Holder {
@@ -90,7 +102,7 @@ function sameHolder(a: Holder, b: Holder): boolean {
 /** Whether the holder a lock names still holds it (see the file's comment); `touchedMs` is the lock's mtime. */
 function holderLives(holder: Holder, touchedMs: number): boolean {
   const here = holder.ns !== '-' && holder.ns === SELF.ns && holder.boot !== '-' && holder.boot === SELF.boot;
-  if (here) return processExists(holder.pid) && (holder.start === '-' || startTimeOf(holder.pid) === holder.start);
+  if (here) return processExists(holder.pid) && !exited(holder.pid) && (holder.start === '-' || startTimeOf(holder.pid) === holder.start);
   return Date.now() - touchedMs < LEASE_MS;
 }
 

@@ -217,6 +217,24 @@ describe('file store: one process at a time', () => {
     }
   });
 
+  (process.platform === 'linux' ? it : it.skip)('a lock naming a zombie (exited, its parent not reaping it) is a dead holder\'s: taken over', async () => {
+    const dir = await closedFileLog(1);
+    // The shell starts a short child, then becomes `sleep`, which never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0.05 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const parentExited = new Promise<void>((resolve) => parent.once('exit', () => resolve()));
+    try {
+      const zombie = Number((await new Promise<Buffer>((resolve) => parent.stdout.once('data', resolve))).toString().trim());
+      const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+      for (let i = 0; i < 200 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(state()).toBe('Z');
+      writeFileSync(join(dir, 'LOCK'), lockLine(zombie));
+      await (await FileLogStorage.open(dir)).close();
+    } finally {
+      parent.kill('SIGKILL');
+      await parentExited;
+    }
+  });
+
   it('a lock from another pid namespace or machine lives while it is touched: refused when fresh, taken over when older than the lease', async () => {
     const dir = await closedFileLog(1);
     writeFileSync(join(dir, 'LOCK'), `1 12345 4026530000 00000000-0000-0000-0000-000000000000\n`); // pid 1 of another container

@@ -81,6 +81,19 @@ export function fromBase64(text: string, options: { allowWhitespace?: boolean } 
   return out;
 }
 
+/**
+ * Whether `text` is base64url as JOSE writes it (RFC 7515 section 2): the URL alphabet, no padding,
+ * no whitespace, and no bits set past the last byte, so that bytes have exactly one encoding.
+ */
+export function isCanonicalBase64Url(text: string): boolean {
+  const rest = text.length % 4;
+  if (rest === 1 || !/^[A-Za-z0-9_-]*$/.test(text)) return false;
+  if (rest === 0) return true;
+  const code = text.charCodeAt(text.length - 1);
+  const last = B64_VALUE[code === 45 ? 43 : code === 95 ? 47 : code]!; // - and _ are + and /
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
+}
+
 export function fromBase64Url(text: string): Uint8Array {
   if (/[+/=]/.test(text)) throw new TeegateError('INPUT_ENCODING_INVALID', 'invalid base64url string');
   return fromBase64(text);

@@ -5,9 +5,10 @@
  * formed) → enclave (boot id and attestation digest) → model (one the manifest lists) → input →
  * output → nonce → mode (sealed or plain, when the caller knows).
  */
-import { compactVerify, decodeProtectedHeader, importJWK } from 'jose';
+import { compactVerify, importJWK } from 'jose';
 import { fromBase64Url, fromHex, fromUtf8 } from './bytes';
 import { TeegateError, describeUntrusted, isTeegateError, type ErrorCode } from './errors';
+import { CompactFormError, compactParts, protectedHeader } from './jose-compact';
 import { modelLabel, type EnclaveManifest, type ModelRef } from './manifest';
 import type { VerifiedAttestation } from './nitro/verify';
 import { tensorsDigest, type InferTensor } from './tensors';
@@ -15,13 +16,12 @@ import { tensorsDigest, type InferTensor } from './tensors';
 
 /**
  * A compact JWS's claims, decoded without verifying anything: to pick what to verify a receipt
- * against, or to show it. Undefined unless it has three parts and a base64url JSON object payload.
+ * against, or to show it. Undefined unless it has three parts of canonical base64url and a JSON
+ * object payload.
  */
 export function unverifiedClaims(jws: string): Record<string, unknown> | undefined {
-  const parts = jws.split('.');
-  if (parts.length !== 3) return undefined;
   try {
-    const claims = JSON.parse(fromUtf8(fromBase64Url(parts[1]!))) as unknown;
+    const claims = JSON.parse(fromUtf8(fromBase64Url(compactParts(jws, 3)[1]!))) as unknown;
     return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -29,6 +29,10 @@ export function unverifiedClaims(jws: string): Record<string, unknown> | undefin
 }
 export const RECEIPT_TYP = 'teegate-receipt+jwt';
 const MAX_RECEIPT_CHARS = 8 * 1024;
+/** A receipt's protected header has these members and no others (no `crit`, `b64`, `jku` or `jwk`). */
+const RECEIPT_HEADER_MEMBERS = ['alg', 'kid', 'typ'];
+/** The signer's header is about 120 characters of base64url (enclave/receipt-signer.ts). */
+const MAX_RECEIPT_HEADER_CHARS = 512;
 
 export interface ReceiptClaims {
   readonly iss: string;
@@ -141,11 +145,12 @@ async function runSteps(evidence: ReceiptEvidence, record: (o: ReceiptStepOutcom
   try {
     const { receipt, manifest } = evidence;
     if (typeof receipt !== 'string' || receipt.length > MAX_RECEIPT_CHARS) bad('receipt must be a compact JWS of at most 8 KiB');
-    let header;
+    let header: Record<string, unknown>;
     try {
-      header = decodeProtectedHeader(receipt);
-    } catch {
-      bad('receipt is not a compact JWS');
+      header = protectedHeader(compactParts(receipt, 3)[0]!, MAX_RECEIPT_HEADER_CHARS, RECEIPT_HEADER_MEMBERS);
+    } catch (err) {
+      if (err instanceof CompactFormError) bad(`receipt is not a compact JWS as the enclave signs it: ${err.message}`);
+      throw err;
     }
     if (header.alg !== 'ES256' || header.typ !== RECEIPT_TYP) bad(`receipt header must have alg ES256 and typ ${RECEIPT_TYP}`);
     const key = manifest.keys.receipt;

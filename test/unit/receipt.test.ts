@@ -8,7 +8,7 @@ import { CompactSign } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { toHex, randomBytes } from '../../attestation/bytes';
 import type { EnclaveManifest } from '../../attestation/manifest';
-import { RECEIPT_TYP, verifyReceipt, verifyReceiptReport, type ReceiptEvidence } from '../../attestation/receipt';
+import { RECEIPT_TYP, unverifiedClaims, verifyReceipt, verifyReceiptReport, type ReceiptEvidence } from '../../attestation/receipt';
 import { generateEnclaveKeys, type EnclaveKeys } from '../../enclave/keys';
 import { receiptDigest } from '../../enclave/enclave-service';
 import { refusalOf } from '../support/error-code';
@@ -41,12 +41,20 @@ it('accepts the well-formed receipt the cases below alter, output digest include
   await expect(verifyReceipt(evidence(await signed(claims), { outputs: OUTPUTS, salt: toHex(SALT) }))).resolves.toEqual(claims);
 });
 
+it('unverifiedClaims reads a receipt only in the form verifyReceipt accepts: three parts of canonical base64url', async () => {
+  const receipt = await signed(claims);
+  expect(unverifiedClaims(receipt)).toEqual(claims);
+  for (const other of [`${receipt}==`, `${receipt}.AA`, receipt.replace('.', '.\n'), `${receipt.slice(0, -1)}!`]) expect(unverifiedClaims(other)).toBeUndefined();
+});
+
 describe('refuses with RECEIPT_INVALID, at the step that read it', () => {
   const form: [string, () => Promise<string> | string, string, string][] = [
     ['a receipt over 8 KiB', () => 'e'.repeat(8 * 1024 + 1), 'signature', 'receipt must be a compact JWS of at most 8 KiB'],
     ['three parts that are not a JWS', () => 'abc.def.ghi', 'signature', 'receipt is not a compact JWS'],
     ['an unsecured JWS (alg none)', () => `${Buffer.from(JSON.stringify({ alg: 'none', typ: RECEIPT_TYP })).toString('base64url')}.${Buffer.from(JSON.stringify({})).toString('base64url')}.`, 'signature', 'receipt header must have alg ES256'],
     ['a JWT of another type', () => signed({}, { typ: 'JWT' }), 'signature', `typ ${RECEIPT_TYP}`],
+    ['a protected header over 512 characters', () => signed(claims, { kid: 'k'.repeat(600) }), 'signature', 'protected header longer than 512 characters'],
+    ['a header member besides alg, kid and typ', () => signed(claims, { cty: 'json' }), 'signature', 'protected header may have only alg, kid, typ; it has "cty"'],
     ['a payload that is not JSON', () => signed('seq=0'), 'claims', 'receipt payload is not JSON'],
     ['a payload that is a JSON array', () => signed('[]'), 'claims', 'claims must be a JSON object'],
   ];

@@ -43,10 +43,18 @@ it('opens a well-formed sealed request (the cases below change one thing), with 
   await expect(channel().open(await sealed(forModel))).resolves.toEqual({ ...opened, id: forModel.id, model: { name: 'affine', version: '2' } });
 });
 
+/** A JWE-shaped string with this protected header and placeholder parts (refused before decryption). */
+function headerJwe(header: Record<string, unknown>): string {
+  return `${Buffer.from(JSON.stringify(header)).toString('base64url')}.AA.AA.AA.AA`;
+}
+
 describe('refusals', () => {
   const cases: [string, () => Promise<string> | string, string, string][] = [
     ['a JWE over the size limit', () => 'a'.repeat(48 * 1024 * 1024), 'BODY_TOO_LARGE', 'sealed request too large'],
-    ['five parts that are not a JWE', () => 'a.b.c.d.e', 'JWE_INVALID', 'not a JWE compact serialization'],
+    ['five parts that are not a JWE', () => 'a.b.c.d.e', 'JWE_INVALID', 'not a sealed request JWE: a part is not unpadded base64url'],
+    ['a protected header over 1 KiB', () => `${Buffer.from(JSON.stringify({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: 'k'.repeat(800) })).toString('base64url')}.AA.AA.AA.AA`, 'JWE_INVALID', 'protected header longer than 1024 characters'],
+    ['an epk that is a string', async () => headerJwe({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', epk: 'AA' }), 'JWE_INVALID', 'the JWE header\'s epk must be a JWK object'],
+    ['an epk with its private part', async () => headerJwe({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', epk: { ...responseKey, d: 'A'.repeat(43) } }), 'JWE_INVALID', 'the JWE header\'s epk may have only kty, crv, x, y'],
     ['direct ECDH-ES key agreement', () => sealed(request(), { alg: 'ECDH-ES' }), 'JWE_INVALID', 'JWE must use alg ECDH-ES+A256KW and enc A256GCM'],
     ['AES-CBC content encryption', () => sealed(request(), { enc: 'A256CBC-HS512' }), 'JWE_INVALID', 'JWE must use alg ECDH-ES+A256KW and enc A256GCM'],
     ['a plaintext that is not JSON', () => sealed('inputs=1'), 'JWE_INVALID', 'sealed plaintext is not JSON'],
@@ -59,8 +67,8 @@ describe('refusals', () => {
     ['an RSA response key', () => sealed(request({ response_key: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
     ['a P-384 response key', () => sealed(request({ response_key: { ...responseKey, crv: 'P-384' } })), 'JWE_INVALID', 'response_key must be a public EC P-256 JWK'],
     ['a response key off the curve (y = x)', () => sealed(request({ response_key: { ...responseKey, y: responseKey.x } })), 'JWE_INVALID', 'response_key is not a P-256 public key'],
-    ['a response key with a 3-byte x', () => sealed(request({ response_key: { ...responseKey, x: 'AAAA' } })), 'JWE_INVALID', 'response_key is not a P-256 public key'],
-    ['a response key whose x is not base64url', () => sealed(request({ response_key: { ...responseKey, x: '!!!' } })), 'JWE_INVALID', 'response_key is not a P-256 public key'],
+    ['a response key with a 3-byte x', () => sealed(request({ response_key: { ...responseKey, x: 'AAAA' } })), 'JWE_INVALID', 'response_key x and y must be 32 bytes each in unpadded base64url'],
+    ['a response key whose x is not base64url', () => sealed(request({ response_key: { ...responseKey, x: '!!!' } })), 'JWE_INVALID', 'response_key x and y must be 32 bytes each in unpadded base64url'],
     ['a response key with its private part', () => sealed(request({ response_key: { ...responseKey, d: 'A'.repeat(43) } })), 'JWE_INVALID', 'response_key must not contain a private key'],
     ['a model that is a string', () => sealed(request({ model: 'affine' })), 'JWE_INVALID', 'model must be an object {name, version?}'],
     ['a model with another member', () => sealed(request({ model: { name: 'affine', sha256: 'ab' } })), 'JWE_INVALID', 'model may have only name and version'],
@@ -70,8 +78,9 @@ describe('refusals', () => {
     ['an iat more than 60 s ahead', () => sealed(request({ iat: NOW + 61 })), 'JWE_EXPIRED', 'outside the 300 s window'],
   ];
   it('names a foreign kid briefly, however deep it is nested: JWE_KEY_MISMATCH', async () => {
-    const header = `{"alg":"ECDH-ES+A256KW","enc":"A256GCM","kid":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
-    const jwe = `${Buffer.from(header).toString('base64url')}.a.b.c.d`;
+    // As deep as fits the header's 1 KiB (a deeper one is refused by its size before it is parsed).
+    const header = `{"alg":"ECDH-ES+A256KW","enc":"A256GCM","kid":${'['.repeat(340)}${']'.repeat(340)}}`;
+    const jwe = `${Buffer.from(header).toString('base64url')}.AA.AA.AA.AA`;
     expect(await refusalOf(() => channel().open(jwe))).toEqual({ code: 'JWE_KEY_MISMATCH', message: `JWE is for key an array, this enclave's seal key is ${keys.seal.publicJwk.kid}` });
   });
 

@@ -100,6 +100,7 @@ export const ERROR_REGISTRY = {
   BODY_TOO_LARGE: { status: 413, action: 'fix' },
   REQUEST_HEADERS_TOO_LARGE: { status: 431, action: 'fix' },
   REQUEST_TIMEOUT: { status: 408, action: 'retry' },
+  REQUEST_ABANDONED: { status: 499, action: 'retry' },
   EXPECTATION_UNSUPPORTED: { status: 417, action: 'fix' },
   ROUTE_NOT_FOUND: { status: 404, action: 'fix' },
   NONCE_INVALID: { status: 400, action: 'fix' },

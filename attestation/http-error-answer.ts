@@ -64,6 +64,21 @@ export function endConnectionWith(socket: AnswerableConnection, err: TeegateErro
   timer.unref?.();
 }
 
+/** The refusal of an `Expect` other than 100-continue (Node's `checkExpectation` event). */
+export function expectationUnsupported(expect: unknown): TeegateError {
+  return new TeegateError('EXPECTATION_UNSUPPORTED', `Expect: ${String(expect).slice(0, 64)} is not supported (only 100-continue)`);
+}
+
+/** The refusal of CONNECT (Node's `connect` event): neither server is a proxy. */
+export function connectRefused(): TeegateError {
+  return new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here');
+}
+
+/** An HTTP/1.1 request without Host (RFC 9112 section 3.2), which Node would answer with an empty 400. */
+export function hostMissing(): TeegateError {
+  return new TeegateError('REQUEST_INVALID', 'an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)');
+}
+
 /** The whole `clientError` handler: a connection reset is closed, anything else answered. */
 export function answerClientError(err: { readonly code?: string }, socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
   if (err.code === 'ECONNRESET') {

@@ -58,6 +58,12 @@ export interface InferOptions {
   readonly version?: string | undefined;
   /** The request came sealed (the receipt says so). */
   readonly sealed?: boolean;
+  /**
+   * Whether the answer can still reach the caller, asked after the model's run and just before a
+   * receipt number is spent: if not, REQUEST_ABANDONED and no receipt, so no number goes to an
+   * answer nobody receives (the log would show it as a gap). Default: always.
+   */
+  readonly answerable?: () => boolean;
 }
 
 export interface ModelStatus {
@@ -172,7 +178,7 @@ export class EnclaveService {
     }
   }
 
-  private async inferCounted(modelName: string, request: unknown, { version: pathVersion, sealed = false }: InferOptions): Promise<InferOutcome> {
+  private async inferCounted(modelName: string, request: unknown, { version: pathVersion, sealed = false, answerable }: InferOptions): Promise<InferOutcome> {
     const models = this.registry();
     if (typeof request !== 'object' || request === null || Array.isArray(request)) requestInvalid('inference request must be a JSON object');
     const body = request as Record<string, unknown>;
@@ -199,6 +205,9 @@ export class EnclaveService {
     const canonicalOutputs = canonicalTensorBytes(outputs);
     checkAnswerSize(outputs, canonicalOutputs.length); // before a receipt number is used
     const output = saltedDigest(salt, canonicalOutputs);
+    if (answerable !== undefined && !answerable()) {
+      throw new TeegateError('REQUEST_ABANDONED', 'the caller closed the connection before the answer: no receipt was signed');
+    }
     const { jws, claims } = await this.signer.sign({
       jti: randomUUID(),
       model: modelIdentity(model),
@@ -224,14 +233,14 @@ export class EnclaveService {
    * key. A request sealed for a model runs only under a path naming that model, and version if both
    * name one (the path is outside the encryption: whoever relays it could change it).
    */
-  async inferSealed(modelName: string, jwe: string, version?: string): Promise<{ jwe: string; receipt: string }> {
+  async inferSealed(modelName: string, jwe: string, { version, answerable }: Pick<InferOptions, 'version' | 'answerable'> = {}): Promise<{ jwe: string; receipt: string }> {
     this.registry();
     const opened = await this.sealed.open(jwe);
     const sealedFor = opened.model;
     if (sealedFor !== undefined && (sealedFor.name !== modelName || (sealedFor.version !== undefined && version !== undefined && sealedFor.version !== version))) {
       requestInvalid(`the sealed request is for model ${modelLabel(sealedFor)}, the path names ${modelLabel({ name: modelName, version })}`);
     }
-    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, version: version ?? sealedFor?.version });
+    const { response, receipt } = await this.infer(modelName, opened.request, { sealed: true, version: version ?? sealedFor?.version, ...(answerable ? { answerable } : {}) });
     return { jwe: await this.sealed.seal(JSON.stringify(response), opened), receipt };
   }
 

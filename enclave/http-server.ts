@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
-import { answerClientError } from '../attestation/http-error-answer';
+import { answerClientError, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, hostMissing } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -31,6 +31,10 @@ function send(res: ServerResponse, status: number, body: string, type = 'applica
 
 function sendError(res: ServerResponse, err: unknown): void {
   const e = isTeegateError(err) ? err : new TeegateError('INTERNAL', 'internal error');
+  if (e.code === 'REQUEST_ABANDONED') {
+    res.destroy(); // nobody to answer
+    return;
+  }
   // After a body over the limit the rest of it is not read: the connection closes once answered.
   if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()), 'application/json', e.code === 'BODY_TOO_LARGE' ? { connection: 'close' } : {});
   else res.destroy();
@@ -86,9 +90,11 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
   const log = options.log ?? (() => undefined);
 
   async function attestation(url: URL, res: ServerResponse): Promise<void> {
-    const nonceHex = url.searchParams.get('nonce');
+    const nonces = url.searchParams.getAll('nonce');
+    if (nonces.length > 1) throw new TeegateError('NONCE_INVALID', 'one nonce, not several');
+    const nonceHex = nonces[0];
     let document = service.bootDocument;
-    if (nonceHex !== null) {
+    if (nonceHex !== undefined) {
       if (!/^[0-9a-fA-F]{64}$/.test(nonceHex)) throw new TeegateError('NONCE_INVALID', 'nonce must be exactly 64 hex characters');
       document = await service.attest(fromHex(nonceHex));
     }
@@ -103,16 +109,26 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
     }
     const body = await readBody(req, limit);
     const started = performance.now();
+    // Checked just before a receipt number is spent: a caller that has gone (closed, or half-closed,
+    // which ends an HTTP/1.1 connection here) could not receive the receipt, nor a gateway log it.
+    const answerable = (): boolean => {
+      const socket = res.socket;
+      return socket !== null && socket.writable && !socket.destroyed;
+    };
     const { answer, receipt } =
       type === 'application/jose'
-        ? await service.inferSealed(model, body.toString('latin1').trim(), version).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
-        : await service.infer(model, parseJson(body), { version }).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
+        ? await service.inferSealed(model, body.toString('latin1').trim(), { version, answerable }).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
+        : await service.infer(model, parseJson(body), { version, answerable }).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
     send(res, 200, answer, type, { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     try {
+      if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+        req.resume();
+        throw hostMissing();
+      }
       const url = requestUrl(req.url);
       const path = url.pathname;
       if (req.method === 'POST') {
@@ -143,9 +159,18 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
 
 export async function listenEnclaveHttp(service: EnclaveService, options: EnclaveHttpOptions = {}): Promise<{ server: Server; url: string }> {
   const handler = createEnclaveHttpHandler(service, options);
-  const server = createServer((req, res) => void handler(req, res));
-  // Malformed HTTP, oversized headers, a request not sent in time: JSON like every other error.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, (status) => STATUS_CODES[status]));
+  // Host is checked by the handler, so that its absence is answered in JSON too.
+  const server = createServer({ requireHostHeader: false }, (req, res) => void handler(req, res));
+  // Malformed HTTP, oversized headers, a request not sent in time, an Expect other than
+  // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself.
+  const reasonOf = (status: number) => STATUS_CODES[status];
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, reasonOf));
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const err = expectationUnsupported(req.headers.expect);
+    const { body, headers } = errorAnswer(err);
+    res.writeHead(err.status, headers).end(body);
+  });
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => endConnectionWith(socket, connectRefused(), reasonOf(404)));
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 120_000;

@@ -94,6 +94,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       headersTimeout: Math.min(30_000, config.limits.requestTimeoutMs),
       connectionsCheckingInterval: connectionsCheckingInterval(config.limits.requestTimeoutMs),
       keepAliveTimeout: 65_000,
+      // Node's own refusal of a missing Host has no body: the admission step refuses it in JSON.
+      requireHostHeader: false,
     },
     listener,
   );

@@ -2,7 +2,8 @@
  * The answers Node's HTTP server gives by itself, before express sees a request, made into the
  * gateway's JSON `{code, message}` from the one registry: a request line or headers over the size
  * limit (431), a request not sent in time (408), malformed HTTP (400), an `Expect` other than
- * 100-continue (417), and CONNECT (404). Node's own answers to these have no body at all.
+ * 100-continue (417), and CONNECT (404). Node's own answers to these have no body at all. (An
+ * HTTP/1.1 request without Host is refused by the admission step, gateway/http/exchange.ts.)
  *
  * `Expect: 100-continue` is honoured late: Node would send `100 Continue` before any route ran, so
  * a client without a key, or with a body over the limit, uploaded the whole body to be refused.
@@ -12,8 +13,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { TeegateError } from '../../attestation/errors';
-import { answerClientError, endConnectionWith, errorAnswer } from '../../attestation/http-error-answer';
+import { answerClientError, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported } from '../../attestation/http-error-answer';
 
 /** Requests whose client waits for `100 Continue` before it sends the body. */
 const awaitingContinue = new WeakSet<IncomingMessage>();
@@ -32,11 +32,11 @@ export function answerNodeErrors(server: Server): void {
     server.emit('request', req, res);
   });
   server.on('checkExpectation', (req, res) => {
-    const err = new TeegateError('EXPECTATION_UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 64)} is not supported (only 100-continue)`);
+    const err = expectationUnsupported(req.headers.expect);
     const { body, headers } = errorAnswer(err);
     res.writeHead(err.status, headers).end(body);
   });
-  server.on('connect', (_req, socket: Duplex) => endConnectionWith(socket, new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here'), reasonOf(404)));
+  server.on('connect', (_req, socket: Duplex) => endConnectionWith(socket, connectRefused(), reasonOf(404)));
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
-import { answerClientError, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, hostMissing } from '../attestation/http-error-answer';
+import { answerClientError, connectionsCheckingInterval, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, hostMissing } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -18,6 +18,11 @@ export interface EnclaveHttpOptions {
   readonly host?: string;
   /** Request body limit in bytes (default 32 MiB: a 16 MiB tensor as JSON text). */
   readonly maxBodyBytes?: number;
+  /**
+   * Node's server timeouts, ms: a whole request (default 120 s), its request line and headers
+   * (66 s), an idle kept-alive connection (65 s). A request not sent in time is 408 REQUEST_TIMEOUT.
+   */
+  readonly timeouts?: { readonly requestMs?: number; readonly headersMs?: number; readonly keepAliveMs?: number };
   readonly log?: (event: Record<string, unknown>) => void;
 }
 
@@ -160,7 +165,17 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
 export async function listenEnclaveHttp(service: EnclaveService, options: EnclaveHttpOptions = {}): Promise<{ server: Server; url: string }> {
   const handler = createEnclaveHttpHandler(service, options);
   // Host is checked by the handler, so that its absence is answered in JSON too.
-  const server = createServer({ requireHostHeader: false }, (req, res) => void handler(req, res));
+  const requestTimeout = options.timeouts?.requestMs ?? 120_000;
+  const server = createServer(
+    {
+      requireHostHeader: false,
+      requestTimeout,
+      headersTimeout: options.timeouts?.headersMs ?? 66_000,
+      keepAliveTimeout: options.timeouts?.keepAliveMs ?? 65_000,
+      connectionsCheckingInterval: connectionsCheckingInterval(requestTimeout),
+    },
+    (req, res) => void handler(req, res),
+  );
   // Malformed HTTP, oversized headers, a request not sent in time, an Expect other than
   // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself.
   const reasonOf = (status: number) => STATUS_CODES[status];
@@ -171,9 +186,6 @@ export async function listenEnclaveHttp(service: EnclaveService, options: Enclav
     res.writeHead(err.status, headers).end(body);
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => endConnectionWith(socket, connectRefused(), reasonOf(404)));
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 120_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

@@ -7,7 +7,7 @@ import { createDevCa, exportDevCa, importDevCa, type DevCa, type DevCaJson } fro
 import { toHex } from '../attestation/bytes';
 import type { EnclaveManifest } from '../attestation/manifest';
 import { EnclaveService, type ModelStatus } from './enclave-service';
-import { listenEnclaveHttp } from './http-server';
+import { listenEnclaveHttp, type EnclaveHttpOptions } from './http-server';
 import { measureDevEnclave } from './measurement';
 import { defaultModelConfigs, type ModelConfig } from './models/model-config';
 import { ModelRegistry, type LoadOptions } from './models/model-registry';
@@ -30,6 +30,8 @@ export interface StartEnclaveOptions {
   readonly devCaFile?: string;
   /** Dev only: report PCR0-2 as zero, like `nitro-cli run-enclave --debug-mode`. */
   readonly debug?: boolean;
+  /** The HTTP server's timeouts (EnclaveHttpOptions.timeouts; defaults 120 s, 66 s, 65 s). */
+  readonly httpTimeouts?: EnclaveHttpOptions['timeouts'];
   readonly log?: (event: Record<string, unknown>) => void;
 }
 
@@ -83,7 +85,12 @@ export async function startEnclave(options: StartEnclaveOptions = {}): Promise<R
     log({ level: 'error', msg: 'enclave serves no models', reason: failure });
   }
   const service = await EnclaveService.boot({ nsm, ...(models ? { models } : {}), ...(failure ? { failure } : {}), modelStatus });
-  const { server, url } = await listenEnclaveHttp(service, { ...(options.port !== undefined ? { port: options.port } : {}), ...(options.host ? { host: options.host } : {}), log });
+  const { server, url } = await listenEnclaveHttp(service, {
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.host ? { host: options.host } : {}),
+    ...(options.httpTimeouts ? { timeouts: options.httpTimeouts } : {}),
+    log,
+  });
   log({ level: 'info', msg: 'enclave ready', url, boot_id: service.manifest.boot_id, status: service.health().status });
   return {
     url,

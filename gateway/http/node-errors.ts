@@ -38,11 +38,3 @@ export function answerNodeErrors(server: Server): void {
   });
   server.on('connect', (_req, socket: Duplex) => endConnectionWith(socket, connectRefused(), reasonOf(404)));
 }
-
-/**
- * How often Node checks its requests against `requestTimeout` and `headersTimeout` (by default
- * every 30 s, so a 1 s timeout took up to 31 s): a quarter of the timeout, between 100 ms and 1 s.
- */
-export function connectionsCheckingInterval(requestTimeoutMs: number): number {
-  return Math.max(100, Math.min(1_000, Math.floor(requestTimeoutMs / 4)));
-}

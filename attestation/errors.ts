@@ -102,6 +102,7 @@ export const ERROR_REGISTRY = {
   REQUEST_TIMEOUT: { status: 408, action: 'retry' },
   REQUEST_ABANDONED: { status: 499, action: 'retry' },
   EXPECTATION_UNSUPPORTED: { status: 417, action: 'fix' },
+  TRANSFER_CODING_UNSUPPORTED: { status: 501, action: 'fix' },
   ROUTE_NOT_FOUND: { status: 404, action: 'fix' },
   NONCE_INVALID: { status: 400, action: 'fix' },
   ENCLAVE_NOT_READY: { status: 503, action: 'retry' },

@@ -79,6 +79,16 @@ export function hostMissing(): TeegateError {
   return new TeegateError('REQUEST_INVALID', 'an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)');
 }
 
+/**
+ * The refusal of a Transfer-Encoding other than `chunked` alone, or undefined: Node's parser reads
+ * `gzip, chunked` as chunked and hands on the still-coded bytes as the body, where RFC 9112
+ * section 6.1 asks for 501 for a coding the server does not understand.
+ */
+export function transferCodingRefusal(transferEncoding: string | undefined): TeegateError | undefined {
+  if (transferEncoding === undefined || transferEncoding.trim().toLowerCase() === 'chunked') return undefined;
+  return new TeegateError('TRANSFER_CODING_UNSUPPORTED', `Transfer-Encoding: ${transferEncoding.slice(0, 64)} is not supported (only chunked)`);
+}
+
 /** The whole `clientError` handler: a connection reset is closed, anything else answered. */
 export function answerClientError(err: { readonly code?: string }, socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
   if (err.code === 'ECONNRESET') {

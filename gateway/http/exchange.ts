@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TeegateError } from '../../attestation/errors';
-import { hostMissing } from '../../attestation/http-error-answer';
+import { hostMissing, transferCodingRefusal } from '../../attestation/http-error-answer';
 import type { GatewayDeps } from '../context';
 import type { GatewayLogger } from '../observability/logger';
 import type { GatewayMetrics } from '../observability/metrics';
@@ -85,8 +85,8 @@ function beginExchange(
 
 /**
  * The steps every request takes before its route, in order: the exchange (request id,
- * observations), the security headers, the refusal of an HTTP/1.1 request without Host, the
- * refusal while shutting down, CORS. Returns false when
+ * observations), the security headers, the refusal of an HTTP/1.1 request without Host or in a
+ * transfer coding other than chunked, the refusal while shutting down, CORS. Returns false when
  * the request has been answered here (a refusal, a CORS preflight).
  */
 export type Admission = (req: IncomingMessage, res: GatewayResponse, route: () => string) => boolean;
@@ -97,9 +97,10 @@ export function createAdmission(deps: Pick<GatewayDeps, 'config' | 'metrics' | '
     beginExchange(deps, req, res, route);
     setSecurityHeaders(res);
     // The server leaves this check to here (requireHostHeader: false), so the refusal is JSON.
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+    const refusal = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined ? hostMissing() : transferCodingRefusal(req.headers['transfer-encoding']);
+    if (refusal) {
       res.setHeader('Connection', 'close');
-      sendError(res, hostMissing());
+      sendError(res, refusal);
       return false;
     }
     if (deps.isShuttingDown?.()) {

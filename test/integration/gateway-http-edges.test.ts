@@ -62,6 +62,7 @@ describe('answers Node gives before any route runs are JSON from the registry', 
     ['Expect: foo', 'GET /v2 HTTP/1.1\r\nHost: g\r\nExpect: foo\r\n\r\n', 417, 'EXPECTATION_UNSUPPORTED'],
     ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 404, 'ROUTE_NOT_FOUND'],
     ['an HTTP/1.1 request without Host', 'GET /v2 HTTP/1.1\r\n\r\n', 400, 'REQUEST_INVALID'],
+    ['Transfer-Encoding "gzip, chunked"', 'POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n', 501, 'TRANSFER_CODING_UNSUPPORTED'],
     ['an HTTP/1.1 inference without Host', 'POST /v2/models/affine/infer HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', 400, 'REQUEST_INVALID'],
   ])('%s', async (_what, request, status, code) => {
     const answer = await raw([request]);

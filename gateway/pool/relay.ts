@@ -4,7 +4,9 @@
  *    run the request) → taken out of rotation, the request goes to another enclave;
  *  - the connection broke after the request may have reached it → UPSTREAM_OUTCOME_UNKNOWN (502),
  *    never retried (the inference may have run);
- *  - no complete answer in time → UPSTREAM_TIMEOUT (504);
+ *  - no complete answer in time → UPSTREAM_TIMEOUT (504); the connection is read in the background
+ *    (up to ten times as long again), and a receipt that arrives meanwhile is logged
+ *    (`logUndelivered`);
  *  - an answer whose receipt is signed by a key other than the attested one → the enclave is
  *    re-attested and the caller gets ENCLAVE_IDENTITY_CHANGED (502).
  */
@@ -27,9 +29,10 @@ export interface RelayOptions {
   /** Send only to this member (a client asked for one enclave's attestation). */
   readonly only?: EnclaveMember;
   /**
-   * Logs the receipt of an answer that broke after its headers (too large, cut off, too slow): the
-   * request ran and was signed, and a receipt missing from the log is what an auditor reports as a
-   * gap. Only a receipt under the member's attested key is logged.
+   * Logs the receipt of an answer that broke after its headers (too large, cut off, too slow) or
+   * came after the timeout: the request ran and was signed, and a receipt missing from the log is
+   * what an auditor reports as a gap. Only a receipt under the member's attested key is logged.
+   * It must not reject (oip.ts logs its own failures).
    */
   readonly logUndelivered?: (receipt: string) => Promise<unknown>;
 }
@@ -113,7 +116,15 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
     let response: UpstreamResponse;
     member.inFlight++;
     try {
-      response = await member.client.request(req);
+      // A receipt that arrives after the timeout is logged like an undelivered answer's.
+      const logUndelivered = options.logUndelivered;
+      const lateReceipt =
+        logUndelivered && identity
+          ? (receipt: string) => {
+              if (receiptKid(receipt) === identity.receiptKid) void logUndelivered(receipt);
+            }
+          : undefined;
+      response = await member.client.request(lateReceipt ? { ...req, lateReceipt } : req);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       if (err.receipt !== undefined && identity && receiptKid(err.receipt) === identity.receiptKid) await options.logUndelivered?.(err.receipt);

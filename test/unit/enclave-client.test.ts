@@ -1,6 +1,7 @@
 /**
  * EnclaveClient's connect timeout counts only the making of a new connection: a request queued
- * behind the agent's busy keep-alive sockets has not failed to connect.
+ * behind the agent's busy keep-alive sockets has not failed to connect. A request that times out
+ * with `lateReceipt` keeps its connection and passes on the receipt of an answer that comes later.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,4 +28,74 @@ it('answers requests that waited for a busy socket longer than the connect timeo
   } finally {
     client.close();
   }
+});
+
+describe('a request that times out, with lateReceipt', () => {
+  /** A server that answers after `delayMs` with a receipt header, and records when each connection closed. */
+  async function slowEnclave(delayMs: number): Promise<{ url: string; closedAt: number[]; answeredAt: number[]; close: () => Promise<void> }> {
+    const closedAt: number[] = [];
+    const answeredAt: number[] = [];
+    const slow = createServer((_req, res) => {
+      setTimeout(() => {
+        if (!res.socket?.writable) return; // the client has gone: nothing signed
+        answeredAt.push(Date.now());
+        res.setHeader('teegate-receipt', 'late.receipt.jws');
+        res.end('{}');
+      }, delayMs);
+    });
+    slow.on('connection', (socket) => socket.on('close', () => closedAt.push(Date.now())));
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, closedAt, answeredAt, close: () => new Promise((resolve) => slow.close(() => resolve())) };
+  }
+
+  it('answers timeout at once, keeps the connection, and passes on the receipt of the answer that comes later', async () => {
+    const enclave = await slowEnclave(300);
+    const client = new EnclaveClient(enclave.url, { connectTimeoutMs: 1_000, timeoutMs: 100 });
+    try {
+      const late: string[] = [];
+      let seen!: () => void;
+      const lateSeen = new Promise<void>((resolve) => (seen = resolve));
+      await expect(client.request({ method: 'POST', path: '/v2/models/m/infer', body: Buffer.from('{}'), lateReceipt: (r) => (late.push(r), seen()) })).rejects.toMatchObject({ kind: 'timeout' });
+      expect(late).toEqual([]); // the timeout is answered before the enclave's answer comes
+      await lateSeen;
+      expect(late).toEqual(['late.receipt.jws']);
+      expect(enclave.answeredAt).toHaveLength(1);
+      expect(enclave.closedAt).toEqual([]); // the connection was open when the enclave answered
+    } finally {
+      client.close();
+      await enclave.close();
+    }
+  });
+
+  it('closes the connection after ten times the timeout when no answer comes, and passes nothing', async () => {
+    const enclave = await slowEnclave(60_000);
+    const client = new EnclaveClient(enclave.url, { connectTimeoutMs: 1_000, timeoutMs: 50 });
+    try {
+      const late: string[] = [];
+      const started = Date.now();
+      await expect(client.request({ method: 'POST', path: '/v2/models/m/infer', body: Buffer.from('{}'), lateReceipt: (r) => late.push(r) })).rejects.toMatchObject({ kind: 'timeout' });
+      const deadline = Date.now() + 10_000;
+      while (enclave.closedAt.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(enclave.closedAt).toHaveLength(1);
+      expect(enclave.closedAt[0]! - started).toBeGreaterThanOrEqual(10 * 50 + 50 - 20); // timeout, then ten times it
+      expect(late).toEqual([]);
+    } finally {
+      client.close();
+      await enclave.close();
+    }
+  });
+
+  it('without lateReceipt, closes the connection at the timeout (the enclave then signs nothing)', async () => {
+    const enclave = await slowEnclave(300);
+    const client = new EnclaveClient(enclave.url, { connectTimeoutMs: 1_000, timeoutMs: 100 });
+    try {
+      await expect(client.request({ method: 'GET', path: '/health' })).rejects.toMatchObject({ kind: 'timeout' });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(enclave.closedAt).toHaveLength(1);
+      expect(enclave.answeredAt).toEqual([]);
+    } finally {
+      client.close();
+      await enclave.close();
+    }
+  });
 });

@@ -74,19 +74,30 @@ export function connectRefused(): TeegateError {
   return new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here');
 }
 
-/** An HTTP/1.1 request without Host (RFC 9112 section 3.2), which Node would answer with an empty 400. */
-export function hostMissing(): TeegateError {
-  return new TeegateError('REQUEST_INVALID', 'an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)');
+/** What requestFormRefusal reads of a request (a node:http IncomingMessage has it). */
+export interface RequestHead {
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly headers: { readonly host?: string; readonly 'transfer-encoding'?: string };
 }
 
 /**
- * The refusal of a Transfer-Encoding other than `chunked` alone, or undefined: Node's parser reads
- * `gzip, chunked` as chunked and hands on the still-coded bytes as the body, where RFC 9112
- * section 6.1 asks for 501 for a coding the server does not understand.
+ * The refusal of a request whose head Node's parser lets through but neither server reads, or
+ * undefined: an HTTP/1.1 request without Host (RFC 9112 section 3.2; the servers leave this check
+ * to here, `requireHostHeader: false`, since Node's own refusal has no body), and a
+ * Transfer-Encoding other than `chunked` alone (Node reads `gzip, chunked` as chunked and hands on
+ * the still-coded bytes as the body; RFC 9112 section 6.1 asks for 501). The connection is to be
+ * closed after the answer.
  */
-export function transferCodingRefusal(transferEncoding: string | undefined): TeegateError | undefined {
-  if (transferEncoding === undefined || transferEncoding.trim().toLowerCase() === 'chunked') return undefined;
-  return new TeegateError('TRANSFER_CODING_UNSUPPORTED', `Transfer-Encoding: ${transferEncoding.slice(0, 64)} is not supported (only chunked)`);
+export function requestFormRefusal(req: RequestHead): TeegateError | undefined {
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+    return new TeegateError('REQUEST_INVALID', 'an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)');
+  }
+  const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
+    return new TeegateError('TRANSFER_CODING_UNSUPPORTED', `Transfer-Encoding: ${coding.slice(0, 64)} is not supported (only chunked)`);
+  }
+  return undefined;
 }
 
 /** The whole `clientError` handler: a connection reset is closed, anything else answered. */

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
-import { answerClientError, connectionsCheckingInterval, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, hostMissing, transferCodingRefusal } from '../attestation/http-error-answer';
+import { answerClientError, connectionsCheckingInterval, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, requestFormRefusal } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -40,10 +40,8 @@ function sendError(res: ServerResponse, err: unknown): void {
     res.destroy(); // nobody to answer
     return;
   }
-  // After a body over the limit, or one in a transfer coding it does not read, the rest of it is
-  // not read: the connection closes once answered.
-  const close = e.code === 'BODY_TOO_LARGE' || e.code === 'TRANSFER_CODING_UNSUPPORTED';
-  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()), 'application/json', close ? { connection: 'close' } : {});
+  // After a body over the limit the rest of it is not read: the connection closes once answered.
+  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()), 'application/json', e.code === 'BODY_TOO_LARGE' ? { connection: 'close' } : {});
   else res.destroy();
 }
 
@@ -132,14 +130,11 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     try {
-      if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      const refusal = requestFormRefusal(req);
+      if (refusal) {
         req.resume();
-        throw hostMissing();
-      }
-      const coding = transferCodingRefusal(req.headers['transfer-encoding']);
-      if (coding) {
-        req.resume();
-        throw coding;
+        res.setHeader('connection', 'close'); // its body, if any, is not read as sent
+        throw refusal;
       }
       const url = requestUrl(req.url);
       const path = url.pathname;

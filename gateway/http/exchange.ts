@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TeegateError } from '../../attestation/errors';
-import { hostMissing, transferCodingRefusal } from '../../attestation/http-error-answer';
+import { requestFormRefusal } from '../../attestation/http-error-answer';
 import type { GatewayDeps } from '../context';
 import type { GatewayLogger } from '../observability/logger';
 import type { GatewayMetrics } from '../observability/metrics';
@@ -96,8 +96,7 @@ export function createAdmission(deps: Pick<GatewayDeps, 'config' | 'metrics' | '
   return (req, res, route) => {
     beginExchange(deps, req, res, route);
     setSecurityHeaders(res);
-    // The server leaves this check to here (requireHostHeader: false), so the refusal is JSON.
-    const refusal = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined ? hostMissing() : transferCodingRefusal(req.headers['transfer-encoding']);
+    const refusal = requestFormRefusal(req);
     if (refusal) {
       res.setHeader('Connection', 'close');
       sendError(res, refusal);

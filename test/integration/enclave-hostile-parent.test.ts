@@ -447,6 +447,16 @@ describe('HTTP framing the enclave accepts, answered as the request means it', (
     const { answers } = await exchange([text], { maxMs: 5_000 });
     expect(typed(answers[0])).toEqual(refusal(code));
   });
+
+  it('a request it does not read as sent (no Host, or a transfer coding besides chunked) closes its kept-alive connection', async () => {
+    for (const [text, code] of [
+      ['GET /health HTTP/1.1\r\n\r\n', 'REQUEST_INVALID'],
+      [request('POST', '/v2/models/affine/infer', ['Content-Type: application/json', 'Transfer-Encoding: gzip, chunked'], '2\r\n{}\r\n0\r\n\r\n'), 'TRANSFER_CODING_UNSUPPORTED'],
+    ] as [string, ErrorCode][]) {
+      const { answers, closedByServer } = await exchange([text], { maxMs: 5_000 });
+      expect({ ...typed(answers[0]), closedByServer, close: answers[0]!.head.includes('connection: close') }).toEqual({ ...refusal(code), closedByServer: true, close: true });
+    }
+  });
 });
 
 describe('body limits on every route (32 MiB)', () => {

@@ -106,6 +106,7 @@ export const ERROR_REGISTRY = {
   ROUTE_NOT_FOUND: { status: 404, action: 'fix' },
   NONCE_INVALID: { status: 400, action: 'fix' },
   ENCLAVE_NOT_READY: { status: 503, action: 'retry' },
+  ENCLAVE_BUSY: { status: 429, action: 'retry' },
   // Sealed requests (JWE)
   JWE_INVALID: { status: 400, action: 'stop' },
   JWE_KEY_MISMATCH: { status: 400, action: 'fix' },

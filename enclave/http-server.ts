@@ -6,6 +6,7 @@ import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../att
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
+import { totalmem } from 'node:os';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
 import { answerClientError, connectionsCheckingInterval, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, requestFormRefusal } from '../attestation/http-error-answer';
@@ -18,6 +19,13 @@ export interface EnclaveHttpOptions {
   readonly host?: string;
   /** Request body limit in bytes (default 32 MiB: a 16 MiB tensor as JSON text). */
   readonly maxBodyBytes?: number;
+  /**
+   * Bytes of request bodies held at once, across requests, from the first byte read (or the
+   * declared length) until the answer: more is 429 ENCLAVE_BUSY before anything runs, so a flood
+   * of large requests cannot exhaust the enclave's memory. Default: an eighth of the memory
+   * (os.totalmem, the enclave's own inside Nitro), and at least two bodies at the limit.
+   */
+  readonly maxPendingBytes?: number;
   /**
    * Node's server timeouts, ms: a whole request (default 120 s), its request line and headers
    * (66 s), an idle kept-alive connection (65 s). A request not sent in time is 408 REQUEST_TIMEOUT.
@@ -40,16 +48,38 @@ function sendError(res: ServerResponse, err: unknown): void {
     res.destroy(); // nobody to answer
     return;
   }
-  // After a body over the limit the rest of it is not read: the connection closes once answered.
-  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()), 'application/json', e.code === 'BODY_TOO_LARGE' ? { connection: 'close' } : {});
+  // After a body over a limit the rest of it is not read: the connection closes once answered.
+  const unread = e.code === 'BODY_TOO_LARGE' || e.code === 'ENCLAVE_BUSY';
+  if (!res.headersSent) send(res, e.status, JSON.stringify(e.toJSON()), 'application/json', unread ? { connection: 'close' } : {});
   else res.destroy();
+}
+
+/** The bytes of request bodies the enclave holds at once (EnclaveHttpOptions.maxPendingBytes). */
+class PendingBytes {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  /** Takes `n` more bytes for a request, or false when that would exceed the limit. */
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
+function busy(pending: PendingBytes): TeegateError {
+  return new TeegateError('ENCLAVE_BUSY', `the enclave holds ${pending.limit} bytes of requests already: retry, on another enclave or later`);
 }
 
 /**
  * The request body, up to `limit` bytes. Over it (declared, or as it streams in), BODY_TOO_LARGE:
- * the rest is discarded, not buffered, until the 413 is sent and the connection closed.
+ * the rest is discarded, not buffered, until the 413 is sent and the connection closed. The bytes
+ * are taken from `pending` as they are declared or arrive (`held` counts them; the caller gives
+ * them back once answered); when `pending` has no room, ENCLAVE_BUSY the same way.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number, pending: PendingBytes, held: { bytes: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
@@ -57,15 +87,25 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       req.resume();
       return;
     }
+    if (!pending.take(declared)) {
+      reject(busy(pending));
+      req.resume();
+      return;
+    }
+    held.bytes = declared;
     const chunks: Buffer[] = [];
     let size = 0;
+    const refuse = (err: TeegateError): void => {
+      req.removeListener('data', onData);
+      req.resume();
+      reject(err);
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) {
-        req.removeListener('data', onData);
-        req.resume();
-        reject(new TeegateError('BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
-        return;
+      if (size > limit) return refuse(new TeegateError('BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
+      if (size > held.bytes) {
+        if (!pending.take(size - held.bytes)) return refuse(busy(pending));
+        held.bytes = size;
       }
       chunks.push(chunk);
     };
@@ -92,6 +132,7 @@ function requestUrl(target: string | undefined): URL {
 
 export function createEnclaveHttpHandler(service: EnclaveService, options: EnclaveHttpOptions = {}) {
   const limit = options.maxBodyBytes ?? 32 * 1024 * 1024;
+  const pending = new PendingBytes(options.maxPendingBytes ?? Math.max(2 * limit, Math.floor(totalmem() / 8)));
   const log = options.log ?? (() => undefined);
 
   async function attestation(url: URL, res: ServerResponse): Promise<void> {
@@ -112,19 +153,25 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
       req.resume();
       throw new TeegateError('MEDIA_TYPE_UNSUPPORTED', 'Content-Type must be application/json (plain) or application/jose (sealed)');
     }
-    const body = await readBody(req, limit);
-    const started = performance.now();
-    // Checked just before a receipt number is spent: a caller that has gone (closed, or half-closed,
-    // which ends an HTTP/1.1 connection here) could not receive the receipt, nor a gateway log it.
-    const answerable = (): boolean => {
-      const socket = res.socket;
-      return socket !== null && socket.writable && !socket.destroyed;
-    };
-    const { answer, receipt } =
-      type === 'application/jose'
-        ? await service.inferSealed(model, body.toString('latin1').trim(), { version, answerable }).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
-        : await service.infer(model, parseJson(body), { version, answerable }).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
-    send(res, 200, answer, type, { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
+    // The body's bytes are held, against maxPendingBytes, until the request is answered.
+    const held = { bytes: 0 };
+    try {
+      const body = await readBody(req, limit, pending, held);
+      const started = performance.now();
+      // Checked just before a receipt number is spent: a caller that has gone (closed, or half-closed,
+      // which ends an HTTP/1.1 connection here) could not receive the receipt, nor a gateway log it.
+      const answerable = (): boolean => {
+        const socket = res.socket;
+        return socket !== null && socket.writable && !socket.destroyed;
+      };
+      const { answer, receipt } =
+        type === 'application/jose'
+          ? await service.inferSealed(model, body.toString('latin1').trim(), { version, answerable }).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
+          : await service.infer(model, parseJson(body), { version, answerable }).then(({ response, receipt }) => ({ answer: JSON.stringify(response), receipt }));
+      send(res, 200, answer, type, { [RECEIPT_HEADER]: receipt, [SERVER_TIMING_HEADER]: formatServerTiming({ infer: performance.now() - started }) });
+    } finally {
+      pending.give(held.bytes);
+    }
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -30,8 +30,8 @@ export interface StartEnclaveOptions {
   readonly devCaFile?: string;
   /** Dev only: report PCR0-2 as zero, like `nitro-cli run-enclave --debug-mode`. */
   readonly debug?: boolean;
-  /** The HTTP server's timeouts (EnclaveHttpOptions.timeouts; defaults 120 s, 66 s, 65 s). */
-  readonly httpTimeouts?: EnclaveHttpOptions['timeouts'];
+  /** The HTTP server's timeouts and the bytes of requests it holds at once (EnclaveHttpOptions). */
+  readonly http?: Pick<EnclaveHttpOptions, 'timeouts' | 'maxPendingBytes'>;
   readonly log?: (event: Record<string, unknown>) => void;
 }
 
@@ -88,7 +88,7 @@ export async function startEnclave(options: StartEnclaveOptions = {}): Promise<R
   const { server, url } = await listenEnclaveHttp(service, {
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.host ? { host: options.host } : {}),
-    ...(options.httpTimeouts ? { timeouts: options.httpTimeouts } : {}),
+    ...options.http,
     log,
   });
   log({ level: 'info', msg: 'enclave ready', url, boot_id: service.manifest.boot_id, status: service.health().status });

@@ -43,9 +43,10 @@ function relayOptionsOf(ctx: GatewayContext) {
   // A failure to log it must not replace the answer's own error (a client decides on a retry by it).
   const logUndelivered = (receipt: string) =>
     ctx.sink.appendReceipt(receipt).catch((err: unknown) => ctx.logger.error({ err: String(err) }, 'the receipt of an undelivered answer could not be logged'));
-  const relayOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, logUndelivered };
+  // An enclave that holds as many requests as it takes refuses before reading: try the next.
+  const relayOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, logUndelivered, retryOnCodes: ['ENCLAVE_BUSY' as const] };
   // A sealed request without a seal kid may reach an enclave that holds another key: try the next.
-  const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['JWE_KEY_MISMATCH' as const] };
+  const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['ENCLAVE_BUSY' as const, 'JWE_KEY_MISMATCH' as const] };
   return { relayOptions, sealedRelayOptions };
 }
 

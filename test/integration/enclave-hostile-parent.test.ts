@@ -861,7 +861,7 @@ describe('slow and idle connections', () => {
   const TIMEOUTS = { requestMs: 4_000, headersMs: 2_000, keepAliveMs: 1_500 };
   let timed: RunningEnclave;
   beforeAll(async () => {
-    timed = await startEnclave({ models: tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-hostile-timeouts-'))), devCa: await createDevCa(), host: '127.0.0.1', httpTimeouts: TIMEOUTS });
+    timed = await startEnclave({ models: tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-hostile-timeouts-'))), devCa: await createDevCa(), host: '127.0.0.1', http: { timeouts: TIMEOUTS } });
   });
   afterAll(async () => {
     await timed?.close();

@@ -28,7 +28,8 @@ export interface EnclaveHttpOptions {
   readonly maxPendingBytes?: number;
   /**
    * Node's server timeouts, ms: a whole request (default 120 s), its request line and headers
-   * (66 s), an idle kept-alive connection (65 s). A request not sent in time is 408 REQUEST_TIMEOUT.
+   * (66 s, at most the request's), an idle kept-alive connection (65 s). A request not sent in time
+   * is 408 REQUEST_TIMEOUT.
    */
   readonly timeouts?: { readonly requestMs?: number; readonly headersMs?: number; readonly keepAliveMs?: number };
   readonly log?: (event: Record<string, unknown>) => void;
@@ -45,7 +46,8 @@ function send(res: ServerResponse, status: number, body: string, type = 'applica
 function sendError(res: ServerResponse, err: unknown): void {
   const e = isTeegateError(err) ? err : new TeegateError('INTERNAL', 'internal error');
   if (e.code === 'REQUEST_ABANDONED') {
-    res.destroy(); // nobody to answer
+    res.statusCode = e.status; // for the log line; nobody is answered
+    res.destroy();
     return;
   }
   // After a body over a limit the rest of it is not read: the connection closes once answered.
@@ -70,7 +72,7 @@ class PendingBytes {
 }
 
 function busy(pending: PendingBytes): TeegateError {
-  return new TeegateError('ENCLAVE_BUSY', `the enclave holds ${pending.limit} bytes of requests already: retry, on another enclave or later`);
+  return new TeegateError('ENCLAVE_BUSY', `this request would take the bytes of requests the enclave holds past its limit of ${pending.limit}: retry, on another enclave or later`);
 }
 
 /**
@@ -132,7 +134,12 @@ function requestUrl(target: string | undefined): URL {
 
 export function createEnclaveHttpHandler(service: EnclaveService, options: EnclaveHttpOptions = {}) {
   const limit = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  const pending = new PendingBytes(options.maxPendingBytes ?? Math.max(2 * limit, Math.floor(totalmem() / 8)));
+  const pendingLimit = options.maxPendingBytes ?? Math.max(2 * limit, Math.floor(totalmem() / 8));
+  // Below the body limit, a large request would be ENCLAVE_BUSY (retry) forever, even when idle.
+  if (!Number.isSafeInteger(pendingLimit) || pendingLimit < limit) {
+    throw new TeegateError('CONFIG_INVALID', `maxPendingBytes (${pendingLimit}) must be a whole number of at least the body limit, ${limit} bytes`);
+  }
+  const pending = new PendingBytes(pendingLimit);
   const log = options.log ?? (() => undefined);
 
   async function attestation(url: URL, res: ServerResponse): Promise<void> {
@@ -160,10 +167,8 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
       const started = performance.now();
       // Checked just before a receipt number is spent: a caller that has gone (closed, or half-closed,
       // which ends an HTTP/1.1 connection here) could not receive the receipt, nor a gateway log it.
-      const answerable = (): boolean => {
-        const socket = res.socket;
-        return socket !== null && socket.writable && !socket.destroyed;
-      };
+      // The request's socket: a pipelined request's response has none until the ones before it are sent.
+      const answerable = (): boolean => req.socket.writable && !req.socket.destroyed;
       const { answer, receipt } =
         type === 'application/jose'
           ? await service.inferSealed(model, body.toString('latin1').trim(), { version, answerable }).then(({ jwe, receipt }) => ({ answer: jwe, receipt }))
@@ -215,13 +220,15 @@ export async function listenEnclaveHttp(service: EnclaveService, options: Enclav
   const handler = createEnclaveHttpHandler(service, options);
   // Host is checked by the handler, so that its absence is answered in JSON too.
   const requestTimeout = options.timeouts?.requestMs ?? 120_000;
+  // Node requires headersTimeout <= requestTimeout.
+  const headersTimeout = Math.min(options.timeouts?.headersMs ?? 66_000, requestTimeout);
   const server = createServer(
     {
       requireHostHeader: false,
       requestTimeout,
-      headersTimeout: options.timeouts?.headersMs ?? 66_000,
+      headersTimeout,
       keepAliveTimeout: options.timeouts?.keepAliveMs ?? 65_000,
-      connectionsCheckingInterval: connectionsCheckingInterval(requestTimeout),
+      connectionsCheckingInterval: connectionsCheckingInterval(headersTimeout),
     },
     (req, res) => void handler(req, res),
   );

@@ -30,8 +30,8 @@ export interface StartEnclaveOptions {
   readonly devCaFile?: string;
   /** Dev only: report PCR0-2 as zero, like `nitro-cli run-enclave --debug-mode`. */
   readonly debug?: boolean;
-  /** The HTTP server's timeouts and the bytes of requests it holds at once (EnclaveHttpOptions). */
-  readonly http?: Pick<EnclaveHttpOptions, 'timeouts' | 'maxPendingBytes'>;
+  /** The HTTP server's timeouts and limits (EnclaveHttpOptions). */
+  readonly http?: Pick<EnclaveHttpOptions, 'timeouts' | 'maxBodyBytes' | 'maxPendingBytes'>;
   readonly log?: (event: Record<string, unknown>) => void;
 }
 

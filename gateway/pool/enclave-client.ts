@@ -53,19 +53,22 @@ export interface UpstreamRequest {
   readonly headers?: Readonly<Record<string, string>>;
   /**
    * Given, a request that times out is answered as `timeout` at once but its connection is not
-   * closed: it is read in the background for up to DRAIN_FACTOR times the timeout more, and the
-   * receipt of an answer that arrives meanwhile is passed here (the enclave ran the request and
-   * signed it; a receipt the gateway drops is a gap in the log). Closing at once lost such
-   * receipts: an answer already in the socket's buffer was discarded unread, and an enclave that
-   * had not yet seen the close (2-16 ms under load) signed an answer into it. Only after that is
-   * the connection closed, and an enclave still running the request signs none (REQUEST_ABANDONED)
-   * unless its run ends within those milliseconds.
+   * destroyed: it is read in the background, and the receipt of an answer that arrives meanwhile
+   * is passed here (the enclave ran the request and signed it; a receipt the gateway drops is a
+   * gap in the log). Destroying it at once lost such receipts: an answer already in the socket's
+   * buffer was discarded unread, and an enclave that had not yet seen the close (2-16 ms under
+   * load) signed an answer into it. The connection stays open for DRAIN_MS at most (the timeout,
+   * if shorter), then only its sending side is closed: an enclave that sees that end signs nothing
+   * more (REQUEST_ABANDONED), and one that signed before it sees it still has its answer read.
+   * The connection is destroyed once the enclave has closed its side, or CLOSE_WAIT_MS later.
    */
   readonly lateReceipt?: (receipt: string) => void;
 }
 
-/** How much longer than its timeout a timed-out request is read for a late receipt (`lateReceipt`). */
-export const DRAIN_FACTOR = 10;
+/** How long past its timeout a timed-out request stays open for a late receipt (`lateReceipt`), at most. */
+export const DRAIN_MS = 10_000;
+/** After its sending side is closed, how long a drained connection waits for the enclave to close. */
+export const CLOSE_WAIT_MS = 2_000;
 
 /** Socket errors that mean no connection was ever made. */
 const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ECONNABORTED']);
@@ -91,9 +94,14 @@ export class EnclaveClient {
     this.port = Number(url.port || 80);
     this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024;
     this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256, scheduling: 'lifo' });
+    // Health checks and attestations on sockets of their own: inferences that fill the agent
+    // (slow, or draining after a timeout) must not make a reachable enclave look unreachable.
+    this.controlAgent = new Agent({ keepAlive: true, maxSockets: 4 });
   }
 
-  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+  private readonly controlAgent: Agent;
+
+  request(req: UpstreamRequest, agent: Agent = this.agent): Promise<UpstreamResponse> {
     return new Promise<UpstreamResponse>((resolvePromise, rejectPromise) => {
       let settled = false;
       let connected = false;
@@ -102,7 +110,7 @@ export class EnclaveClient {
         headers['content-length'] = req.body.length;
         if (req.contentType) headers['content-type'] = req.contentType;
       }
-      const outgoing = httpRequest({ agent: this.agent, host: this.host, port: this.port, method: req.method, path: req.path, headers });
+      const outgoing = httpRequest({ agent, host: this.host, port: this.port, method: req.method, path: req.path, headers });
       // Started once a new connection is being made: a request queued for one of the agent's busy
       // keep-alive sockets has not been sent either, but nothing is wrong with the enclave.
       let connectTimer: NodeJS.Timeout | undefined;
@@ -110,13 +118,21 @@ export class EnclaveClient {
       /** Set while a timed-out request is read in the background (`lateReceipt`). */
       let drainTimer: NodeJS.Timeout | undefined;
       const timeoutMs = req.timeoutMs ?? this.options.timeoutMs;
+      const drain = (): void => {
+        drainTimer = setTimeout(() => {
+          outgoing.socket?.end(); // the enclave's server ends the connection when it sees this
+          drainTimer = setTimeout(() => outgoing.destroy(), CLOSE_WAIT_MS);
+          drainTimer.unref();
+        }, Math.min(timeoutMs, DRAIN_MS));
+        drainTimer.unref();
+      };
       const finish = (err: UpstreamError | undefined, res?: UpstreamResponse, keepOpen = false): void => {
         if (settled) return;
         settled = true;
         clearTimeout(connectTimer);
         clearTimeout(answerTimer);
         if (err) {
-          if (keepOpen) drainTimer = setTimeout(() => outgoing.destroy(), DRAIN_FACTOR * timeoutMs);
+          if (keepOpen) drain();
           else outgoing.destroy();
           if (receiptSeen !== undefined) err.receipt = receiptSeen;
           rejectPromise(err);
@@ -151,10 +167,10 @@ export class EnclaveClient {
         const receipt = res.headers[RECEIPT_HEADER];
         if (typeof receipt === 'string' && receipt.length > 0) receiptSeen = receipt;
         if (settled) {
-          // After a timeout, read in the background: the receipt is logged, the body discarded.
+          // After a timeout, read in the background: the receipt is passed on, the rest discarded
+          // with the connection (never handed back to the agent, which may have half-closed it).
           if (receiptSeen !== undefined) req.lateReceipt?.(receiptSeen);
-          res.on('end', () => clearTimeout(drainTimer));
-          res.resume();
+          outgoing.destroy();
           return;
         }
         const chunks: Buffer[] = [];
@@ -177,7 +193,7 @@ export class EnclaveClient {
 
   /** GET and parse a small JSON answer (health, attestation, metadata: not the inference hot path). */
   async getJson(path: string, timeoutMs?: number): Promise<{ status: number; json: unknown }> {
-    const res = await this.request({ method: 'GET', path, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    const res = await this.request({ method: 'GET', path, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, this.controlAgent);
     let json: unknown;
     try {
       json = JSON.parse(res.body.toString('utf8')) as unknown;
@@ -189,5 +205,6 @@ export class EnclaveClient {
 
   close(): void {
     this.agent.destroy();
+    this.controlAgent.destroy();
   }
 }

@@ -5,7 +5,7 @@
  *  - the connection broke after the request may have reached it → UPSTREAM_OUTCOME_UNKNOWN (502),
  *    never retried (the inference may have run);
  *  - no complete answer in time → UPSTREAM_TIMEOUT (504); the connection is read in the background
- *    (up to ten times as long again), and a receipt that arrives meanwhile is logged
+ *    for a while (EnclaveClient's `lateReceipt`), and a receipt that arrives meanwhile is logged
  *    (`logUndelivered`);
  *  - an answer whose receipt is signed by a key other than the attested one → the enclave is
  *    re-attested and the caller gets ENCLAVE_IDENTITY_CHANGED (502).
@@ -121,7 +121,7 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
       const lateReceipt =
         logUndelivered && identity
           ? (receipt: string) => {
-              if (receiptKid(receipt) === identity.receiptKid) void logUndelivered(receipt);
+              if (receiptKid(receipt) === identity.receiptKid) logUndelivered(receipt).catch(() => undefined);
             }
           : undefined;
       response = await member.client.request(lateReceipt ? { ...req, lateReceipt } : req);

@@ -47,12 +47,14 @@ function relayOptionsOf(ctx: GatewayContext) {
   const relayOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, logUndelivered, retryOnCodes: ['ENCLAVE_BUSY' as const] };
   // A sealed request without a seal kid may reach an enclave that holds another key: try the next.
   const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['ENCLAVE_BUSY' as const, 'JWE_KEY_MISMATCH' as const] };
-  return { relayOptions, sealedRelayOptions };
+  // Model metadata: no receipts to wait for after a timeout.
+  const metadataOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics };
+  return { relayOptions, sealedRelayOptions, metadataOptions };
 }
 
 export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
   const { pool } = ctx;
-  const { relayOptions } = relayOptionsOf(ctx);
+  const { metadataOptions } = relayOptionsOf(ctx);
 
   app.get('/v2', (_req, res) => {
     res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS });
@@ -77,7 +79,7 @@ export function registerOipRoutes(app: Express, ctx: GatewayContext): void {
 
   const metadata = async (req: Request, res: Response) => {
     const model = selector(req);
-    const relayed = await relay(pool, { method: 'GET', path: enclavePath(model) }, model, relayOptions);
+    const relayed = await relay(pool, { method: 'GET', path: enclavePath(model) }, model, metadataOptions);
     res.locals.model = model.name;
     sendRelayed(res, relayed);
   };

@@ -32,7 +32,7 @@ const sockets: Socket[] = [];
 
 beforeAll(async () => {
   ca = await createDevCa();
-  small = await startEnclave({ models: tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-busy-'))), devCa: ca, host: '127.0.0.1', http: { maxPendingBytes: BUDGET } });
+  small = await startEnclave({ models: tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-busy-'))), devCa: ca, host: '127.0.0.1', http: { maxPendingBytes: BUDGET, maxBodyBytes: 64_000 } });
 });
 
 afterAll(async () => {
@@ -98,6 +98,13 @@ it('counts a chunked body as it arrives: the bytes already read are held', async
   expect(await holder.rest()).toBe(200);
   expect((await postTo(small.url)).status).toBe(200);
   expect(await issued(small)).toBe(before + 2);
+});
+
+it('refuses to start with a limit below the body limit (a large request would be busy forever)', async () => {
+  await expect(startEnclave({ models: tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-busy-'))), devCa: ca, host: '127.0.0.1', http: { maxPendingBytes: 1024, maxBodyBytes: 64_000 } })).rejects.toMatchObject({
+    code: 'CONFIG_INVALID',
+    message: 'maxPendingBytes (1024) must be a whole number of at least the body limit, 64000 bytes',
+  });
 });
 
 describe('through the gateway', () => {

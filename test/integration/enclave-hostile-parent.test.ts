@@ -365,6 +365,16 @@ describe('HTTP framing the enclave accepts, answered as the request means it', (
     expect((JSON.parse(answers[3]!.body) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([11, 13, 15, 17]);
   });
 
+  it('runs and answers an inference pipelined behind a slower request (its response has no socket until the first is sent)', async () => {
+    const before = await issued();
+    // A fresh attestation (the NSM's signature) is answered after the inference behind it has run.
+    const pipeline = [request('GET', `/attestation?nonce=${toHex(randomBytes(32))}`), postText('/v2/models/affine/infer', AFFINE, ['Connection: close'])].join('');
+    const { answers } = await exchange([pipeline]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect((JSON.parse(answers[1]!.body) as { parameters: { seq: number } }).parameters.seq).toBe(before);
+    expect(await issued()).toBe(before + 1);
+  });
+
   it('reads a chunked body in 1-byte chunks with extensions and a trailer as its data', async () => {
     const chunks = [...Buffer.from(AFFINE)].map((b) => `1;ext=v\r\n${String.fromCharCode(b)}\r\n`).join('');
     const { answers } = await exchange([
@@ -879,6 +889,15 @@ describe('slow and idle connections', () => {
     });
     return outcome.finally(() => clearInterval(timer));
   }
+
+  it('takes a request timeout below the headers timeout\'s default (the headers timeout is capped to it)', async () => {
+    const short = await startEnclave({ models: tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-hostile-timeouts-'))), devCa: await createDevCa(), host: '127.0.0.1', http: { timeouts: { requestMs: 30_000 } } });
+    try {
+      expect((await fetch(`${short.url}/health`)).status).toBe(200);
+    } finally {
+      await short.close();
+    }
+  });
 
   it('ends each with 408 REQUEST_TIMEOUT as JSON, and the enclave keeps serving', async () => {
     const slow = [

@@ -85,11 +85,16 @@ export async function startEnclave(options: StartEnclaveOptions = {}): Promise<R
     log({ level: 'error', msg: 'enclave serves no models', reason: failure });
   }
   const service = await EnclaveService.boot({ nsm, ...(models ? { models } : {}), ...(failure ? { failure } : {}), modelStatus });
+  // A server that cannot start (a port in use, invalid limits) must not leave the models' worker
+  // threads and the NSM open behind it.
   const { server, url } = await listenEnclaveHttp(service, {
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.host ? { host: options.host } : {}),
     ...options.http,
     log,
+  }).catch(async (err: unknown) => {
+    await service.close().catch(() => undefined);
+    throw err;
   });
   log({ level: 'info', msg: 'enclave ready', url, boot_id: service.manifest.boot_id, status: service.health().status });
   return {

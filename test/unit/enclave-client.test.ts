@@ -35,17 +35,22 @@ describe('a request that times out, with lateReceipt', () => {
   async function slowEnclave(delayMs: number): Promise<{ url: string; closedAt: number[]; answeredAt: number[]; close: () => Promise<void> }> {
     const closedAt: number[] = [];
     const answeredAt: number[] = [];
+    const timers: NodeJS.Timeout[] = [];
     const slow = createServer((_req, res) => {
-      setTimeout(() => {
+      timers.push(setTimeout(() => {
         if (!res.socket?.writable) return; // the client has gone: nothing signed
         answeredAt.push(Date.now());
         res.setHeader('teegate-receipt', 'late.receipt.jws');
         res.end('{}');
-      }, delayMs);
+      }, delayMs));
     });
     slow.on('connection', (socket) => socket.on('close', () => closedAt.push(Date.now())));
     await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-    return { url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, closedAt, answeredAt, close: () => new Promise((resolve) => slow.close(() => resolve())) };
+    return { url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, closedAt, answeredAt, close: () => new Promise((resolve) => {
+        for (const t of timers) clearTimeout(t);
+        slow.closeAllConnections();
+        slow.close(() => resolve());
+      }) };
   }
 
   it('answers timeout at once, keeps the connection, and passes on the receipt of the answer that comes later', async () => {

@@ -64,14 +64,21 @@ export function endConnectionWith(socket: AnswerableConnection, err: TeegateErro
   timer.unref?.();
 }
 
-/** The refusal of an `Expect` other than 100-continue (Node's `checkExpectation` event). */
-export function expectationUnsupported(expect: unknown): TeegateError {
-  return new TeegateError('EXPECTATION_UNSUPPORTED', `Expect: ${String(expect).slice(0, 64)} is not supported (only 100-continue)`);
+/** What answerExpectationUnsupported needs of a response (a node:http ServerResponse has it). */
+export interface AnswerableResponse {
+  writeHead(status: number, headers: Record<string, string | number>): { end(body: string): unknown };
 }
 
-/** The refusal of CONNECT (Node's `connect` event): neither server is a proxy. */
-export function connectRefused(): TeegateError {
-  return new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here');
+/** Node's `checkExpectation` event, for both servers: an `Expect` other than 100-continue, 417 in JSON. */
+export function answerExpectationUnsupported(req: { readonly headers: { readonly expect?: string } }, res: AnswerableResponse): void {
+  const err = new TeegateError('EXPECTATION_UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 64)} is not supported (only 100-continue)`);
+  const { body, headers } = errorAnswer(err);
+  res.writeHead(err.status, headers).end(body);
+}
+
+/** Node's `connect` event, for both servers: neither is a proxy, so CONNECT is 404 in JSON. */
+export function refuseConnect(socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
+  endConnectionWith(socket, new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here'), reasonOf(404));
 }
 
 /** What requestFormRefusal reads of a request (a node:http IncomingMessage has it). */

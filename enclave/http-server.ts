@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { totalmem } from 'node:os';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
-import { answerClientError, connectionsCheckingInterval, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported, requestFormRefusal } from '../attestation/http-error-answer';
+import { answerClientError, answerExpectationUnsupported, connectionsCheckingInterval, refuseConnect, requestFormRefusal } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -236,12 +236,8 @@ export async function listenEnclaveHttp(service: EnclaveService, options: Enclav
   // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself.
   const reasonOf = (status: number) => STATUS_CODES[status];
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, reasonOf));
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    const err = expectationUnsupported(req.headers.expect);
-    const { body, headers } = errorAnswer(err);
-    res.writeHead(err.status, headers).end(body);
-  });
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => endConnectionWith(socket, connectRefused(), reasonOf(404)));
+  server.on('checkExpectation', answerExpectationUnsupported);
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseConnect(socket, reasonOf));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

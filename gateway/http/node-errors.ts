@@ -13,7 +13,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { answerClientError, connectRefused, endConnectionWith, errorAnswer, expectationUnsupported } from '../../attestation/http-error-answer';
+import { answerClientError, answerExpectationUnsupported, refuseConnect } from '../../attestation/http-error-answer';
 
 /** Requests whose client waits for `100 Continue` before it sends the body. */
 const awaitingContinue = new WeakSet<IncomingMessage>();
@@ -31,10 +31,6 @@ export function answerNodeErrors(server: Server): void {
     awaitingContinue.add(req);
     server.emit('request', req, res);
   });
-  server.on('checkExpectation', (req, res) => {
-    const err = expectationUnsupported(req.headers.expect);
-    const { body, headers } = errorAnswer(err);
-    res.writeHead(err.status, headers).end(body);
-  });
-  server.on('connect', (_req, socket: Duplex) => endConnectionWith(socket, connectRefused(), reasonOf(404)));
+  server.on('checkExpectation', answerExpectationUnsupported);
+  server.on('connect', (_req, socket: Duplex) => refuseConnect(socket, reasonOf));
 }

@@ -76,6 +76,33 @@ export function answerExpectationUnsupported(req: { readonly headers: { readonly
   res.writeHead(err.status, headers).end(body);
 }
 
+/** Requests whose client waits for `100 Continue` before it sends the body (deferContinue). */
+const awaitingContinue = new WeakSet<object>();
+
+/**
+ * `Expect: 100-continue` honoured late, for both servers: Node would send `100 Continue` before any
+ * route ran, so a client whose request is refused anyway (no key, a body over the limit, a busy
+ * enclave, a wrong media type) would upload the whole body to be refused. With this, the request
+ * is served as any other and the interim answer goes out only when a route is about to read the
+ * body (continueIfExpected); a request refused before that gets its final answer without ever
+ * being asked to send.
+ */
+export function deferContinue<Req extends object, Res>(server: {
+  on(event: 'checkContinue', listener: (req: Req, res: Res) => void): unknown;
+  emit(event: 'request', req: Req, res: Res): boolean;
+}): void {
+  server.on('checkContinue', (req, res) => {
+    awaitingContinue.add(req);
+    server.emit('request', req, res);
+  });
+}
+
+/** Sends `100 Continue` if `req`'s client waits for it (deferContinue); at most once. Call just before reading the body. */
+export function continueIfExpected(req: object, res: { readonly headersSent: boolean; writeContinue(): void }): void {
+  if (!awaitingContinue.delete(req) || res.headersSent) return;
+  res.writeContinue();
+}
+
 /** Node's `connect` event, for both servers: neither is a proxy, so CONNECT is 404 in JSON. */
 export function refuseConnect(socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
   endConnectionWith(socket, new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here'), reasonOf(404));

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { totalmem } from 'node:os';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
-import { answerClientError, answerExpectationUnsupported, connectionsCheckingInterval, refuseConnect, requestFormRefusal } from '../attestation/http-error-answer';
+import { answerClientError, answerExpectationUnsupported, connectionsCheckingInterval, continueIfExpected, deferContinue, refuseConnect, requestFormRefusal } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -81,7 +81,7 @@ function busy(pending: PendingBytes): TeegateError {
  * are taken from `pending` as they are declared or arrive (`held` counts them; the caller gives
  * them back once answered); when `pending` has no room, ENCLAVE_BUSY the same way.
  */
-function readBody(req: IncomingMessage, limit: number, pending: PendingBytes, held: { bytes: number }): Promise<Buffer> {
+function readBody(req: IncomingMessage, res: ServerResponse, limit: number, pending: PendingBytes, held: { bytes: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
@@ -95,6 +95,8 @@ function readBody(req: IncomingMessage, limit: number, pending: PendingBytes, he
       return;
     }
     held.bytes = declared;
+    // A client waiting for `100 Continue` is asked for the body only now, past the checks above.
+    continueIfExpected(req, res);
     const chunks: Buffer[] = [];
     let size = 0;
     const refuse = (err: TeegateError): void => {
@@ -163,7 +165,7 @@ export function createEnclaveHttpHandler(service: EnclaveService, options: Encla
     // The body's bytes are held, against maxPendingBytes, until the request is answered.
     const held = { bytes: 0 };
     try {
-      const body = await readBody(req, limit, pending, held);
+      const body = await readBody(req, res, limit, pending, held);
       const started = performance.now();
       // Checked just before a receipt number is spent: a caller that has gone (closed, or half-closed,
       // which ends an HTTP/1.1 connection here) could not receive the receipt, nor a gateway log it.
@@ -233,10 +235,12 @@ export async function listenEnclaveHttp(service: EnclaveService, options: Enclav
     (req, res) => void handler(req, res),
   );
   // Malformed HTTP, oversized headers, a request not sent in time, an Expect other than
-  // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself.
+  // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself; and
+  // `100 Continue` only once a body is to be read.
   const reasonOf = (status: number) => STATUS_CODES[status];
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, reasonOf));
   server.on('checkExpectation', answerExpectationUnsupported);
+  deferContinue(server);
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseConnect(socket, reasonOf));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

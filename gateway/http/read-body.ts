@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TeegateError } from '../../attestation/errors';
-import { continueIfExpected } from './node-errors';
+import { continueIfExpected } from '../../attestation/http-error-answer';
 
 export type BodyMode = 'plain' | 'sealed';
 

@@ -436,6 +436,18 @@ describe('HTTP framing the enclave accepts, answered as the request means it', (
     expect(answers.map((a) => a.status)).toEqual([100, 200]);
   });
 
+  // Node would send 100 Continue before any check ran, and the caller upload a body only to have
+  // it refused; the enclave asks for the body only once it is going to read it.
+  it.each([
+    ['a declared body over the limit', ['Content-Type: application/json', `Content-Length: ${33 * MIB}`], 'BODY_TOO_LARGE'],
+    ['a media type it does not take', ['Content-Type: text/plain', 'Content-Length: 2'], 'MEDIA_TYPE_UNSUPPORTED'],
+  ] as const)('answers Expect: 100-continue with %s with its refusal, never 100 Continue', async (_what, headers, code) => {
+    const head = request('POST', '/v2/models/affine/infer', [...headers, 'Expect: 100-continue', 'Connection: close']);
+    const { answers } = await exchange([head], { answers: 1, maxMs: 5_000 });
+    expect(answers.map((a) => a.status)).toEqual([ERROR_REGISTRY[code].status]);
+    expect(typed(answers[0])).toEqual(refusal(code));
+  });
+
   it('answers a request behind 2,500 short headers (within 16 KiB) with JSON, and keeps serving', async () => {
     const many = Array.from({ length: 2500 }, (_, i) => `a${i % 10}:b`);
     const { answers } = await exchange([postText('/v2/models/affine/infer', AFFINE, [...many, 'Connection: close'])]);

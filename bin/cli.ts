@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.load()(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`teegate ${name}: ${err.message}\n`);
+      process.stderr.write(`teegate ${name}: ${err.code !== undefined ? `${err.code}: ` : ''}${err.message}\n`);
       return 2;
     }
     throw err;

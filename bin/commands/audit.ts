@@ -33,7 +33,7 @@ function readState(path: string): AuditState | undefined {
   try {
     return parseAuditState(readInputFile(path, 'state').toString('utf8'));
   } catch (err) {
-    throw new UsageError(`state ${path}: ${(err as Error).message}`);
+    throw UsageError.from(err, `state ${path}: `);
   }
 }
 

@@ -47,7 +47,7 @@ function loadInputs(path: string): unknown[] {
   try {
     parseInferTensors(inputs, 'inputs');
   } catch (err) {
-    if (isTeegateError(err)) throw new UsageError(`input file ${path}: ${err.code}: ${err.message}`);
+    if (isTeegateError(err)) throw UsageError.from(err, `input file ${path}: `);
     throw err;
   }
   return inputs;

@@ -82,7 +82,7 @@ export async function modelSealCommand(args: string[]): Promise<number> {
   try {
     kms = createKmsClient(kmsClientConfigFromEnv({ ...(endpoint !== undefined ? { endpoint } : {}), ...(region !== undefined ? { region } : {}) }));
   } catch (err) {
-    if (isTeegateError(err)) throw new UsageError(err.message);
+    if (isTeegateError(err)) throw UsageError.from(err);
     throw err;
   }
   let generated;

@@ -49,7 +49,7 @@ export async function upCommand(args: string[]): Promise<number> {
   // the enclaves booted. (The gateway still refuses it on its own, CONFIG_INVALID, if it is taken
   // in the meantime.)
   const busy = await listenError(host, port);
-  if (busy !== undefined) throw new UsageError(`cannot listen on ${host}:${port} (${busy}): choose another port with --port N`);
+  if (busy !== undefined) throw new UsageError(`cannot listen on ${host}:${port} (${busy}): choose another port with --port N`, 'CONFIG_INVALID');
   const log = (line: string) => {
     if (verbose || /"level":"?(error|fatal|warn|40|50|60)/.test(line)) process.stderr.write(`${line}\n`);
   };
@@ -62,12 +62,11 @@ export async function upCommand(args: string[]): Promise<number> {
   try {
     unlock = await lockFolder(dataDir);
   } catch (err) {
-    const why =
-      err instanceof FolderInUseError
-        ? `CONFIG_INVALID: the data folder ${dataDir} is in use by another teegate up (process ${err.pid}): stop it, or choose another folder with --data DIR`
-        : `cannot lock the data folder ${dataDir}: ${(err as Error).message}`;
-    process.stderr.write(`teegate: could not start the dev stack: ${why}\n`);
-    return 1;
+    // Like a busy port: the command as given cannot run here (exit 2); nothing has started.
+    if (err instanceof FolderInUseError) {
+      throw new UsageError(`the data folder ${dataDir} is in use by another teegate up (process ${err.pid}): stop it, or choose another folder with --data DIR`, 'CONFIG_INVALID');
+    }
+    throw new UsageError(`cannot lock the data folder ${dataDir}: ${(err as Error).message}`);
   }
   try {
     // Signals are handled from the first moment, so no child is ever left behind.

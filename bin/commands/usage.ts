@@ -1,10 +1,25 @@
 /** Usage and I/O errors of the CLI (exit code 2), as opposed to rejected evidence (exit code 1). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isTeegateError, type ErrorCode } from '../../attestation/errors';
 import { parsePolicyFile, type LoadedPolicy } from '../../attestation/policy-file';
 import { FileRefusedError, readRegularFile } from '../../gateway/regular-file';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+  /**
+   * The registry code when the cause has one (a policy or state file, a tensor file, an option the
+   * verifier refused): the CLI prints `teegate <command>: <CODE>: <message>`, else without a code.
+   */
+  readonly code: ErrorCode | undefined;
+  constructor(message: string, code?: ErrorCode) {
+    super(message);
+    this.code = code;
+  }
+
+  /** A usage error whose cause is `err`: its message after `prefix`, and its code if it is a TeegateError. */
+  static from(err: unknown, prefix = ''): UsageError {
+    return new UsageError(`${prefix}${err instanceof Error ? err.message : String(err)}`, isTeegateError(err) ? err.code : undefined);
+  }
 }
 
 /** node:util parseArgs in strict mode, with its errors turned into UsageError. */
@@ -74,6 +89,6 @@ export function readPolicyOption(path: string): LoadedPolicy {
   try {
     return parsePolicyFile(json);
   } catch (err) {
-    throw new UsageError(`policy file ${path}: ${(err as Error).message}`);
+    throw UsageError.from(err, `policy file ${path}: `);
   }
 }

@@ -79,7 +79,7 @@ export async function verifyAttestationCommand(args: string[]): Promise<number> 
     });
   } catch (err) {
     if (!isTeegateError(err)) throw err;
-    if (err.code === 'POLICY_INVALID') throw new UsageError(err.message);
+    if (err.code === 'POLICY_INVALID') throw UsageError.from(err);
     report = { valid: false, steps: [], error: (err as TeegateError).toJSON() };
   }
 

@@ -43,7 +43,7 @@ function tensors(value: unknown, what: string, path: string): InferTensor[] {
   try {
     return parseInferTensors(value, what);
   } catch (err) {
-    if (isTeegateError(err)) throw new UsageError(`${path}: ${err.message}`);
+    if (isTeegateError(err)) throw UsageError.from(err, `${path}: `);
     throw err;
   }
 }
@@ -82,7 +82,7 @@ export async function verifyReceiptCommand(args: string[]): Promise<number> {
   try {
     document = decodeDocumentInput(new Uint8Array(readInputFile(values.attestation, 'attestation document'))).bytes;
   } catch (err) {
-    if (isTeegateError(err)) throw new UsageError(`${values.attestation}: ${err.message}`);
+    if (isTeegateError(err)) throw UsageError.from(err, `${values.attestation}: `);
     throw err;
   }
   const manifestFile = readJson(values.manifest, 'manifest');

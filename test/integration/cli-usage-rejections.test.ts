@@ -85,9 +85,22 @@ it('a policy file in another format, or pinning nothing, is refused with the rea
   const bare = file('bare-policy.json', JSON.stringify({ pcrs: { 0: 'ab'.repeat(48) } }));
   const r = await teegate('audit', '--url', NOWHERE, '--policy', bare);
   expect(r.code).toBe(2);
-  expect(r.stderr).toMatch(new RegExp(`^teegate audit: policy file ${bare}: measurement policy: format must be "[^"]+"\\n$`));
+  expect(r.stderr).toMatch(new RegExp(`^teegate audit: POLICY_INVALID: policy file ${bare}: measurement policy: format must be "[^"]+"\\n$`));
   const empty = file('empty-policy.json', JSON.stringify({ ...makePolicyFile({ 0: 'ab'.repeat(48) }), pcrs: {} }));
   const e = await teegate('audit', '--url', NOWHERE, '--policy', empty);
   expect(e.code).toBe(2);
-  expect(e.stderr).toMatch(new RegExp(`^teegate audit: policy file ${empty}: measurement policy: pcrs must pin at least one PCR`));
+  expect(e.stderr).toMatch(new RegExp(`^teegate audit: POLICY_INVALID: policy file ${empty}: measurement policy: pcrs must pin at least one PCR`));
+});
+
+it('an audit state file that is not a state names the file and AUDIT_STATE_INVALID, exit 2, before any fetch', async () => {
+  const policy = file('state-policy.json', JSON.stringify(makePolicyFile({ 0: 'ab'.repeat(48) })));
+  for (const [name, text, reason] of [
+    ['not-json-state.json', '{"checkpoint": ', 'audit state: not JSON'],
+    ['wrong-state.json', JSON.stringify({ checkpoint: 'yes' }), 'audit state: '],
+  ] as const) {
+    const state = file(name, text);
+    const r = await teegate('audit', '--url', NOWHERE, '--policy', policy, '--state', state);
+    expect(r.code).toBe(2);
+    expect(r.stderr.startsWith(`teegate audit: AUDIT_STATE_INVALID: state ${state}: ${reason}`)).toBe(true);
+  }
 });

@@ -114,7 +114,7 @@ describe('teegate infer', () => {
     writeFileSync(join(dir, 'no-datatype.json'), JSON.stringify({ inputs: [{ name: 'x', shape: [1], data: [1] }] }));
     const malformed = await teegate('infer', '--url', 'http://127.0.0.1:9', '--model', 'affine', '--input', join(dir, 'no-datatype.json'));
     expect(malformed.code).toBe(2);
-    expect(malformed.stderr).toMatch(/^teegate infer: input file .*no-datatype\.json: TENSOR_INVALID: /m);
+    expect(malformed.stderr).toMatch(/^teegate infer: TENSOR_INVALID: input file .*no-datatype\.json: /m);
     // Files that are not regular files, or too large, are refused before reading: none hangs.
     execFileSync('mkfifo', [join(dir, 'fifo')]);
     const sparse = join(dir, 'huge.cbor');

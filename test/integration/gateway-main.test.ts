@@ -111,7 +111,7 @@ it('teegate up refuses a port in use before it starts anything, exit 2', () =>
     const data = mkdtempSync(join(tmpdir(), 'teegate-up-busy-'));
     const p = up(['--port', String(port), '--data', data]);
     expect(await p.exit).toBe(2);
-    expect(p.stderr()).toBe(`teegate up: cannot listen on 127.0.0.1:${port} (EADDRINUSE): choose another port with --port N\n`);
+    expect(p.stderr()).toBe(`teegate up: CONFIG_INVALID: cannot listen on 127.0.0.1:${port} (EADDRINUSE): choose another port with --port N\n`);
     expect(readdirSync(data)).toEqual([]); // nothing was started or written
   }));
 
@@ -144,8 +144,8 @@ it('a second teegate up on the same data folder is refused before it writes anyt
   try {
     const config = readFileSync(join(data, 'gateway.json'), 'utf8');
     const second = up(['--port', '0', '--data', data]);
-    expect(await second.exit).toBe(1);
-    expect(second.stderr()).toContain(`teegate: could not start the dev stack: CONFIG_INVALID: the data folder ${data} is in use by another teegate up (process ${first.child.pid}): stop it, or choose another folder with --data DIR\n`);
+    expect(await second.exit).toBe(2);
+    expect(second.stderr()).toContain(`teegate up: CONFIG_INVALID: the data folder ${data} is in use by another teegate up (process ${first.child.pid}): stop it, or choose another folder with --data DIR\n`);
     expect(readFileSync(join(data, 'gateway.json'), 'utf8')).toBe(config);
   } finally {
     first.child.kill('SIGTERM');

@@ -108,6 +108,7 @@ export async function upCommand(args: string[]): Promise<number> {
         `  API key        ${stack.apiKey}   (saved in ${keyFile})`,
         `  policy         ${stack.dataDir}/measurement-policy.json   (dev root + measured PCRs)`,
         `  log key        ${stack.dataDir}/log-key`,
+        `  dev KMS        ${stack.kmsUrl}   (model key in ${stack.dataDir}/model-key.json, credentials in ${stack.dataDir}/dev-kms-credentials.json)`,
         `  try            TEEGATE_API_KEY=$(cat ${keyFile}) npx teegate infer --url ${stack.url} --demo --policy ${stack.dataDir}/measurement-policy.json --log-key "$(cat ${stack.dataDir}/log-key)"`,
         'Press Ctrl-C to stop.',
         '',

@@ -64,9 +64,12 @@ function mounts(service: Service): Map<string, { target: string; readOnly: boole
 }
 
 /** The `--flags` a program documents in its header comment (its usage). */
+/** The flags a program documents: in its header comment, and in its `--help` text (a `const HELP`) if it has one. */
 function documentedFlags(file: string): Set<string> {
-  const header = /^\/\*\*([\s\S]*?)\*\//.exec(readFileSync(join(REPO, file), 'utf8'))?.[1] ?? '';
-  return new Set(header.match(/--[a-z][a-z-]*/g) ?? []);
+  const text = readFileSync(join(REPO, file), 'utf8');
+  const header = /^\/\*\*([\s\S]*?)\*\//.exec(text)?.[1] ?? '';
+  const help = /^const HELP = `([\s\S]*?)`;$/m.exec(text)?.[1] ?? '';
+  return new Set(`${header}\n${help}`.match(/--[a-z][a-z-]*/g) ?? []);
 }
 
 /** The port a Node fetch health check probes. */

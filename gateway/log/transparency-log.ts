@@ -16,15 +16,15 @@
  */
 import { createHash } from 'node:crypto';
 import { bytesEqual } from '../../attestation/bytes';
-import { parseCheckpoint, signCheckpoint } from '../../attestation/log/checkpoint';
-import { encodeEntry, type LogEntry } from '../../attestation/log/entry';
+import { openCheckpoint, signCheckpoint } from '../../attestation/log/checkpoint';
+import { MAX_ENTRY_BYTES, decodeEntry, encodeEntry, type LogEntry } from '../../attestation/log/entry';
 import { encodeEntryBundle } from '../../attestation/log/entry-bundle';
 import { HASH_SIZE, MerkleTree, type Sha256 } from '../../attestation/log/merkle';
-import { formatVerifierKey, generateNoteKey, parseNote, parseSignerKey, type NoteSigner } from '../../attestation/log/signed-note';
+import { formatVerifierKey, generateNoteKey, parseNote, parseSignerKey, parseVerifierKey, type NoteSigner, type NoteVerifierKey } from '../../attestation/log/signed-note';
 import { TILE_HEIGHT, TILE_WIDTH, tileWidth } from '../../attestation/log/tiles';
 import { TeegateError, isTeegateError } from '../../attestation/errors';
 import type { ReceiptSink } from './receipt-sink';
-import { checkEntryRange, type LogStorage, type StoredTile } from './storage/log-storage';
+import { checkEntryRange, storageError, type LogStorage, type StoredTile } from './storage/log-storage';
 
 /** Synchronous SHA-256 (node:crypto): the tree's hash in the gateway. */
 export const nodeSha256: Sha256 = (data) => createHash('sha256').update(data).digest();
@@ -54,12 +54,33 @@ function notFound(message: string): TeegateError {
   return new TeegateError('LOG_NOT_FOUND', message);
 }
 
+/** A size the store reports: a non-negative safe integer, or the store is damaged. */
+function storedSize(size: number, what: string): number {
+  if (!Number.isSafeInteger(size) || size < 0) throw storageError(`the store's ${what} size (${size}) is not a non-negative whole number`);
+  return size;
+}
+
+/** A checkpoint this log signed, as read back from its store and verified with its key. */
+interface SignedCheckpoint {
+  readonly note: string;
+  readonly size: number;
+  readonly rootHash: Uint8Array;
+}
+
 export class TransparencyLog implements ReceiptSink {
   private tree = new MerkleTree(nodeSha256);
   private serial: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private lastPublish: { size: number; at: number } = { size: -1, at: 0 };
   private closed = false;
+  /**
+   * The largest checkpoint signed with this log's key that this process knows of (its own, or a
+   * replica's read back from the store): every later one must extend it. The store is not
+   * trusted (ARCHITECTURE.md): whoever edits it must not get a fork of this checkpoint signed.
+   */
+  private signed: SignedCheckpoint | undefined;
+  /** The last stored note verified, so a checkpoint read again is not verified again. */
+  private verifiedNote: SignedCheckpoint | undefined;
 
   private constructor(
     readonly storage: LogStorage,
@@ -68,6 +89,7 @@ export class TransparencyLog implements ReceiptSink {
     /** The verifier key (`<origin>+<key id>+<base64 key>`) auditors and clients pin. */
     readonly verifierKey: string,
     private readonly options: TransparencyLogOptions,
+    private readonly verifier: NoteVerifierKey,
   ) {}
 
   static async open(options: TransparencyLogOptions): Promise<TransparencyLog> {
@@ -84,7 +106,8 @@ export class TransparencyLog implements ReceiptSink {
     if (signer.name !== origin) {
       throw new TeegateError('CONFIG_INVALID', `the log key is named ${JSON.stringify(signer.name)}, the origin is ${JSON.stringify(origin)}`);
     }
-    const log = new TransparencyLog(options.storage, origin, signer, await formatVerifierKey(origin, signer.publicKey), options);
+    const verifierKey = await formatVerifierKey(origin, signer.publicKey);
+    const log = new TransparencyLog(options.storage, origin, signer, verifierKey, options, await parseVerifierKey(verifierKey));
     await log.checkStoredTree();
     return log;
   }
@@ -95,12 +118,66 @@ export class TransparencyLog implements ReceiptSink {
    * key: refuse to open instead (LOG_STORAGE_FAILED).
    */
   private async checkStoredTree(): Promise<void> {
+    await this.exclusive(async () => {
+      const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+      await this.extendsSigned(integrated);
+    });
+  }
+
+  /**
+   * The stored checkpoint if this log signed it. A note that is not one (garbage, a changed size,
+   * a signature that does not verify) is treated as absent: it is not served, and the next
+   * checkpoint replaces it; deleting it would have the same effect. A note signed under this log's
+   * name by another key, and not by this one, means the store's log key was replaced: refused.
+   */
+  private async storedSigned(): Promise<SignedCheckpoint | undefined> {
     const stored = await this.storage.readCheckpoint();
-    if (!stored) return;
-    const { size, rootHash } = parseCheckpoint(parseNote(stored.note).text);
-    await this.exclusive(() => this.syncTree(size));
-    if (!bytesEqual(await this.tree.root(size), rootHash)) {
-      throw new TeegateError('LOG_STORAGE_FAILED', `the stored tiles do not lead to the root of the last checkpoint (tree size ${size}): a tile is damaged, and the log will not sign a checkpoint that forks from its own; restore the store from a backup`);
+    if (!stored) return undefined;
+    if (this.verifiedNote?.note === stored.note) return this.verifiedNote;
+    try {
+      const { checkpoint } = await openCheckpoint(stored.note, this.verifier, { origin: this.origin });
+      this.verifiedNote = { note: stored.note, size: checkpoint.size, rootHash: checkpoint.rootHash };
+      return this.verifiedNote;
+    } catch (err) {
+      if (!isTeegateError(err)) throw err;
+      let signatures: readonly { name: string; keyId: number }[] = [];
+      try {
+        signatures = parseNote(stored.note).signatures;
+      } catch {
+        return undefined;
+      }
+      const ours = signatures.some((sig) => sig.name === this.verifier.name && sig.keyId === this.verifier.keyId);
+      if (!ours && signatures.some((sig) => sig.name === this.verifier.name)) {
+        throw storageError(`the stored checkpoint is signed by another key named ${this.verifier.name}, not by this log's key (${this.verifierKey}): the log key in the store was replaced, or the checkpoint; the log will not go on under another key`);
+      }
+      return undefined;
+    }
+  }
+
+  /**
+   * Refuses (LOG_STORAGE_FAILED) unless the tree at `size`, as the store holds it, extends the
+   * largest checkpoint this log signed: the one it remembers and the stored one (a replica's).
+   * Brings the in-memory tree to `size` first.
+   */
+  private async extendsSigned(size: number): Promise<void> {
+    const stored = await this.storedSigned();
+    if (stored && (!this.signed || stored.size > this.signed.size)) {
+      // A replica's newer checkpoint must itself extend the one this process signed.
+      if (this.signed && this.signed.size <= size) await this.checkPrefix(this.signed, size);
+      this.signed = stored;
+    }
+    if (!this.signed) return this.syncTree(size);
+    await this.checkPrefix(this.signed, size);
+  }
+
+  private async checkPrefix(signed: SignedCheckpoint, size: number): Promise<void> {
+    if (size < signed.size) {
+      throw storageError(`the store holds ${size} integrated entries, fewer than the ${signed.size} of the last checkpoint this log signed: entries it covers were removed or the store was rolled back; restore it from a backup`);
+    }
+    await this.syncTree(size);
+    if (!bytesEqual(await this.tree.root(signed.size), signed.rootHash)) {
+      this.tree = new MerkleTree(nodeSha256);
+      throw storageError(`the stored tiles do not lead to the root of the last checkpoint (tree size ${signed.size}): a tile or entry is damaged, and the log will not sign a checkpoint that forks from its own; restore the store from a backup`);
     }
   }
 
@@ -149,14 +226,26 @@ export class TransparencyLog implements ReceiptSink {
     return this.exclusive(async () => {
       try {
         return await this.storage.integrate(async (integrated) => {
-          await this.syncTree(integrated);
-          const sequenced = await this.storage.sequencedSize();
+          await this.extendsSigned(storedSize(integrated, 'integrated'));
+          const sequenced = storedSize(await this.storage.sequencedSize(), 'sequenced');
           const count = Math.min(sequenced - integrated, this.options.maxIntegrationBatch ?? 65536);
           if (count <= 0) return undefined;
           const leaves: Uint8Array[] = [];
           for (let start = integrated; start < integrated + count; start += 4096) {
-            const entries = await this.storage.readEntries(start, Math.min(4096, integrated + count - start));
-            for (const e of entries) leaves.push(leafHashSync(e));
+            const want = Math.min(4096, integrated + count - start);
+            const entries = await this.readStored(start, want);
+            for (const [i, e] of entries.entries()) {
+              // Only entries this log encodes are signed into its tree: a row or record the store
+              // changed into something else is refused, not made provable.
+              if (e.length > MAX_ENTRY_BYTES) throw storageError(`stored entry ${start + i} is ${e.length} bytes, more than a log entry may be`);
+              try {
+                decodeEntry(e);
+              } catch (err) {
+                if (!isTeegateError(err)) throw err;
+                throw storageError(`stored entry ${start + i} is not a log entry: ${err.message}`, err);
+              }
+              leaves.push(leafHashSync(e));
+            }
           }
           await this.tree.appendAll(leaves);
           return { tiles: this.changedTiles(integrated, integrated + count), size: integrated + count };
@@ -191,11 +280,18 @@ export class TransparencyLog implements ReceiptSink {
   /** Signs and stores a checkpoint of the integrated tree; resolves to the signed note. */
   publish(): Promise<string> {
     return this.exclusive(async () => {
-      const size = await this.storage.integratedSize();
-      await this.syncTree(size);
+      const size = storedSize(await this.storage.integratedSize(), 'integrated');
+      await this.extendsSigned(size);
       const rootHash = await this.tree.root(size);
       const note = await signCheckpoint({ origin: this.origin, size, rootHash, extensions: [] }, [this.signer]);
       await this.storage.writeCheckpoint(note, size);
+      this.signed = { note, size, rootHash };
+      // Read back: a store that keeps an older note (its size column says otherwise) would freeze
+      // publishing without a word.
+      const stored = await this.storedSigned();
+      if (!stored || stored.size < size) {
+        throw storageError(`the store did not keep the checkpoint of tree size ${size}: it holds ${stored ? `one of size ${stored.size}` : 'none this log signed'}`);
+      }
       this.lastPublish = { size, at: Date.now() };
       return note;
     });
@@ -253,22 +349,24 @@ export class TransparencyLog implements ReceiptSink {
 
   // ---- reading ------------------------------------------------------------------------------
 
-  /** The latest published checkpoint (signed note). */
+  /** The latest published checkpoint (signed note) this log signed; its size is the note's. */
   async checkpoint(): Promise<{ note: string; size: number }> {
-    const cp = await this.storage.readCheckpoint();
+    const cp = await this.storedSigned();
     if (!cp) throw notFound('no checkpoint has been published yet');
-    return cp;
+    return { note: cp.note, size: cp.size };
   }
 
   private async checkSize(size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new TeegateError('LOG_RANGE_INVALID', 'tree size is not a non-negative safe integer');
-    const integrated = await this.storage.integratedSize();
+    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
     if (size > integrated) throw new TeegateError('LOG_RANGE_INVALID', `tree size ${size} is beyond the integrated size ${integrated}`);
     // Checked again once it is this call's turn: an integration queued before it may have grown the
     // tree past `integrated` (a replica of a shared store), and syncTree to a smaller size rebuilds.
+    // The tiles it grows from are checked against the last signed checkpoint: no proof is served
+    // from a tree that forks from it.
     if (this.tree.size < integrated) {
       await this.exclusive(async () => {
-        if (this.tree.size < integrated) await this.syncTree(integrated);
+        if (this.tree.size < integrated) await this.extendsSigned(integrated);
       });
     }
   }
@@ -287,21 +385,57 @@ export class TransparencyLog implements ReceiptSink {
 
   /** Encoded entries [start, start + count) of the integrated tree. */
   async entries(start: number, count: number): Promise<Uint8Array[]> {
-    checkEntryRange(start, count, await this.storage.integratedSize(), 'integrated');
-    return this.storage.readEntries(start, count);
+    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+    checkEntryRange(start, count, integrated, 'integrated');
+    return this.checkedEntries(start, count, integrated);
   }
 
-  /** Tile (level, index) at `width` hashes, when the log has integrated that far. */
+  /**
+   * Stored entries [start, start + count): all of them (a short read, or a range the store says it
+   * does not hold although its own sizes cover it, is damage: LOG_STORAGE_FAILED).
+   */
+  private async readStored(start: number, count: number): Promise<Uint8Array[]> {
+    let entries: Uint8Array[];
+    try {
+      entries = await this.storage.readEntries(start, count);
+    } catch (err) {
+      if (isTeegateError(err) && err.code === 'LOG_RANGE_INVALID') throw storageError(`the store cannot read entries ${start}..${start + count - 1}, which it holds: ${err.message}`, err);
+      throw err;
+    }
+    if (entries.length !== count) throw storageError(`the store returned ${entries.length} of entries ${start}..${start + count - 1}, which it holds`);
+    return entries;
+  }
+
+  /** Integrated entries as stored, each checked against its leaf in the tree the log signs. */
+  private async checkedEntries(start: number, count: number, integrated: number): Promise<Uint8Array[]> {
+    await this.checkSize(integrated);
+    const entries = await this.readStored(start, count);
+    for (const [i, e] of entries.entries()) {
+      if (!bytesEqual(leafHashSync(e), this.tree.node(0, start + i))) throw storageError(`stored entry ${start + i} is not the entry the log's tree holds: the store was changed`);
+    }
+    return entries;
+  }
+
+  /** Tile (level, index) at `width` hashes, when the log has integrated that far; checked against the tree. */
   async tile(level: number, index: number, width: number): Promise<Uint8Array> {
+    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+    if (width > tileWidth(level, index, integrated)) throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
     const stored = await this.storage.readTile(level, index);
     if (!stored || stored.length < width * HASH_SIZE) throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
+    await this.checkSize(integrated);
+    for (let i = 0; i < width; i++) {
+      if (!bytesEqual(stored.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE), this.tree.node(TILE_HEIGHT * level, index * TILE_WIDTH + i))) {
+        throw storageError(`stored tile ${level}/${index} is not the tile of the log's tree: the store was changed`);
+      }
+    }
     return stored.subarray(0, width * HASH_SIZE);
   }
 
-  /** Entry bundle `index` at `width` entries. */
+  /** Entry bundle `index` at `width` entries, each checked against the tree. */
   async entryBundle(index: number, width: number): Promise<Uint8Array> {
     const start = index * TILE_WIDTH;
-    if (start + width > (await this.storage.integratedSize())) throw notFound(`entry bundle ${index} of width ${width} does not exist`);
-    return encodeEntryBundle(await this.storage.readEntries(start, width));
+    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+    if (start + width > integrated) throw notFound(`entry bundle ${index} of width ${width} does not exist`);
+    return encodeEntryBundle(await this.checkedEntries(start, width, integrated));
   }
 }

@@ -321,10 +321,13 @@ describe('file store: damage and failures while the log runs', () => {
       expect(await refusalOf(() => log.entries(2, 1))).toEqual({ code: 'LOG_STORAGE_FAILED', message: 'entries.log is shorter than its index' });
       const res = await fetch(`${served.url}/entries?start=0&count=4`);
       expect([res.status, await res.json()]).toEqual([503, expect.objectContaining({ code: 'LOG_STORAGE_FAILED' })]);
-      // A new entry cannot be integrated either: its earlier neighbours no longer read back.
-      await log.appendReceipt('r.4.x');
-      truncateSync(join(dir, 'entries.log'), 8);
-      expect(await refusalOf(() => log.integrate())).toMatchObject({ code: 'LOG_STORAGE_FAILED' });
+      // Nothing more is appended to a file that is not what the log wrote (an append would land at
+      // its end, not where the index says).
+      expect(await refusalOf(() => log.appendReceipt('r.4.x'))).toEqual({
+        code: 'LOG_STORAGE_FAILED',
+        message: expect.stringMatching(/entries\.log is 8 bytes, but the log wrote \d+: it was changed outside the log; nothing more is appended/),
+      });
+      expect(await log.storage.sequencedSize()).toBe(4);
       expect(await log.storage.integratedSize()).toBe(4);
       expect(served.internal).toEqual([]);
     } finally {
@@ -551,22 +554,20 @@ describe('postgres store', () => {
     }
   });
 
-  it('a missing tile found while integrating keeps its own error (LOG_STORAGE_FAILED naming the tile)', async () => {
+  it('a missing tile keeps its own error (LOG_STORAGE_FAILED naming the tile), at open', async () => {
     const schema = schemaName('tile');
     const a = await TransparencyLog.open({ storage: await PostgresLogStorage.open({ url: PG_URL, schema }), origin: 'rej.teegate/log' });
     for (let i = 0; i < 3; i++) await a.appendReceipt(`r.${i}.x`);
     expect(await a.integrate()).toBe(3); // integrated, no checkpoint published
     await a.close();
     await admin.query(`DELETE FROM "${schema}".log_tiles WHERE level = 0 AND idx = 0`);
-    // A replica starting now has no checkpoint to check at open; its first integration rebuilds
-    // the tree from the stored tiles and finds one missing.
-    const b = await TransparencyLog.open({ storage: await PostgresLogStorage.open({ url: PG_URL, schema }), origin: 'rej.teegate/log' });
+    // It is found at open now: the log brings its tree to the integrated size before it serves.
+    const storage = await PostgresLogStorage.open({ url: PG_URL, schema });
     try {
-      await b.appendReceipt('r.3.x');
-      expect(await refusalOf(() => b.integrate())).toEqual({ code: 'LOG_STORAGE_FAILED', message: 'stored tile 0/0 is missing or short' });
-      expect(await b.storage.integratedSize()).toBe(3);
+      expect(await refusalOf(() => TransparencyLog.open({ storage, origin: 'rej.teegate/log' }))).toEqual({ code: 'LOG_STORAGE_FAILED', message: 'stored tile 0/0 is missing or short' });
+      expect(await storage.integratedSize()).toBe(3);
     } finally {
-      await b.close();
+      await storage.close();
     }
   });
 });

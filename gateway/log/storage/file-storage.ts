@@ -16,7 +16,7 @@
  * does not read back below the integrated size is damage, not a torn tail: the store refuses to
  * open (LOG_STORAGE_FAILED) rather than cut acknowledged, checkpointed entries.
  */
-import { constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants, fstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -111,6 +111,8 @@ export class FileLogStorage implements LogStorage {
       const integrated = text === undefined ? 0 : DECIMAL_SIZE.test(text) ? Number(text) : Number.NaN;
       if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
       fh = await open(path, APPEND_FLAGS);
+      // A device or a pipe in its place (a link to /dev/null) would take appends and keep nothing.
+      if (!(await fh.stat()).isFile()) throw storageError(`${path} is not a regular file`);
       const offsets = await scanEntries(fh);
       const readable = offsets.length - 1;
       const end = offsets[readable]!;
@@ -124,7 +126,7 @@ export class FileLogStorage implements LogStorage {
         await fh.truncate(end);
         await fh.sync();
       }
-      const checkpoint = storedCheckpoint(await readOptional(join(dir, 'checkpoint')), integrated);
+      const checkpoint = storedCheckpoint(await readOptional(join(dir, 'checkpoint')));
       return new FileLogStorage(dir, fh, unlock, offsets, integrated, checkpoint);
     } catch (err) {
       // A refused store keeps no descriptor open and no lock (the caller may retry, or repair and reopen).
@@ -161,6 +163,14 @@ export class FileLogStorage implements LogStorage {
     }
     const first = this.size;
     const start = this.offsets[first]!;
+    // The file is opened O_APPEND: bytes someone else added would put this batch where the index
+    // does not look, and an acknowledged entry would read back as other bytes. Checked with a
+    // synchronous fstat (about a microsecond; an async one would cost a thread-pool round trip on
+    // every append).
+    const onDisk = fstatSync(this.fh.fd).size;
+    if (onDisk !== start) {
+      throw storageError(`${this.dir}/entries.log is ${onDisk} bytes, but the log wrote ${start}: it was changed outside the log; nothing more is appended (restore it, then restart)`);
+    }
     try {
       let written = 0;
       while (written < total) {
@@ -245,14 +255,13 @@ export class FileLogStorage implements LogStorage {
   }
 
   async writeCheckpoint(note: string, size: number): Promise<void> {
-    if (this.checkpoint && this.checkpoint.size > size) return;
     try {
       await writeAtomic(this.dir, 'checkpoint', note);
       await fsyncDir(this.dir);
     } catch (err) {
       throw storageError(`storing the checkpoint in ${this.dir} failed`, err);
     }
-    if (!this.checkpoint || this.checkpoint.size <= size) this.checkpoint = { note, size };
+    this.checkpoint = { note, size };
   }
 
   async loadOrCreateSigningKey(create: () => Promise<string>): Promise<string> {
@@ -289,17 +298,18 @@ export class FileLogStorage implements LogStorage {
 }
 
 /**
- * The checkpoint file's note and tree size, if it is a signed note of a checkpoint no larger than
- * the integrated tree. Anything else is ignored: it is derived data (the next checkpoint of the
- * tree replaces it), whereas trusting it would serve garbage, or, with a size beyond the tree,
- * stop every later checkpoint from being stored.
+ * The checkpoint file's note and tree size, if it is a signed note of a checkpoint; anything else
+ * is ignored (derived data: the next checkpoint replaces it). Whether this log signed it, and
+ * whether the store still holds the tree it covers, the log checks (TransparencyLog): a note
+ * claiming a larger tree than was integrated is either not the log's (ignored) or proof that the
+ * store was rolled back (refused).
  */
-function storedCheckpoint(file: Buffer | undefined, integrated: number): { note: string; size: number } | undefined {
+function storedCheckpoint(file: Buffer | undefined): { note: string; size: number } | undefined {
   if (file === undefined) return undefined;
   const note = file.toString('utf8');
   try {
     const { size } = parseCheckpoint(parseNote(note).text);
-    return size <= integrated ? { note, size } : undefined;
+    return { note, size };
   } catch (err) {
     if (isTeegateError(err)) return undefined;
     throw err;

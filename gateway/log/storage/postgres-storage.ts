@@ -20,6 +20,10 @@ import { GroupCommit } from './group-commit';
 import { checkEntryRange, LOG_SCHEMA_NAME, storageError, type IntegrationResult, type LogStorage } from './log-storage';
 
 export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+/** How long a statement waits for a lock (the sequence row, the integration lock) before it fails. */
+const LOCK_TIMEOUT_MS = 5_000;
+/** How long any one statement may run. */
+const STATEMENT_TIMEOUT_MS = 30_000;
 
 export interface PostgresLogStorageOptions {
   /** Connection string (default env TEEGATE_PG_URL, else postgres://postgres@127.0.0.1:5432/test). */
@@ -57,7 +61,9 @@ export class PostgresLogStorage implements LogStorage {
     const schema = options.schema ?? 'teegate_log';
     if (!LOG_SCHEMA_NAME.test(schema)) throw new TeegateError('CONFIG_INVALID', `log schema ${JSON.stringify(schema)} is not a lowercase SQL identifier`);
     const url = options.url ?? process.env.TEEGATE_PG_URL ?? DEFAULT_PG_URL;
-    const pool = new Pool({ connectionString: url, max: options.poolSize ?? 4 });
+    // A session that holds the log's row or advisory locks (or a stalled server) must not leave
+    // appends, and with them inference answers, waiting for ever: a wait past these is an error.
+    const pool = new Pool({ connectionString: url, max: options.poolSize ?? 4, lock_timeout: LOCK_TIMEOUT_MS, statement_timeout: STATEMENT_TIMEOUT_MS });
     pool.on('error', () => undefined); // idle-client errors surface on the next query
     const storage = new PostgresLogStorage(pool, schema);
     try {
@@ -108,14 +114,24 @@ export class PostgresLogStorage implements LogStorage {
   private async writeBatch(batch: readonly Uint8Array[]): Promise<number> {
     try {
       return await this.tx(async (c) => {
-        const r = await c.query<{ size: string }>(`UPDATE ${this.t.counter} SET size = size + $1 WHERE id = 1 RETURNING size`, [batch.length]);
+        const r = await c.query<{ size: string; integrated: string }>(
+          `UPDATE ${this.t.counter} SET size = size + $1 WHERE id = 1 RETURNING size, (SELECT size FROM ${this.t.integration} WHERE id = 1) AS integrated`,
+          [batch.length],
+        );
         const first = Number(r.rows[0]!.size) - batch.length;
+        // The counter is the store's: one set back (into the signed tree) or below zero would
+        // acknowledge indexes that can never be proven. Refused, and the transaction rolled back.
+        const integrated = Number(r.rows[0]!.integrated);
+        if (!Number.isSafeInteger(first) || first < 0 || !(first >= integrated)) {
+          throw storageError(`the log's sequence counter is at ${first}, below the ${integrated} entries already integrated (or not a count): it was changed outside the log`);
+        }
         const idx = batch.map((_, i) => first + i);
         const data = batch.map((e) => Buffer.from(e.buffer, e.byteOffset, e.length));
         await c.query(`INSERT INTO ${this.t.entries} (idx, data) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, [idx, data]);
         return first;
       });
     } catch (err) {
+      if (err instanceof TeegateError) throw err;
       throw storageError(`appending to the PostgreSQL log failed: ${(err as Error).message}`, err);
     }
   }
@@ -165,7 +181,7 @@ export class PostgresLogStorage implements LogStorage {
         if (result.tiles.length > 0) {
           await c.query(
             `INSERT INTO ${this.t.tiles} (level, idx, hashes) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])
-             ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes WHERE length(EXCLUDED.hashes) >= length(${this.t.tiles}.hashes)`,
+             ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes`,
             [
               result.tiles.map((t) => t.level),
               result.tiles.map((t) => t.index),

@@ -10,6 +10,7 @@ import { auditLog } from '../../attestation/audit/audit-log';
 import type { AuditState } from '../../attestation/audit/audit-state';
 import { LogClient } from '../../attestation/audit/log-client';
 import { openCheckpoint } from '../../attestation/log/checkpoint';
+import { encodeEntryBundle, parseEntryBundle } from '../../attestation/log/entry-bundle';
 import { MAX_PROOF_ELEMENTS } from '../../attestation/log/merkle';
 import { generateNoteKey, parseVerifierKey } from '../../attestation/log/signed-note';
 import type { TransparencyLog } from '../../gateway/log/transparency-log';
@@ -120,6 +121,14 @@ test('a level-0 tile of the wrong size is AUDIT_FETCH_FAILED', async () => {
 test('an entry bundle the server fails to give is AUDIT_FETCH_FAILED, not a per-entry failure', async () => {
   answers.set('tile/entries/000.p/5', { status: 500, body: '' });
   await expect(audit({ verifierKey })).rejects.toMatchObject({ code: 'AUDIT_FETCH_FAILED', message: expect.stringMatching(/tile\/entries\/000\.p\/5 answered HTTP 500$/) });
+});
+
+test('an entry bundle holding fewer entries than the tile says is refused, and the audit names it, not skipping the missing entries', async () => {
+  const full = new Uint8Array(await (await fetch(`${real.url}/v1/log/tile/entries/000.p/5`)).arrayBuffer());
+  answers.set('tile/entries/000.p/5', { body: encodeEntryBundle(parseEntryBundle(full).slice(0, 4)) });
+  await expect(new LogClient(hostile.url).entryBundle(0, 5)).rejects.toMatchObject({ code: 'LOG_ENTRY_MALFORMED' });
+  const report = await audit({ verifierKey });
+  expect(report.failures).toContainEqual(expect.objectContaining({ code: 'AUDIT_ENTRY_MISMATCH', index: 0, message: expect.stringMatching(/^entry bundle 0 \(entries 0\.\.4\): /) }));
 });
 
 describe('consistency proof answers', () => {

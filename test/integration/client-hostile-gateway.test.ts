@@ -6,7 +6,9 @@
  * AttestationRejectedError naming the step), never taken as evidence.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { toBase64 } from '../../attestation/bytes';
+import { fromHex, toBase64 } from '../../attestation/bytes';
+import { DevAttester } from '../../attestation/dev/dev-attester';
+import { jwkToSpki, manifestDigest } from '../../attestation/manifest';
 import { connect, type ConnectOptions, type TeegateClient } from '../../attestation/client';
 import { TeegateClient as Client } from '../../attestation/client/client';
 import { AttestationRejectedError } from '../../attestation/client/enclave-attestation';
@@ -171,6 +173,34 @@ describe('a gateway that lies about the attestation', () => {
     const other = { ...enclave.manifest, issued_at: '2000-01-01T00:00:00.000Z' };
     lie = answerOn('/v1/enclaves', { enclaves: [{ ...honestListing().enclaves[0], manifest: other }] });
     await expect(connect(gateway.url, options())).rejects.toMatchObject({ code: 'MANIFEST_BINDING_MISMATCH', stage: 'attestation', message: expect.stringContaining(`boot document of ${enclave.manifest.boot_id}: `) });
+  });
+});
+
+describe('boot documents the operator made itself (the NSM signs whatever user_data and public_key the enclave asks for)', () => {
+  /** A boot document from a dev attester under the same root, for the enclave's real manifest and receipt key unless told otherwise. */
+  async function madeBootDocument(over: { debug?: boolean; userData?: Uint8Array; now?: () => number } = {}): Promise<Uint8Array> {
+    const pcrs = new Map(Object.entries(enclave.pcrs).map(([i, hex]) => [Number(i), fromHex(hex)] as [number, Uint8Array]));
+    const attester = await DevAttester.create({ ca, pcrs, ...(over.debug ? { debug: true } : {}), ...(over.now ? { now: over.now } : {}) });
+    return attester.attest({ userData: over.userData ?? (await manifestDigest(enclave.manifest)), publicKey: await jwkToSpki(enclave.manifest.keys.receipt) });
+  }
+
+  it('a debug-mode enclave\'s document carrying the real manifest and key: DEBUG_MODE at the attestation step, as the fresh one would be', async () => {
+    const document = await madeBootDocument({ debug: true });
+    lie = answerOn('/v1/enclaves', { enclaves: [{ ...honestListing().enclaves[0], document: toBase64(document) }] });
+    await expect(connect(gateway.url, options())).rejects.toMatchObject({ code: 'DEBUG_MODE', stage: 'attestation' });
+  });
+
+  it('a document of the same image bound to another manifest with the same receipt key: USER_DATA_MISMATCH at the attestation step', async () => {
+    const other = await manifestDigest({ ...enclave.manifest, boot_id: `${enclave.manifest.boot_id}-other` });
+    lie = answerOn('/v1/enclaves', { enclaves: [{ ...honestListing().enclaves[0], document: toBase64(await madeBootDocument({ userData: other })) }] });
+    await expect(connect(gateway.url, options())).rejects.toMatchObject({ code: 'USER_DATA_MISMATCH', stage: 'attestation' });
+  });
+
+  it('an honest boot document older than its leaf certificate (a long-running enclave) is checked at its own time, not refused', async () => {
+    const document = await madeBootDocument({ now: () => Date.now() - 4 * 3600_000 });
+    lie = answerOn('/v1/enclaves', { enclaves: [{ ...honestListing().enclaves[0], document: toBase64(document) }] });
+    const client = await connect(gateway.url, options({ maxAgeMs: 60_000 }));
+    expect(client.attestation.bootId).toBe(enclave.manifest.boot_id);
   });
 });
 

@@ -106,3 +106,20 @@ describe('verifier keys', () => {
     expect(await refusalOf(() => formatVerifierKey(name, signer.publicKey))).toEqual({ code: 'POLICY_INVALID', message: 'invalid key name' });
   });
 });
+
+describe('verifying: one bad signature from a trusted key rejects the whole note', () => {
+  it('a good signature and a second, broken one by the same trusted key: LOG_SIGNATURE_INVALID naming the key (as Go note.Open does)', async () => {
+    const text = 'teegate.example/log\n1\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n';
+    const note = await signNote(text, [signer]);
+    const line = note.slice(note.indexOf('\n\n') + 2).trimEnd(); // — <name> <base64(key ID || signature)>
+    const blob = Buffer.from(line.slice(line.lastIndexOf(' ') + 1), 'base64');
+    blob[10] = blob[10]! ^ 0x01; // a bit of the signature (the key ID is the first four bytes)
+    const broken = `${note}— ${NAME} ${blob.toString('base64')}\n`;
+    const key = await parseVerifierKey(await formatVerifierKey(NAME, signer.publicKey));
+    expect(await verifyNote(note, [key])).toMatchObject({ text });
+    expect(await refusalOf(() => verifyNote(broken, [key]))).toEqual({
+      code: 'LOG_SIGNATURE_INVALID',
+      message: `invalid signature for key ${NAME}+${signer.keyId.toString(16).padStart(8, '0')}`,
+    });
+  });
+});

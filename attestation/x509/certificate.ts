@@ -124,20 +124,25 @@ function parseExtensions(bytes: Uint8Array, node: DerNode): Pick<Certificate, 'b
     if (oid === OID.basicConstraints) {
       const seq = readTlv(v, 0);
       if (seq.tag !== TAG.SEQUENCE || seq.end !== v.length) malformed('bad basicConstraints');
+      // SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }: each at most
+      // once and in that order; anything else would let two parsers read different constraints.
       let ca = false;
       let pathLen: number | undefined;
-      for (const item of children(v, seq)) {
-        if (item.tag === TAG.BOOLEAN && pathLen === undefined) {
-          // AWS leaf certificates encode cA FALSE explicitly (DER would omit the default): accept it.
-          const flag = v[item.contentStart];
-          if (item.end - item.contentStart !== 1 || (flag !== 0xff && flag !== 0x00)) malformed('bad cA flag');
-          ca = flag === 0xff;
-        } else if (item.tag === TAG.INTEGER) {
-          const n = unsignedInteger(v, item);
-          if (n.length > 2) malformed('pathLenConstraint too large');
-          pathLen = n.reduce((acc, b) => acc * 256 + b, 0);
-        } else malformed('bad basicConstraints element');
+      const items = children(v, seq);
+      let next = 0;
+      if (items[next]?.tag === TAG.BOOLEAN) {
+        const item = items[next++]!;
+        // AWS leaf certificates encode cA FALSE explicitly (DER would omit the default): accept it.
+        const flag = v[item.contentStart];
+        if (item.end - item.contentStart !== 1 || (flag !== 0xff && flag !== 0x00)) malformed('bad cA flag');
+        ca = flag === 0xff;
       }
+      if (items[next]?.tag === TAG.INTEGER) {
+        const n = unsignedInteger(v, items[next++]!);
+        if (n.length > 2) malformed('pathLenConstraint too large');
+        pathLen = n.reduce((acc, b) => acc * 256 + b, 0);
+      }
+      if (next !== items.length) malformed('bad basicConstraints element');
       result.basicConstraints = pathLen === undefined ? { ca } : { ca, pathLen };
     } else if (oid === OID.keyUsage) {
       const bs = readTlv(v, 0);

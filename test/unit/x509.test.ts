@@ -245,6 +245,49 @@ function leafWithCa(): Uint8Array {
   return spliceDer(leafDer, at, 2, fromHex('30030101ff'));
 }
 
+/** The real leaf with `extra` (whole Extension TLVs) added after its keyUsage extension. */
+function leafWithExtension(extra: Uint8Array): Uint8Array {
+  const ext = tlvAt(leafDer, extensionAt(leafDer, KEY_USAGE) - 2);
+  return spliceDer(leafDer, ext.start, ext.end - ext.start, concatBytes(rawOf(leafDer, ext), extra));
+}
+
+/** The real leaf with its basicConstraints value (an empty SEQUENCE) replaced by `value`. */
+function leafWithBasicConstraints(value: string): Uint8Array {
+  const at = indexOfBytes(leafDer, fromHex('04023000'), extensionAt(leafDer, BASIC_CONSTRAINTS)) + 2;
+  return spliceDer(leafDer, at, 2, fromHex(value));
+}
+
+describe('extensions and keys a strict parser refuses (RFC 5280, DER)', () => {
+  it.each<[string, ErrorCode, () => Uint8Array]>([
+    ['a critical extension it does not know (nameConstraints)', 'CERT_CONSTRAINTS_INVALID', () => leafWithExtension(fromHex('300c0603551d1e0101ff04023000'))],
+    ['an extension twice (keyUsage)', 'CERT_MALFORMED', () => {
+      const ext = tlvAt(leafDer, extensionAt(leafDer, KEY_USAGE) - 2);
+      return leafWithExtension(rawOf(leafDer, ext));
+    }],
+    ['basicConstraints {pathLen, cA} (out of order)', 'CERT_MALFORMED', () => leafWithBasicConstraints('30060201000101ff')],
+    ['basicConstraints {TRUE, FALSE} (cA twice)', 'CERT_MALFORMED', () => leafWithBasicConstraints('30060101ff010100')],
+    ['basicConstraints {1, 0} (pathLen twice)', 'CERT_MALFORMED', () => leafWithBasicConstraints('3006020101020100')],
+    ['a key declared on another curve (secp521r1) with a P-384 point', 'CERT_ALG_UNSUPPORTED', () => patch(leafDer, '06052b81040022', '06052b81040023')],
+  ])('%s → %s', (_name, code, make) => {
+    expect(codeOf(() => parseCertificate(make()))).toBe(code);
+  });
+
+  it('the same extensions in their valid forms parse (the splicing itself is sound)', () => {
+    expect(parseCertificate(leafWithExtension(fromHex('30090603551d1e04023000'))).subject).toBe(parseCertificate(leafDer).subject); // not critical: ignored
+    expect(parseCertificate(leafWithBasicConstraints('30060101ff020101')).basicConstraints).toEqual({ ca: true, pathLen: 1 });
+    expect(parseCertificate(leafWithBasicConstraints('3003020102')).basicConstraints).toEqual({ ca: false, pathLen: 2 });
+  });
+
+  it('the pinned root\'s own validity bounds the chain: an expired or not yet valid root anchors nothing', () => {
+    const chain = [rootDer, regionalDer, zonalDer, instanceDer, leafDer].map((d) => parseCertificate(d));
+    const at = ref.timestamp_ms;
+    expect(() => checkValidity(chain, at)).not.toThrow();
+    const [root, ...rest] = chain as [ReturnType<typeof parseCertificate>, ...ReturnType<typeof parseCertificate>[]];
+    expect(codeOf(() => checkValidity([{ ...root, notAfter: at - 1 }, ...rest], at))).toBe('CERT_EXPIRED');
+    expect(codeOf(() => checkValidity([{ ...root, notBefore: at + 1 }, ...rest], at))).toBe('CERT_NOT_YET_VALID');
+  });
+});
+
 describe('path validation negatives', () => {
   // Constraints and name chaining are checked before signatures, so a certificate whose constraint
   // bytes were edited fails with CERT_CONSTRAINTS_INVALID even though its signature is now also bad.

@@ -50,6 +50,16 @@ function naiveSubproof(m: number, d: readonly Uint8Array[], b: boolean): Uint8Ar
 const data = (i: number): Uint8Array => utf8(`teegate leaf ${i}`);
 const hex = (list: readonly Uint8Array[]): string[] => list.map(toHex);
 
+/** The message of the LOG_PROOF_INVALID `p` rejects with. */
+async function refusalMessage(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isTeegateError(err) || err.code !== 'LOG_PROOF_INVALID') throw new Error(`expected LOG_PROOF_INVALID, got ${String(err)}`);
+  return err.message;
+}
+
 async function expectCode(p: Promise<unknown>, codes: ErrorCode | ErrorCode[]): Promise<void> {
   const allowed = Array.isArray(codes) ? codes : [codes];
   const err = await p.then(
@@ -233,14 +243,15 @@ describe('broken proofs fail (transparency-dev corruptInclusionProof / corruptCo
 
   it('inclusion: every probe fails with LOG_PROOF_INVALID', async () => {
     let probes = 0;
-    const v = (leaf: Uint8Array, m: number, n: number, proof: Uint8Array[], root: Uint8Array): Promise<void> =>
-      verifyInclusion(leaf, m, n, proof, root, nodeSha256);
+    // Thunks: a probe runs only when awaited, so one that wrongly resolves fails its expectation
+    // instead of leaving the others as unhandled rejections that abort the run.
+    const v = (leaf: Uint8Array, m: number, n: number, proof: Uint8Array[], root: Uint8Array) => () => verifyInclusion(leaf, m, n, proof, root, nodeSha256);
     for (let n = 1; n <= 40; n++) {
       const root = await tree.root(n);
       for (let m = 0; m < n; m++) {
         const leaf = tree.node(0, m);
         const proof = await tree.inclusionProof(m, n);
-        const bad: Promise<void>[] = [
+        const bad: (() => Promise<void>)[] = [
           v(leaf, m - 1, n, proof, root),
           v(leaf, m + 1, n, proof, root),
           v(leaf, m, n * 2, proof, root),
@@ -259,7 +270,7 @@ describe('broken proofs fail (transparency-dev corruptInclusionProof / corruptCo
         if (proof.length > 0) bad.push(v(leaf, m, n, proof.slice(0, -1), root)); // removed component
         if (proof.length > 1) bad.push(v(leaf, m, n, [proof[0]!, someHash, ...proof.slice(1)], root)); // inserted
         for (const p of bad) {
-          await expectCode(p, 'LOG_PROOF_INVALID');
+          await expectCode(p(), 'LOG_PROOF_INVALID');
           probes++;
         }
       }
@@ -269,15 +280,14 @@ describe('broken proofs fail (transparency-dev corruptInclusionProof / corruptCo
 
   it('consistency: every probe fails with LOG_PROOF_INVALID or LOG_INCONSISTENT, bit flips and swapped roots with LOG_INCONSISTENT', async () => {
     let probes = 0;
-    const v = (m: number, n: number, proof: Uint8Array[], r1: Uint8Array, r2: Uint8Array): Promise<void> =>
-      verifyConsistency(m, n, proof, r1, r2, nodeSha256);
+    const v = (m: number, n: number, proof: Uint8Array[], r1: Uint8Array, r2: Uint8Array) => () => verifyConsistency(m, n, proof, r1, r2, nodeSha256);
     const either: ErrorCode[] = ['LOG_PROOF_INVALID', 'LOG_INCONSISTENT'];
     for (let n = 2; n <= 40; n++) {
       const root2 = await tree.root(n);
       for (let m = 1; m < n; m++) {
         const root1 = await tree.root(m);
         const proof = await tree.consistencyProof(m, n);
-        const bad: [Promise<void>, ErrorCode | ErrorCode[]][] = [
+        const bad: [() => Promise<void>, ErrorCode | ErrorCode[]][] = [
           [v(m - 1, n, proof, root1, root2), either],
           [v(m + 1, n, proof, root1, root2), either],
           [v(m, n * 2, proof, root1, root2), either],
@@ -300,7 +310,7 @@ describe('broken proofs fail (transparency-dev corruptInclusionProof / corruptCo
         if ((m ^ 2) < n && (m ^ 2) !== m) bad.push([v(m ^ 2, n, proof, root1, root2), either]);
         proof.forEach((_, i) => bad.push([v(m, n, flip(proof, i, 16), root1, root2), 'LOG_INCONSISTENT'])); // bit 4
         for (const [p, code] of bad) {
-          await expectCode(p, code);
+          await expectCode(p(), code);
           probes++;
         }
       }
@@ -347,6 +357,17 @@ describe('broken proofs fail (transparency-dev corruptInclusionProof / corruptCo
       await expectCode(rootFromInclusionProof(someHash, index, size, [], nodeSha256), 'LOG_PROOF_INVALID');
     }
     await expectCode(verifyInclusion(h, 0, 1, Array.from({ length: 129 }, () => h), h, nodeSha256), 'LOG_PROOF_INVALID');
+  });
+
+  it('a proof longer than its (index, size) allows is refused by name, not hashed on: a log that signed an understated size cannot prove a leaf at the wrong index', async () => {
+    const tree = await buildTree(4, nodeSha256);
+    const [l2, l3] = [tree.node(0, 2), tree.node(0, 3)];
+    expect(await refusalMessage(rootFromInclusionProof(l2, 0, 1, [l3], nodeSha256))).toBe('inclusion proof is too long');
+    // Leaf 2 "at index 0 of a tree of 2", with two extra elements hashed as left siblings, would
+    // give the root of 4: refused before.
+    expect(await refusalMessage(verifyInclusion(l2, 0, 2, [l3, await tree.root(2)], await tree.root(4), nodeSha256))).toBe('inclusion proof is too long');
+    expect(await refusalMessage(verifyInclusion(l2, 0, 1, Array.from({ length: 129 }, () => l2), l2, nodeSha256))).toMatch(/more than 128 elements/);
+    expect(await refusalMessage(rootFromInclusionProof(new Uint8Array(31), 0, 1, [], nodeSha256))).toBe('leaf hash is not a 32-byte hash');
   });
 });
 

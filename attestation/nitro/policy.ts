@@ -38,7 +38,9 @@ export function compilePolicy(policy: MeasurementPolicy = {}): CompiledPolicy {
   const pcrs = new Map<number, Uint8Array>();
   for (const [key, hex] of Object.entries(policy.pcrs ?? {})) {
     const index = Number(key);
-    if (!/^\d+$/.test(key) || index > 31) policyError(`PCR index ${JSON.stringify(key)} is not in 0..31`);
+    // Canonical decimal only: "0" and "00" would both be PCR0, and one of the two values would go
+    // unchecked.
+    if (!/^(?:0|[1-9]\d?)$/.test(key) || index > 31) policyError(`PCR index ${JSON.stringify(key)} is not one of 0..31 in decimal without leading zeros`);
     if (typeof hex !== 'string' || ![64, 96, 128].includes(hex.length)) {
       policyError(`PCR${index} must be 32, 48 or 64 bytes of hex`);
     }

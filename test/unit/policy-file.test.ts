@@ -28,8 +28,11 @@ describe('parsePolicyFile', () => {
     ['pcrs as an array', () => ({ ...base(), pcrs: [PCR] }), 'pcrs must be an object of index → hex'],
     ['a policy that pins no PCR', () => ({ ...base(), pcrs: {} }), 'pcrs must pin at least one PCR'],
     ['a PCR as a number', () => ({ ...base(), pcrs: { 0: 12 } }), 'PCR0 must be a hex string'],
-    ['PCR index 32', () => ({ ...base(), pcrs: { 32: PCR } }), 'PCR index "32" is not in 0..31'],
-    ['PCR index "pcr0"', () => ({ ...base(), pcrs: { pcr0: PCR } }), 'PCR index "pcr0" is not in 0..31'],
+    ['PCR index 32', () => ({ ...base(), pcrs: { 32: PCR } }), 'PCR index "32" is not one of 0..31 in decimal without leading zeros'],
+    ['PCR index "pcr0"', () => ({ ...base(), pcrs: { pcr0: PCR } }), 'PCR index "pcr0" is not one of 0..31 in decimal without leading zeros'],
+    // "00" is PCR0 too: with both, one of the two values would go unchecked.
+    ['PCR index "00" beside "0"', () => ({ ...base(), pcrs: { 0: PCR, '00': 'cd'.repeat(48) } }), 'PCR index "00" is not one of 0..31 in decimal without leading zeros'],
+    ['PCR index "+1"', () => ({ ...base(), pcrs: { '+1': PCR } }), 'PCR index "+1" is not one of 0..31 in decimal without leading zeros'],
     ['a PCR of 47 bytes', () => ({ ...base(), pcrs: { 0: 'ab'.repeat(47) } }), 'PCR0 must be 32, 48 or 64 bytes of hex'],
     ['a PCR that is not hex', () => ({ ...base(), pcrs: { 0: 'zz'.repeat(48) } }), 'PCR0 is not valid hex'],
     ['allowDebug as a string', () => ({ ...base(), allowDebug: 'false' }), 'allowDebug must be a boolean'],

@@ -112,6 +112,8 @@ class Reader {
   }
 
   private stringBytes(len: number, what: string): Uint8Array {
+    // Callers pass a definite length; a negative one (indefinite) read here would never advance.
+    if (!Number.isSafeInteger(len) || len < 0) malformed(`${what} has no definite length here`);
     if (len > this.maxString) {
       throw new TeegateError('CBOR_LIMIT_EXCEEDED', `${what} of ${len} bytes exceeds the limit of ${this.maxString}`);
     }

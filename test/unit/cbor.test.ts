@@ -228,6 +228,8 @@ describe('decodeCbor: limits (length bombs, depth, item count)', () => {
     ['array of 2^53-1 items', '9b001fffffffffffff', 'CBOR_MALFORMED'],
     ['map of 2^32-1 pairs in 5 bytes', 'baffffffff', 'CBOR_MALFORMED'],
     ['map of 3 pairs in 4 bytes', 'a3010203', 'CBOR_MALFORMED'],
+    // Checked before the pairs are read: the repeated key 1 would otherwise be reported first.
+    ['map of 3 pairs in 4 bytes, a key repeated', 'a3010001', 'CBOR_MALFORMED'],
   ])('%s is rejected without allocating', (_name, hex, code) => {
     const before = process.memoryUsage().arrayBuffers;
     const t0 = performance.now();

@@ -216,6 +216,7 @@ describe('Nitro payload schema (parseNitroPayload) on a real AWS payload with on
     ['an empty cabundle', (m) => m.set('cabundle', []), 'cabundle must be an array of 1..8 certificates'],
     ['a cabundle of 9', (m) => m.set('cabundle', Array.from({ length: 9 }, () => new Uint8Array(10))), 'cabundle must be an array of 1..8 certificates'],
     ['a cabundle entry of text', (m) => m.set('cabundle', ['MIIB']), 'cabundle[0] must be a byte string of 1..1024 bytes'],
+    ['a cabundle entry of 1025 bytes', (m) => m.set('cabundle', [new Uint8Array(1025)]), 'cabundle[0] must be a byte string of 1..1024 bytes'],
     ['public_key as text', (m) => m.set('public_key', 'key'), 'public_key must be a byte string or null'],
     ['user_data of 1025 bytes', (m) => m.set('user_data', new Uint8Array(1025)), 'user_data must be at most 1024 bytes, got 1025'],
     ['nonce as a number', (m) => m.set('nonce', 42), 'nonce must be a byte string or null'],

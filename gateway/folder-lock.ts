@@ -13,18 +13,24 @@
  *  - elsewhere (another container on a shared volume, another machine on a network file system):
  *    it keeps the lock's modification time fresh (every LEASE_REFRESH_MS), and a lock not touched
  *    for LEASE_MS is a dead holder's.
- * A dead holder's lock is taken over by moving it aside and checking that what was moved is what
- * was judged dead, so two processes taking over at once cannot both win.
+ * A dead holder's lock is removed under a second, short-lived lock (`LOCK.takeover`, created
+ * exclusively), and only if it is still the very file judged dead (same inode and text): so two
+ * processes taking over at once cannot both win. (Moving the lock aside and putting back a live
+ * one taken by mistake left a moment with no lock, in which a third process could take it while
+ * the first still believed it held it: two holders.) A takeover lock left by a process that died
+ * while taking over is removed once TAKEOVER_STALE_MS old.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { link, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 export const LOCK_FILE = 'LOCK';
 /** How often a holder touches its lock, and how old an untouched lock of another namespace may get. */
 export const LEASE_REFRESH_MS = 5_000;
 export const LEASE_MS = 20_000;
+/** A takeover takes milliseconds: a takeover lock this old was left by a process that died in it. */
+const TAKEOVER_STALE_MS = 10_000;
 
 /** The folder is held by another live process (or already by this one). */
 export class FolderInUseError extends Error {
@@ -139,8 +145,9 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
       }
       let text: string;
       let touchedMs: number;
+      let ino: number;
       try {
-        [text, touchedMs] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mtimeMs)]);
+        [text, { mtimeMs: touchedMs, ino }] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
       } catch {
         continue; // gone in between: try again
       }
@@ -154,7 +161,7 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
       } else if (!sameHolder(holder, SELF) && holderLives(holder, touchedMs)) {
         throw new FolderInUseError(path, holder.pid);
       }
-      await takeOver(path, text);
+      await takeOver(path, text, ino, mine);
     }
     throw new Error(`${path} could not be taken: other processes keep taking it`);
   } catch (err) {
@@ -165,18 +172,34 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
   }
 }
 
-/** Removes a dead holder's lock, `judged` its text, unless another process replaced it meanwhile. */
-async function takeOver(path: string, judged: string): Promise<void> {
-  const aside = `${path}.${process.pid}.${randomUUID()}.stale`;
+/**
+ * Removes a dead holder's lock (`judged` its text, `ino` its inode) unless another process replaced
+ * it meanwhile, holding `LOCK.takeover` (linked from `mine`, this process's line) while it checks
+ * and removes. Returns without removing anything when another process is taking over: the caller
+ * looks again.
+ */
+async function takeOver(path: string, judged: string, ino: number, mine: string): Promise<void> {
+  const takeover = `${path}.takeover`;
   try {
-    await rename(path, aside);
-  } catch {
-    return; // already moved or removed by another process: look again
+    await link(mine, takeover).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === undefined || !NO_LINKS.has(err.code)) throw err;
+      await writeFile(takeover, await readFile(mine), { flag: 'wx', mode: 0o600 });
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const left = await stat(takeover).catch(() => undefined);
+    if (left !== undefined && Date.now() - left.mtimeMs > TAKEOVER_STALE_MS) await unlink(takeover).catch(() => undefined);
+    else await new Promise((r) => setTimeout(r, 20));
+    return;
   }
-  const moved = await readFile(aside, 'utf8').catch(() => judged);
-  // A live holder's fresh lock was moved by mistake (it took over first): put it back.
-  if (moved !== judged) await link(aside, path).catch(() => undefined);
-  await unlink(aside).catch(() => undefined);
+  try {
+    // Only the file judged dead: no other process removes the lock while this one holds the
+    // takeover lock (a holder removes only its own, and a new lock cannot appear while it exists).
+    const [now, text] = await Promise.all([stat(path), readFile(path, 'utf8')]).catch(() => [undefined, undefined] as const);
+    if (now !== undefined && now.ino === ino && text === judged) await unlink(path).catch(() => undefined);
+  } finally {
+    await unlink(takeover).catch(() => undefined);
+  }
 }
 
 /** The holder's side: keep the lease fresh; give it back. */

@@ -5,7 +5,7 @@
  * write that fails half-way, and the log's own range checks and HTTP error mapping.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { LEASE_MS, LEASE_REFRESH_MS, startTimeOf } from '../../gateway/folder-lock';
+import { LEASE_MS, LEASE_REFRESH_MS, lockFolder, startTimeOf } from '../../gateway/folder-lock';
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -271,8 +271,11 @@ describe('file store: one process at a time', () => {
   });
 
   (process.platform === 'linux' ? it : it.skip)('processes taking over a dead holder\'s lock at the same moment: exactly one wins, every time', async () => {
+    // A winner holds the lock until every process has decided (its stdin is closed then): with a
+    // fixed hold, a process that started late under load could win after the first let go, which
+    // is two winners in turn, not at once.
     const script = `require('tsx/cjs'); require(${JSON.stringify(join(__dirname, '../../gateway/folder-lock.ts'))}).lockFolder(process.argv[1]).then(
-      (unlock) => { process.stdout.write('won'); setTimeout(() => unlock().then(() => process.exit(0)), 400); },
+      (unlock) => { process.stdout.write('won'); process.stdin.once('end', () => unlock().then(() => process.exit(0))); process.stdin.resume(); },
       (e) => { process.stdout.write(e.name); process.exit(0); });`;
     for (let round = 0; round < 5; round++) {
       const dir = tempDir();
@@ -280,15 +283,45 @@ describe('file store: one process at a time', () => {
       const line = lockLine(dead.pid);
       await dead.end();
       writeFileSync(join(dir, 'LOCK'), line);
+      const children = Array.from({ length: 4 }, () => spawn(process.execPath, ['-e', script, dir], { cwd: join(__dirname, '../..'), stdio: ['pipe', 'pipe', 'inherit'] }));
+      const exits = children.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
       const outcomes = await Promise.all(
-        Array.from({ length: 4 }, () => {
-          const child = spawn(process.execPath, ['-e', script, dir], { cwd: join(__dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
+        children.map((child) => {
           let out = '';
-          child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-          return new Promise<string>((resolve) => child.once('exit', () => resolve(out)));
+          return new Promise<string>((resolve) => {
+            child.stdout!.on('data', (c: Buffer) => {
+              out += c.toString();
+              resolve(out);
+            });
+            child.once('exit', () => resolve(out));
+          });
         }),
       );
+      for (const child of children) child.stdin!.end();
+      await Promise.all(exits);
       expect(outcomes.sort()).toEqual(['FolderInUseError', 'FolderInUseError', 'FolderInUseError', 'won']);
+    }
+  });
+
+  it('a dead holder\'s lock is removed only under LOCK.takeover: a fresh one (a takeover in progress) is waited for, one left by a crashed taker is cleared', async () => {
+    const dead = otherProcess();
+    const line = lockLine(dead.pid);
+    await dead.end();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'LOCK'), line);
+    writeFileSync(join(dir, 'LOCK.takeover'), lockLine(process.pid));
+    // Another process is taking over (its takeover lock is fresh): this one leaves the lock alone.
+    await expect(lockFolder(dir)).rejects.toThrow(/could not be taken: other processes keep taking it/);
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(line);
+    // Left by a taker that died 20 s ago: cleared, and the dead holder's lock taken over.
+    const past = new Date(Date.now() - 20_000);
+    utimesSync(join(dir, 'LOCK.takeover'), past, past);
+    const unlock = await lockFolder(dir);
+    try {
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(lockLine(process.pid));
+      expect(existsSync(join(dir, 'LOCK.takeover'))).toBe(false);
+    } finally {
+      await unlock();
     }
   });
 

@@ -445,6 +445,18 @@ export class MerkleTree {
     return this.read(level, index).slice();
   }
 
+  /** `count` consecutive complete subtrees (level, index ..) at the current size, concatenated (a copy). */
+  nodes(level: number, index: number, count: number): Uint8Array {
+    checkRange(level, 'level');
+    checkRange(index, 'index');
+    checkRange(count, 'count');
+    if (count === 0) return new Uint8Array(0);
+    if ((index + count) * 2 ** level > this.committed) {
+      throw rangeError(`nodes (${level}, ${index}..${index + count - 1}) are not complete subtrees of a tree of size ${this.committed}`);
+    }
+    return this.levels[level]!.slice(index * HASH_SIZE, (index + count) * HASH_SIZE);
+  }
+
   private checkSize(size: number): void {
     checkRange(size, 'tree size');
     if (size > this.committed) throw rangeError(`tree size ${size} is beyond the current size ${this.committed}`);

@@ -119,8 +119,11 @@ export class TransparencyLog implements ReceiptSink {
    */
   private async checkStoredTree(): Promise<void> {
     await this.exclusive(async () => {
-      const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
-      await this.extendsSigned(integrated);
+      // The checkpoint first, then the size: a checkpoint is written only after its integration
+      // committed, so in an honest store one read first never exceeds the size read after it
+      // (read the other way round, a replica's integration in between looks like a rollback).
+      const stored = await this.storedSigned();
+      await this.extendsSigned(storedSize(await this.storage.integratedSize(), 'integrated'), stored);
     });
   }
 
@@ -156,11 +159,12 @@ export class TransparencyLog implements ReceiptSink {
 
   /**
    * Refuses (LOG_STORAGE_FAILED) unless the tree at `size`, as the store holds it, extends the
-   * largest checkpoint this log signed: the one it remembers and the stored one (a replica's).
-   * Brings the in-memory tree to `size` first.
+   * largest checkpoint this log signed: the one it remembers and the stored one (a replica's,
+   * `read` if the caller read it before `size`; read here otherwise, which within an integration
+   * holds, as nothing else integrates meanwhile). Brings the in-memory tree to `size` first.
    */
-  private async extendsSigned(size: number): Promise<void> {
-    const stored = await this.storedSigned();
+  private async extendsSigned(size: number, read?: SignedCheckpoint): Promise<void> {
+    const stored = read ?? (await this.storedSigned());
     if (stored && (!this.signed || stored.size > this.signed.size)) {
       // A replica's newer checkpoint must itself extend the one this process signed.
       if (this.signed && this.signed.size <= size) await this.checkPrefix(this.signed, size);
@@ -224,9 +228,11 @@ export class TransparencyLog implements ReceiptSink {
   /** One integration step: every sequenced entry (up to the batch limit) joins the tree. */
   integrate(): Promise<number> {
     return this.exclusive(async () => {
+      let grew = false;
       try {
         return await this.storage.integrate(async (integrated) => {
           await this.extendsSigned(storedSize(integrated, 'integrated'));
+          grew = true; // from here on the tree may run ahead of what the store commits
           const sequenced = storedSize(await this.storage.sequencedSize(), 'sequenced');
           const count = Math.min(sequenced - integrated, this.options.maxIntegrationBatch ?? 65536);
           if (count <= 0) return undefined;
@@ -251,7 +257,10 @@ export class TransparencyLog implements ReceiptSink {
           return { tiles: this.changedTiles(integrated, integrated + count), size: integrated + count };
         });
       } catch (err) {
-        this.tree = new MerkleTree(nodeSha256); // may be ahead of storage now: rebuild on next use
+        // Ahead of the store now: rebuilt on next use. Not when the step failed before growing it
+        // (a lock wait that timed out): rebuilding a large tree under the integration lock would
+        // make the other replicas' waits time out in turn.
+        if (grew) this.tree = new MerkleTree(nodeSha256);
         throw err;
       }
     });
@@ -280,8 +289,9 @@ export class TransparencyLog implements ReceiptSink {
   /** Signs and stores a checkpoint of the integrated tree; resolves to the signed note. */
   publish(): Promise<string> {
     return this.exclusive(async () => {
+      const read = await this.storedSigned(); // before the size: see checkStoredTree
       const size = storedSize(await this.storage.integratedSize(), 'integrated');
-      await this.extendsSigned(size);
+      await this.extendsSigned(size, read);
       const rootHash = await this.tree.root(size);
       const note = await signCheckpoint({ origin: this.origin, size, rootHash, extensions: [] }, [this.signer]);
       await this.storage.writeCheckpoint(note, size);
@@ -356,31 +366,43 @@ export class TransparencyLog implements ReceiptSink {
     return { note: cp.note, size: cp.size };
   }
 
-  private async checkSize(size: number): Promise<void> {
+  /** The tree, holding at least `size` leaves; LOG_RANGE_INVALID if the log has not integrated that far. */
+  private async checkSize(size: number): Promise<MerkleTree> {
     if (!Number.isSafeInteger(size) || size < 0) throw new TeegateError('LOG_RANGE_INVALID', 'tree size is not a non-negative safe integer');
+    if (this.tree.size >= size) return this.tree;
     const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
     if (size > integrated) throw new TeegateError('LOG_RANGE_INVALID', `tree size ${size} is beyond the integrated size ${integrated}`);
-    // Checked again once it is this call's turn: an integration queued before it may have grown the
-    // tree past `integrated` (a replica of a shared store), and syncTree to a smaller size rebuilds.
-    // The tiles it grows from are checked against the last signed checkpoint: no proof is served
-    // from a tree that forks from it.
-    if (this.tree.size < integrated) {
-      await this.exclusive(async () => {
-        if (this.tree.size < integrated) await this.extendsSigned(integrated);
-      });
-    }
+    return this.ensureTree(integrated);
+  }
+
+  /**
+   * The tree, grown to `integrated` leaves (the store's integrated size) if it holds fewer. The
+   * tiles it grows from are checked against the last signed checkpoint: nothing is served from a
+   * tree that forks from it. The instance is returned: a failed integration may replace `tree`
+   * meanwhile.
+   */
+  private async ensureTree(integrated: number): Promise<MerkleTree> {
+    if (this.tree.size >= integrated) return this.tree;
+    return this.exclusive(async () => {
+      if (this.tree.size < integrated) {
+        // Checked again once it is this call's turn (an integration queued before it may have grown
+        // the tree), the checkpoint read before the size (see checkStoredTree).
+        const read = await this.storedSigned();
+        const now = storedSize(await this.storage.integratedSize(), 'integrated');
+        await this.extendsSigned(Math.max(now, integrated), read);
+      }
+      return this.tree;
+    });
   }
 
   /** RFC 9162 inclusion proof of entry `index` in the tree of `size` leaves. */
   async inclusionProof(index: number, size: number): Promise<Uint8Array[]> {
-    await this.checkSize(size);
-    return this.tree.inclusionProof(index, size);
+    return (await this.checkSize(size)).inclusionProof(index, size);
   }
 
   /** RFC 9162 consistency proof between tree sizes `from` and `to`. */
   async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
-    await this.checkSize(to);
-    return this.tree.consistencyProof(from, to);
+    return (await this.checkSize(to)).consistencyProof(from, to);
   }
 
   /** Encoded entries [start, start + count) of the integrated tree. */
@@ -408,27 +430,36 @@ export class TransparencyLog implements ReceiptSink {
 
   /** Integrated entries as stored, each checked against its leaf in the tree the log signs. */
   private async checkedEntries(start: number, count: number, integrated: number): Promise<Uint8Array[]> {
-    await this.checkSize(integrated);
+    const tree = await this.ensureTree(integrated);
     const entries = await this.readStored(start, count);
+    const leaves = tree.nodes(0, start, count);
     for (const [i, e] of entries.entries()) {
-      if (!bytesEqual(leafHashSync(e), this.tree.node(0, start + i))) throw storageError(`stored entry ${start + i} is not the entry the log's tree holds: the store was changed`);
+      if (!bytesEqual(leafHashSync(e), leaves.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))) throw storageError(`stored entry ${start + i} is not the entry the log's tree holds: the store was changed`);
     }
     return entries;
   }
 
   /** Tile (level, index) at `width` hashes, when the log has integrated that far; checked against the tree. */
   async tile(level: number, index: number, width: number): Promise<Uint8Array> {
-    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
-    if (width > tileWidth(level, index, integrated)) throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
+    // The store's size is asked only when the tree does not cover the tile yet.
+    const covering = (size: number) => width <= tileWidth(level, index, size);
+    const integrated = covering(this.tree.size) ? this.tree.size : storedSize(await this.storage.integratedSize(), 'integrated');
+    if (!covering(integrated)) throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
     const stored = await this.storage.readTile(level, index);
-    if (!stored || stored.length < width * HASH_SIZE) throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
-    await this.checkSize(integrated);
-    for (let i = 0; i < width; i++) {
-      if (!bytesEqual(stored.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE), this.tree.node(TILE_HEIGHT * level, index * TILE_WIDTH + i))) {
-        throw storageError(`stored tile ${level}/${index} is not the tile of the log's tree: the store was changed`);
+    if (!stored || stored.length < width * HASH_SIZE) {
+      // Within what the store says it integrated a tile must exist: one missing is the store's
+      // fault, not a 404. (The tree alone may be ahead of the store while an integration commits.)
+      if (covering(storedSize(await this.storage.integratedSize(), 'integrated'))) {
+        throw storageError(`stored tile ${level}/${index} is missing or shorter than ${width} hashes, within the integrated tree`);
       }
+      throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
     }
-    return stored.subarray(0, width * HASH_SIZE);
+    const tree = await this.ensureTree(integrated);
+    const served = stored.subarray(0, width * HASH_SIZE);
+    if (!bytesEqual(served, tree.nodes(TILE_HEIGHT * level, index * TILE_WIDTH, width))) {
+      throw storageError(`stored tile ${level}/${index} is not the tile of the log's tree: the store was changed`);
+    }
+    return served;
   }
 
   /** Entry bundle `index` at `width` entries, each checked against the tree. */

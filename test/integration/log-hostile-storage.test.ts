@@ -782,3 +782,81 @@ describe('postgres store under a hostile storage', () => {
     expect({ forks: forks.length, first: forks.slice(0, 4) }).toEqual({ forks: 0, first: [] });
   });
 });
+
+// ---- honest stores under stress: no false refusal -------------------------------------------
+
+describe('an honest store is not taken for a hostile one', () => {
+  /** `storage` whose integratedSize() runs `hooks.next` (once) after reading its value: another replica acts in between. */
+  function pausing(storage: PostgresLogStorage, hooks: { next?: () => Promise<void> }): PostgresLogStorage {
+    return new Proxy(storage, {
+      get(target, prop) {
+        if (prop === 'integratedSize') {
+          return async () => {
+            const size = await target.integratedSize();
+            const hook = hooks.next;
+            hooks.next = undefined;
+            if (hook) await hook();
+            return size;
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  it('a replica that reads the integrated size just before another replica integrates and publishes still publishes (no false "rolled back")', async () => {
+    const schema = newSchema();
+    const a = await openPg(schema);
+    const hooks: { next?: () => Promise<void> } = {};
+    const b = await openOn(pausing(await PostgresLogStorage.open({ url: DB_URL, schema, poolSize: 2 }), hooks));
+    await appendAll(a, names('v', 0, 3));
+    await a.flush();
+    await b.appendReceipt('v.3.x');
+    hooks.next = async () => {
+      await a.appendReceipt('v.4.x');
+      await a.flush(); // integrates b's entry and its own, and publishes size 5
+    };
+    expect(await attempt(() => b.publish())).toEqual({ ok: expect.any(String) });
+    expect((await b.checkpoint()).size).toBe(5);
+    // Opening a replica at such a moment, and growing a lagging replica's tree to serve a proof, likewise.
+    const c = await openOn(pausing(await PostgresLogStorage.open({ url: DB_URL, schema, poolSize: 2 }), hooks));
+    hooks.next = async () => {
+      await a.appendReceipt('v.5.x');
+      await a.flush();
+    };
+    expect(await attempt(async () => (await c.inclusionProof(0, 5)).length)).toEqual({ ok: expect.any(Number) });
+  });
+
+  it('an integration that failed waiting for the lock leaves the tree as it was: the next one does not rebuild it from the tiles under the lock', async () => {
+    const schema = newSchema();
+    const log = await openPg(schema);
+    await appendAll(log, names('m', 0, 300));
+    await log.flush();
+    const holder = await db.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`teegate-log-integrate:${schema}`]);
+      await log.appendReceipt('m.300.x');
+      expect(await attempt(() => log.integrate())).toEqual({ refused: { code: 'LOG_STORAGE_FAILED', message: expect.stringMatching(/lock timeout/) } });
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    const storage = log.storage as PostgresLogStorage;
+    const readTile = jest.spyOn(storage, 'readTile');
+    expect(await log.integrate()).toBe(301);
+    expect(readTile).not.toHaveBeenCalled();
+    readTile.mockRestore();
+  });
+
+  it('a tile the store lost within its integrated tree is LOG_STORAGE_FAILED (503), not LOG_NOT_FOUND (404: not integrated yet)', async () => {
+    const dir = newDir();
+    const log = await openFile(dir);
+    await appendAll(log, names('n', 0, 10));
+    await log.flush();
+    rmSync(join(dir, 'tiles', '0', '0'));
+    expect(await attempt(() => log.tile(0, 0, 10))).toEqual({ refused: { code: 'LOG_STORAGE_FAILED', message: expect.stringMatching(/^stored tile 0\/0 is missing/) } });
+    expect(await attempt(() => log.tile(0, 0, 11))).toEqual({ refused: { code: 'LOG_NOT_FOUND', message: 'tile 0/0 of width 11 does not exist' } });
+  });
+});

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { fromHex, toHex, utf8 } from '../../attestation/bytes';
+import { concatBytes, fromHex, toHex, utf8 } from '../../attestation/bytes';
 import { isTeegateError, type ErrorCode } from '../../attestation/errors';
 import {
   MerkleTree,
@@ -426,5 +426,16 @@ describe('MerkleTree', () => {
     expect(tree.size).toBe(5);
     // The queue still works after a rejected append.
     expect(await tree.append(await leafHash(data(5), nodeSha256))).toBe(5);
+  });
+});
+
+describe('MerkleTree.nodes', () => {
+  it('is the concatenation of node() over the range, and refuses a range that is not complete subtrees', async () => {
+    const tree = await buildTree(20, nodeSha256);
+    expect(hex([tree.nodes(0, 3, 5)])).toEqual([toHex(concatBytes(...[3, 4, 5, 6, 7].map((i) => tree.node(0, i))))]);
+    expect(hex([tree.nodes(2, 1, 4)])).toEqual([toHex(concatBytes(...[1, 2, 3, 4].map((i) => tree.node(2, i))))]);
+    expect(tree.nodes(0, 20, 0)).toEqual(new Uint8Array(0));
+    expect(() => tree.nodes(0, 15, 6)).toThrow(expect.objectContaining({ code: 'LOG_RANGE_INVALID' }));
+    expect(() => tree.nodes(2, 4, 2)).toThrow(expect.objectContaining({ code: 'LOG_RANGE_INVALID' }));
   });
 });

@@ -397,6 +397,16 @@ describe('CertificateCache', () => {
     }
   });
 
+  it('a signature remembered as verified under one issuer does not count under another (even one of the same name)', () => {
+    const cache = new CertificateCache();
+    const [zonal, regional, root] = [zonalDer, regionalDer, rootDer].map((d) => cache.parse(d)) as [ReturnType<typeof parseCertificate>, ReturnType<typeof parseCertificate>, ReturnType<typeof parseCertificate>];
+    expect(cache.wasVerified(zonal, regional)).toBe(false);
+    cache.markVerified(zonal, regional);
+    expect(cache.wasVerified(zonal, regional)).toBe(true);
+    expect(cache.wasVerified(zonal, root)).toBe(false);
+    expect(cache.wasVerified(zonal, { ...regional, signature: root.signature })).toBe(false);
+  });
+
   it('a cached chain still fails with CERT_EXPIRED at a later time', async () => {
     const cache = new CertificateCache();
     await verifyAttestation(ref.bytes, { at, cache });

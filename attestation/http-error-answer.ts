@@ -5,6 +5,8 @@
  * have no body; these are JSON `{code, message}` from the one registry like every other answer,
  * and the connection is closed after them. Text only: the caller's socket does the I/O.
  */
+import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { utf8 } from './bytes';
 import { TeegateError } from './errors';
 
@@ -150,4 +152,18 @@ export function answerClientError(err: { readonly code?: string }, socket: Answe
  */
 export function connectionsCheckingInterval(requestTimeoutMs: number): number {
   return Math.max(100, Math.min(1_000, Math.floor(requestTimeoutMs / 4)));
+}
+
+/**
+ * The answers Node's HTTP server gives by itself, before any route runs, made JSON `{code, message}`
+ * from the one registry, for both servers: malformed HTTP (400), a request line or headers over the
+ * size limit (431), a request not sent in time (408), an `Expect` other than 100-continue (417),
+ * CONNECT (404); Node's own answers to these have no body. And `100 Continue` only once a route is
+ * about to read the body (deferContinue). `reasonOf` is Node's STATUS_CODES lookup.
+ */
+export function answerNodeErrors(server: Server, reasonOf: (status: number) => string | undefined): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, reasonOf));
+  deferContinue(server);
+  server.on('checkExpectation', answerExpectationUnsupported);
+  server.on('connect', (_req, socket: Duplex) => refuseConnect(socket, reasonOf));
 }

@@ -4,12 +4,11 @@
  */
 import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { totalmem } from 'node:os';
 import { fromHex, toBase64 } from '../attestation/bytes';
 import { TeegateError, isTeegateError } from '../attestation/errors';
-import { answerClientError, answerExpectationUnsupported, connectionsCheckingInterval, continueIfExpected, deferContinue, refuseConnect, requestFormRefusal } from '../attestation/http-error-answer';
+import { answerNodeErrors, connectionsCheckingInterval, continueIfExpected, requestFormRefusal } from '../attestation/http-error-answer';
 import type { EnclaveService } from './enclave-service';
 import { INFER_REQUEST_BUDGET, parseJsonWithin } from './json-budget';
 import { MODEL_NAME } from './models/model-config';
@@ -237,11 +236,7 @@ export async function listenEnclaveHttp(service: EnclaveService, options: Enclav
   // Malformed HTTP, oversized headers, a request not sent in time, an Expect other than
   // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself; and
   // `100 Continue` only once a body is to be read.
-  const reasonOf = (status: number) => STATUS_CODES[status];
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, reasonOf));
-  server.on('checkExpectation', answerExpectationUnsupported);
-  deferContinue(server);
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseConnect(socket, reasonOf));
+  answerNodeErrors(server, (status) => STATUS_CODES[status]);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

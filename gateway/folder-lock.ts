@@ -118,6 +118,14 @@ const held = new Set<string>();
 /** Hard links are how the lock appears whole; where a file system has none, it is created in place. */
 const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
+/** Creates `path` holding `text` (written aside in `mine`), failing with EEXIST if it exists. */
+async function placeExclusive(mine: string, path: string, text: string): Promise<void> {
+  await link(mine, path).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code === undefined || !NO_LINKS.has(err.code)) throw err;
+    await writeFile(path, text, { flag: 'wx', mode: 0o600 });
+  });
+}
+
 /**
  * Takes `dir` for this process and resolves to the function that gives it back. FolderInUseError
  * when another live process holds it, or this one already does; the file system's own error when
@@ -135,10 +143,7 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
     await writeFile(mine, own, { mode: 0o600 });
     for (let attempt = 0; attempt < 20; attempt++) {
       try {
-        await link(mine, path).catch(async (err: NodeJS.ErrnoException) => {
-          if (err.code === undefined || !NO_LINKS.has(err.code)) throw err;
-          await writeFile(path, own, { flag: 'wx', mode: 0o600 });
-        });
+        await placeExclusive(mine, path, own);
         return holding(folder, path, own);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -161,7 +166,7 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
       } else if (!sameHolder(holder, SELF) && holderLives(holder, touchedMs)) {
         throw new FolderInUseError(path, holder.pid);
       }
-      await takeOver(path, text, ino, mine);
+      await takeOver(path, text, ino, mine, own);
     }
     throw new Error(`${path} could not be taken: other processes keep taking it`);
   } catch (err) {
@@ -174,17 +179,14 @@ export async function lockFolder(dir: string): Promise<() => Promise<void>> {
 
 /**
  * Removes a dead holder's lock (`judged` its text, `ino` its inode) unless another process replaced
- * it meanwhile, holding `LOCK.takeover` (linked from `mine`, this process's line) while it checks
+ * it meanwhile, holding `LOCK.takeover` (`mine`, holding `own`, this process's line) while it checks
  * and removes. Returns without removing anything when another process is taking over: the caller
  * looks again.
  */
-async function takeOver(path: string, judged: string, ino: number, mine: string): Promise<void> {
+async function takeOver(path: string, judged: string, ino: number, mine: string, own: string): Promise<void> {
   const takeover = `${path}.takeover`;
   try {
-    await link(mine, takeover).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code === undefined || !NO_LINKS.has(err.code)) throw err;
-      await writeFile(takeover, await readFile(mine), { flag: 'wx', mode: 0o600 });
-    });
+    await placeExclusive(mine, takeover, own);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const left = await stat(takeover).catch(() => undefined);

@@ -4,12 +4,11 @@
  * accepting, answer new requests on open connections with GATEWAY_SHUTTING_DOWN, let in-flight
  * requests finish (up to `shutdownGraceMs`), then cut what is left.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TeegateError } from '../attestation/errors';
 import { createGatewayApp } from './app';
-import { connectionsCheckingInterval } from '../attestation/http-error-answer';
-import { answerNodeErrors } from './http/node-errors';
+import { answerNodeErrors, connectionsCheckingInterval } from '../attestation/http-error-answer';
 import type { GatewayConfig } from './config';
 import { MemoryReceiptSink, type ReceiptSink } from './log/receipt-sink';
 import { openTransparencyLog } from './log/open-log';
@@ -100,7 +99,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     },
     listener,
   );
-  answerNodeErrors(server);
+  // JSON where Node would answer by itself; `100 Continue` only after authentication, rate limits
+  // and the body's declared size and type passed (gateway/http/read-body.ts).
+  answerNodeErrors(server, (status) => STATUS_CODES[status]);
   let address: AddressInfo;
   try {
     await pool.start();

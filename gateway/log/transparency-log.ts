@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { bytesEqual } from '../../attestation/bytes';
 import { openCheckpoint, signCheckpoint } from '../../attestation/log/checkpoint';
-import { MAX_ENTRY_BYTES, decodeEntry, encodeEntry, type LogEntry } from '../../attestation/log/entry';
+import { decodeEntry, encodeEntry, type LogEntry } from '../../attestation/log/entry';
 import { encodeEntryBundle } from '../../attestation/log/entry-bundle';
 import { HASH_SIZE, MerkleTree, type Sha256 } from '../../attestation/log/merkle';
 import { formatVerifierKey, generateNoteKey, parseNote, parseSignerKey, parseVerifierKey, type NoteSigner, type NoteVerifierKey } from '../../attestation/log/signed-note';
@@ -118,13 +118,26 @@ export class TransparencyLog implements ReceiptSink {
    * key: refuse to open instead (LOG_STORAGE_FAILED).
    */
   private async checkStoredTree(): Promise<void> {
-    await this.exclusive(async () => {
-      // The checkpoint first, then the size: a checkpoint is written only after its integration
-      // committed, so in an honest store one read first never exceeds the size read after it
-      // (read the other way round, a replica's integration in between looks like a rollback).
-      const stored = await this.storedSigned();
-      await this.extendsSigned(storedSize(await this.storage.integratedSize(), 'integrated'), stored);
-    });
+    await this.exclusive(() => this.extendStored());
+  }
+
+  /** The store's integrated size, checked (storedSize). */
+  private async integratedSize(): Promise<number> {
+    return storedSize(await this.storage.integratedSize(), 'integrated');
+  }
+
+  /**
+   * Reads the stored checkpoint, then the integrated size, and brings the tree to that size (at
+   * least `atLeast`) through extendsSigned; resolves to the size. In that order: a checkpoint is
+   * written only after its integration committed, so in an honest store one read first never
+   * exceeds the size read after it (read the other way round, a replica's integration in between
+   * looks like a rollback). Call it in turn (exclusive).
+   */
+  private async extendStored(atLeast = 0): Promise<number> {
+    const read = await this.storedSigned();
+    const size = Math.max(await this.integratedSize(), atLeast);
+    await this.extendsSigned(size, read);
+    return size;
   }
 
   /**
@@ -160,8 +173,8 @@ export class TransparencyLog implements ReceiptSink {
   /**
    * Refuses (LOG_STORAGE_FAILED) unless the tree at `size`, as the store holds it, extends the
    * largest checkpoint this log signed: the one it remembers and the stored one (a replica's,
-   * `read` if the caller read it before `size`; read here otherwise, which within an integration
-   * holds, as nothing else integrates meanwhile). Brings the in-memory tree to `size` first.
+   * `read` if the caller read it before `size` (extendStored); read here otherwise, which within an
+   * integration holds, as nothing else integrates meanwhile). Brings the in-memory tree to `size` first.
    */
   private async extendsSigned(size: number, read?: SignedCheckpoint): Promise<void> {
     const stored = read ?? (await this.storedSigned());
@@ -241,9 +254,8 @@ export class TransparencyLog implements ReceiptSink {
             const want = Math.min(4096, integrated + count - start);
             const entries = await this.readStored(start, want);
             for (const [i, e] of entries.entries()) {
-              // Only entries this log encodes are signed into its tree: a row or record the store
-              // changed into something else is refused, not made provable.
-              if (e.length > MAX_ENTRY_BYTES) throw storageError(`stored entry ${start + i} is ${e.length} bytes, more than a log entry may be`);
+              // Only entries this log encodes (at most MAX_ENTRY_BYTES, in their one encoding) are
+              // signed into its tree: a row or record the store changed is refused, not made provable.
               try {
                 decodeEntry(e);
               } catch (err) {
@@ -289,9 +301,7 @@ export class TransparencyLog implements ReceiptSink {
   /** Signs and stores a checkpoint of the integrated tree; resolves to the signed note. */
   publish(): Promise<string> {
     return this.exclusive(async () => {
-      const read = await this.storedSigned(); // before the size: see checkStoredTree
-      const size = storedSize(await this.storage.integratedSize(), 'integrated');
-      await this.extendsSigned(size, read);
+      const size = await this.extendStored();
       const rootHash = await this.tree.root(size);
       const note = await signCheckpoint({ origin: this.origin, size, rootHash, extensions: [] }, [this.signer]);
       await this.storage.writeCheckpoint(note, size);
@@ -370,7 +380,7 @@ export class TransparencyLog implements ReceiptSink {
   private async checkSize(size: number): Promise<MerkleTree> {
     if (!Number.isSafeInteger(size) || size < 0) throw new TeegateError('LOG_RANGE_INVALID', 'tree size is not a non-negative safe integer');
     if (this.tree.size >= size) return this.tree;
-    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+    const integrated = await this.integratedSize();
     if (size > integrated) throw new TeegateError('LOG_RANGE_INVALID', `tree size ${size} is beyond the integrated size ${integrated}`);
     return this.ensureTree(integrated);
   }
@@ -384,13 +394,8 @@ export class TransparencyLog implements ReceiptSink {
   private async ensureTree(integrated: number): Promise<MerkleTree> {
     if (this.tree.size >= integrated) return this.tree;
     return this.exclusive(async () => {
-      if (this.tree.size < integrated) {
-        // Checked again once it is this call's turn (an integration queued before it may have grown
-        // the tree), the checkpoint read before the size (see checkStoredTree).
-        const read = await this.storedSigned();
-        const now = storedSize(await this.storage.integratedSize(), 'integrated');
-        await this.extendsSigned(Math.max(now, integrated), read);
-      }
+      // Checked again once it is this call's turn: an integration queued before it may have grown the tree.
+      if (this.tree.size < integrated) await this.extendStored(integrated);
       return this.tree;
     });
   }
@@ -407,7 +412,7 @@ export class TransparencyLog implements ReceiptSink {
 
   /** Encoded entries [start, start + count) of the integrated tree. */
   async entries(start: number, count: number): Promise<Uint8Array[]> {
-    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+    const integrated = await this.integratedSize();
     checkEntryRange(start, count, integrated, 'integrated');
     return this.checkedEntries(start, count, integrated);
   }
@@ -443,13 +448,13 @@ export class TransparencyLog implements ReceiptSink {
   async tile(level: number, index: number, width: number): Promise<Uint8Array> {
     // The store's size is asked only when the tree does not cover the tile yet.
     const covering = (size: number) => width <= tileWidth(level, index, size);
-    const integrated = covering(this.tree.size) ? this.tree.size : storedSize(await this.storage.integratedSize(), 'integrated');
+    const integrated = covering(this.tree.size) ? this.tree.size : await this.integratedSize();
     if (!covering(integrated)) throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
     const stored = await this.storage.readTile(level, index);
     if (!stored || stored.length < width * HASH_SIZE) {
       // Within what the store says it integrated a tile must exist: one missing is the store's
       // fault, not a 404. (The tree alone may be ahead of the store while an integration commits.)
-      if (covering(storedSize(await this.storage.integratedSize(), 'integrated'))) {
+      if (covering(await this.integratedSize())) {
         throw storageError(`stored tile ${level}/${index} is missing or shorter than ${width} hashes, within the integrated tree`);
       }
       throw notFound(`tile ${level}/${index} of width ${width} does not exist`);
@@ -465,7 +470,7 @@ export class TransparencyLog implements ReceiptSink {
   /** Entry bundle `index` at `width` entries, each checked against the tree. */
   async entryBundle(index: number, width: number): Promise<Uint8Array> {
     const start = index * TILE_WIDTH;
-    const integrated = storedSize(await this.storage.integratedSize(), 'integrated');
+    const integrated = await this.integratedSize();
     if (start + width > integrated) throw notFound(`entry bundle ${index} of width ${width} does not exist`);
     return encodeEntryBundle(await this.checkedEntries(start, width, integrated));
   }

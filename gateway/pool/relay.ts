@@ -115,19 +115,16 @@ export async function relay(pool: EnclavePool, req: UpstreamRequest, model: Mode
     const identity = member.identity;
     let response: UpstreamResponse;
     member.inFlight++;
+    // The receipt of an answer that was not delivered (broken, or after the timeout), logged if it
+    // is under this member's attested key.
+    const logUndelivered = options.logUndelivered;
+    const logIfAttested =
+      logUndelivered && identity ? (receipt: string) => (receiptKid(receipt) === identity.receiptKid ? logUndelivered(receipt) : undefined) : undefined;
     try {
-      // A receipt that arrives after the timeout is logged like an undelivered answer's.
-      const logUndelivered = options.logUndelivered;
-      const lateReceipt =
-        logUndelivered && identity
-          ? (receipt: string) => {
-              if (receiptKid(receipt) === identity.receiptKid) logUndelivered(receipt).catch(() => undefined);
-            }
-          : undefined;
-      response = await member.client.request(lateReceipt ? { ...req, lateReceipt } : req);
+      response = await member.client.request(logIfAttested ? { ...req, lateReceipt: (receipt) => void logIfAttested(receipt)?.catch(() => undefined) } : req);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
-      if (err.receipt !== undefined && identity && receiptKid(err.receipt) === identity.receiptKid) await options.logUndelivered?.(err.receipt);
+      if (err.receipt !== undefined) await logIfAttested?.(err.receipt);
       if (err.kind === 'not-sent') {
         pool.reportDown(member, err.errorCode ?? 'ECONNREFUSED', err.message);
         options.metrics.upstreamRetries.inc({ reason: 'unreachable' });

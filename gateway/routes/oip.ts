@@ -46,7 +46,7 @@ function relayOptionsOf(ctx: GatewayContext) {
   // An enclave that holds as many requests as it takes refuses before reading: try the next.
   const relayOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics, logUndelivered, retryOnCodes: ['ENCLAVE_BUSY' as const] };
   // A sealed request without a seal kid may reach an enclave that holds another key: try the next.
-  const sealedRelayOptions = { ...relayOptions, retryOnCodes: ['ENCLAVE_BUSY' as const, 'JWE_KEY_MISMATCH' as const] };
+  const sealedRelayOptions = { ...relayOptions, retryOnCodes: [...relayOptions.retryOnCodes, 'JWE_KEY_MISMATCH' as const] };
   // Model metadata: no receipts to wait for after a timeout.
   const metadataOptions = { maxAttempts: ctx.config.limits.maxAttempts, metrics: ctx.metrics };
   return { relayOptions, sealedRelayOptions, metadataOptions };

@@ -111,9 +111,10 @@ export class FileLogStorage implements LogStorage {
       const integrated = text === undefined ? 0 : DECIMAL_SIZE.test(text) ? Number(text) : Number.NaN;
       if (!Number.isSafeInteger(integrated) || integrated < 0) throw storageError(`${dir}/integrated is corrupt`);
       fh = await open(path, APPEND_FLAGS);
+      const info = await fh.stat();
       // A device or a pipe in its place (a link to /dev/null) would take appends and keep nothing.
-      if (!(await fh.stat()).isFile()) throw storageError(`${path} is not a regular file`);
-      const offsets = await scanEntries(fh);
+      if (!info.isFile()) throw storageError(`${path} is not a regular file`);
+      const offsets = await scanEntries(fh, info.size);
       const readable = offsets.length - 1;
       const end = offsets[readable]!;
       // A crash can only tear the last write, whose entries were never integrated: a record that
@@ -122,7 +123,7 @@ export class FileLogStorage implements LogStorage {
       if (readable < integrated) {
         throw storageError(`${path} is damaged: the record at byte ${end} (entry ${readable}) does not read back, and ${integrated} entries were integrated; the file is left as it is: restore it from a backup`);
       }
-      if ((await fh.stat()).size !== end) {
+      if (info.size !== end) {
         await fh.truncate(end);
         await fh.sync();
       }
@@ -316,9 +317,8 @@ function storedCheckpoint(file: Buffer | undefined): { note: string; size: numbe
   }
 }
 
-/** Offsets of the valid records, plus the end of the last one; stops at the first torn record. */
-async function scanEntries(fh: FileHandle): Promise<number[]> {
-  const size = (await fh.stat()).size;
+/** Offsets of the valid records of the file's `size` bytes, plus the end of the last one; stops at the first torn record. */
+async function scanEntries(fh: FileHandle, size: number): Promise<number[]> {
   const offsets = [0];
   let pos = 0;
   let buf = Buffer.alloc(0);

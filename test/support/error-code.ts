@@ -50,3 +50,14 @@ export async function refusalOf(fn: () => unknown): Promise<{ code: ErrorCode; m
   }
   throw new Error('expected a TeegateError, but the call succeeded');
 }
+
+/** refusalOf for a synchronous call. */
+export function refusalOfSync(fn: () => unknown): { code: ErrorCode; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    if (isTeegateError(err)) return { code: err.code, message: err.message };
+    throw err;
+  }
+  throw new Error('expected a TeegateError, but the call succeeded');
+}

@@ -288,28 +288,26 @@ describe('parseEnvelopedData rejects', () => {
     for (const v of variants) expect(codeOf(() => parseEnvelopedData(v))).toBe('CMS_MALFORMED');
   });
 
-  it('depth bombs and huge declared lengths quickly, without a stack overflow', () => {
-    const started = performance.now();
+  it('depth bombs and huge declared lengths are refused by the check their message names', async () => {
     const deepIndefinite = new Uint8Array(60000);
     for (let i = 0; i < deepIndefinite.length; i += 2) deepIndefinite.set([0x30, 0x80], i);
     const deepDefinite = new Uint8Array(40);
     for (let i = 0; i < 20; i++) deepDefinite.set([0x30, 38 - 2 * i], 2 * i);
-    const bombs = [
-      deepIndefinite,
-      deepDefinite,
-      Uint8Array.of(0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x00),
-      Uint8Array.of(0x30, 0x88, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
-      Uint8Array.of(0x30, 0xff),
-      Uint8Array.of(0x30, 0x80, 0x04, 0x83, 0xff, 0xff, 0xff, 0x00, 0x00),
-      new Uint8Array(CMS_MAX_INPUT_BYTES + 1),
-    ];
     // The real blob with encryptedKey's declared length raised from 0x0100 to 0x7fff.
     const longKey = realBlob.slice();
     expect(Array.from(longKey.subarray(127, 131))).toEqual([0x04, 0x82, 0x01, 0x00]);
     longKey.set([0x7f, 0xff], 129);
-    bombs.push(longKey);
-    for (const b of bombs) expect(codeOf(() => parseEnvelopedData(b))).toBe('CMS_MALFORMED');
-    expect(performance.now() - started).toBeLessThan(1000);
+    const bombs: [Uint8Array, string][] = [
+      [deepIndefinite, 'CMS nests deeper than 16 levels'],
+      [deepDefinite, 'CMS nests deeper than 16 levels'],
+      [Uint8Array.of(0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x00), 'CMS length 4294967295 at offset 0 exceeds the 1 bytes left'],
+      [Uint8Array.of(0x30, 0x88, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), 'CMS length of 8 octets at offset 0'],
+      [Uint8Array.of(0x30, 0xff), 'CMS length of 127 octets at offset 0'],
+      [Uint8Array.of(0x30, 0x80, 0x04, 0x83, 0xff, 0xff, 0xff, 0x00, 0x00), 'CMS length 16777215 at offset 2 exceeds the 2 bytes left'],
+      [new Uint8Array(CMS_MAX_INPUT_BYTES + 1), `CMS is ${CMS_MAX_INPUT_BYTES + 1} bytes, above the ${CMS_MAX_INPUT_BYTES}-byte limit`],
+    ];
+    for (const [b, message] of bombs) expect(await refusalOf(() => parseEnvelopedData(b))).toEqual({ code: 'CMS_MALFORMED', message });
+    expect(codeOf(() => parseEnvelopedData(longKey))).toBe('CMS_MALFORMED');
   });
 
   it('input that is not bytes', () => {
@@ -479,7 +477,6 @@ describe('mutations: no crash, no hang, only CMS codes', () => {
     ['sdkc_cms_test_input_ber.bin', realBlob],
     ['sdkc_cms_test_input_ber_w_ctx.bin', realBlobCtx],
   ])('2,000 mutations of %s parse or fail with CMS_MALFORMED / CMS_UNSUPPORTED', (_name, base) => {
-    const started = performance.now();
     let accepted = 0;
     fc.assert(
       fc.property(mutation(base), (m) => {
@@ -490,7 +487,6 @@ describe('mutations: no crash, no hang, only CMS codes', () => {
       { seed: 20261124, numRuns: 2000 },
     );
     expect(accepted).toBeLessThan(2000); // the mutations do reach the rejection paths
-    expect(performance.now() - started).toBeLessThan(10000);
   });
 
   it('300 mutations of the synthetic blob decrypt or fail with a CMS code', () => {

@@ -45,9 +45,19 @@ export interface TransparencyLogOptions {
 }
 
 const LEAF_PREFIX = Buffer.from([0x00]);
+/** Most full entry bundles whose digest the log remembers as checked. */
+const MAX_CHECKED_BUNDLES = 65_536;
 
 function leafHashSync(entry: Uint8Array): Uint8Array {
   return createHash('sha256').update(LEAF_PREFIX).update(entry).digest();
+}
+
+/** Each of `entries` (stored from index `start`) must be the leaf the tree holds there. */
+function checkLeaves(tree: MerkleTree, start: number, entries: readonly Uint8Array[]): void {
+  const leaves = tree.nodes(0, start, entries.length);
+  for (const [i, e] of entries.entries()) {
+    if (!bytesEqual(leafHashSync(e), leaves.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))) throw storageError(`stored entry ${start + i} is not the entry the log's tree holds: the store was changed`);
+  }
 }
 
 function notFound(message: string): TeegateError {
@@ -81,6 +91,13 @@ export class TransparencyLog implements ReceiptSink {
   private signed: SignedCheckpoint | undefined;
   /** The last stored note verified, so a checkpoint read again is not verified again. */
   private verifiedNote: SignedCheckpoint | undefined;
+  /**
+   * SHA-256 of each full entry bundle already checked entry by entry against a tree, by tree
+   * instance (a replaced tree drops them). A full bundle never changes, so serving it again costs
+   * one hash of the bundle instead of 256 leaf hashes; a stored bundle that no longer matches is
+   * checked entry by entry again, which names the damage.
+   */
+  private checkedBundles = new WeakMap<MerkleTree, Map<number, Uint8Array>>();
 
   private constructor(
     readonly storage: LogStorage,
@@ -437,10 +454,7 @@ export class TransparencyLog implements ReceiptSink {
   private async checkedEntries(start: number, count: number, integrated: number): Promise<Uint8Array[]> {
     const tree = await this.ensureTree(integrated);
     const entries = await this.readStored(start, count);
-    const leaves = tree.nodes(0, start, count);
-    for (const [i, e] of entries.entries()) {
-      if (!bytesEqual(leafHashSync(e), leaves.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))) throw storageError(`stored entry ${start + i} is not the entry the log's tree holds: the store was changed`);
-    }
+    checkLeaves(tree, start, entries);
     return entries;
   }
 
@@ -472,6 +486,19 @@ export class TransparencyLog implements ReceiptSink {
     const start = index * TILE_WIDTH;
     const integrated = await this.integratedSize();
     if (start + width > integrated) throw notFound(`entry bundle ${index} of width ${width} does not exist`);
-    return encodeEntryBundle(await this.checkedEntries(start, width, integrated));
+    if (width < TILE_WIDTH) return encodeEntryBundle(await this.checkedEntries(start, width, integrated));
+    const tree = await this.ensureTree(integrated);
+    const entries = await this.readStored(start, width);
+    const bundle = encodeEntryBundle(entries);
+    const digest = createHash('sha256').update(bundle).digest();
+    const known = this.checkedBundles.get(tree) ?? new Map<number, Uint8Array>();
+    const digestKnown = known.get(index);
+    if (digestKnown && bytesEqual(digestKnown, digest)) return bundle;
+    checkLeaves(tree, start, entries);
+    // Bounded (the first remembered goes first): 65,536 digests cover 16.7 M entries in about 8 MiB.
+    if (known.size >= MAX_CHECKED_BUNDLES) known.delete(known.keys().next().value as number);
+    known.set(index, digest);
+    this.checkedBundles.set(tree, known);
+    return bundle;
   }
 }

@@ -6,18 +6,24 @@
  *  - append_postgres_per_s: the same against PostgreSQL (TEEGATE_PG_URL), fresh schema, filled to
  *    the same size unless LOG_BENCH_PG_ENTRIES says otherwise;
  *  - proof_gen_per_s: inclusion proofs for random indexes against the full tree;
- *  - proof_verify_per_s: RFC 9162 verification of those proofs (node:crypto SHA-256).
+ *  - proof_verify_per_s: RFC 9162 verification of those proofs (node:crypto SHA-256);
+ *  - bundle_first_per_s, bundle_repeat_per_s: full entry bundles (256 entries) served by the log,
+ *    each checked against the tree (the store is untrusted): every bundle once in order, then
+ *    random ones again; bundle_raw_per_s, the peer in the same run: the same bundles read from the
+ *    store and encoded with no check, and the two ratios to it.
  * Goals (issue 6): >= 20,000 appends/s embedded, >= 10,000 proofs generated/s.
  * Progress goes to stderr; the last line of stdout is the JSON result.
  */
 import { rmSync } from 'node:fs';
 import { encodeEntry } from '../../attestation/log/entry';
+import { encodeEntryBundle } from '../../attestation/log/entry-bundle';
+import { TILE_WIDTH } from '../../attestation/log/tiles';
 import { verifyInclusion } from '../../attestation/log/merkle';
 import { FileLogStorage } from '../../gateway/log/storage/file-storage';
 import { PostgresLogStorage } from '../../gateway/log/storage/postgres-storage';
 import { nodeSha256, TransparencyLog } from '../../gateway/log/transparency-log';
 import { tempDir } from '../integration/log-fixtures';
-import { log, opsPerSecond, report } from './measure';
+import { log, opsPerSecond, report, round, secondsFor } from './measure';
 
 const ENTRIES = Number(process.env.LOG_BENCH_ENTRIES ?? 1_000_000);
 const PG_ENTRIES = Number(process.env.LOG_BENCH_PG_ENTRIES ?? ENTRIES);
@@ -74,6 +80,14 @@ async function main(): Promise<void> {
     return verifyInclusion(s.leaf, s.index, size, s.proof, rootHash, nodeSha256);
   });
   log(`inclusion proof verification: ${Math.round(proofVerify)}/s`);
+
+  const bundles = Math.floor(size / TILE_WIDTH);
+  let b = 0;
+  const bundleFirst = bundles / (await secondsFor(() => embedded.entryBundle(b++, TILE_WIDTH), bundles - 1));
+  const randomBundle = () => Math.floor(Math.random() * bundles);
+  const bundleRepeat = await opsPerSecond(() => embedded.entryBundle(randomBundle(), TILE_WIDTH));
+  const bundleRaw = await opsPerSecond(async () => encodeEntryBundle(await embedded.storage.readEntries(randomBundle() * TILE_WIDTH, TILE_WIDTH)));
+  log(`full entry bundles: ${Math.round(bundleFirst)}/s first read, ${Math.round(bundleRepeat)}/s again, ${Math.round(bundleRaw)}/s unchecked from the store`);
   await embedded.close();
   rmSync(dir, { recursive: true, force: true });
 
@@ -100,6 +114,11 @@ async function main(): Promise<void> {
     append_postgres_per_s: Math.round(appendPostgres),
     proof_gen_per_s: Math.round(proofGen),
     proof_verify_per_s: Math.round(proofVerify),
+    bundle_first_per_s: Math.round(bundleFirst),
+    bundle_repeat_per_s: Math.round(bundleRepeat),
+    bundle_raw_per_s: Math.round(bundleRaw),
+    bundle_first_vs_raw: round(bundleFirst / bundleRaw, 3),
+    bundle_repeat_vs_raw: round(bundleRepeat / bundleRaw, 3),
   });
 }
 

@@ -117,6 +117,10 @@ it('SIGTERM to the npm start process stops every process of the stack and frees 
   for (let waited = 0; stackPids().length > 0 && waited < 15_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
   expect(stackPids()).toEqual([]);
   expect(stdout).toContain('teegate: stopped');
+  // The AWS SDK's nine-line Node notice is said once, in one line, where Node is below 22.
+  expect(stdout).not.toContain('NodeVersionSupportWarning');
+  const below22 = Number(process.versions.node.split('.')[0]) < 22;
+  expect(stdout.split('teegate: note: running on Node').length - 1).toBe(below22 ? 1 : 0);
   const { port } = new URL(url);
   const refused = await new Promise<boolean>((resolve) => {
     const socket = connect(Number(port), '127.0.0.1');

@@ -5,9 +5,8 @@ type Command = (args: string[]) => Promise<number>;
 
 // Commands load lazily (require, not import(): the tsx CommonJS loader resolves it) so that
 // `verify-attestation` never loads onnxruntime or express.
-const COMMANDS: Record<string, { summary: string; load: () => Command; awsSdk?: true }> = {
+const COMMANDS: Record<string, { summary: string; load: () => Command }> = {
   up: {
-    awsSdk: true,
     summary: 'start the dev stack (dev KMS, enclaves, gateway) on embedded defaults',
     load: () => (require('./commands/up') as typeof import('./commands/up')).upCommand,
   },
@@ -28,23 +27,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Command; awsSdk?: 
     load: () => (require('./commands/audit') as typeof import('./commands/audit')).auditCommand,
   },
   model: {
-    awsSdk: true,
     summary: 'model tools: `model seal MODEL.onnx --key-id ID` encrypts a model under a KMS data key',
     load: () => (require('./commands/model-seal') as typeof import('./commands/model-seal')).modelCommand,
   },
 };
-
-/**
- * On Node below 22, the AWS SDK's first KMS client prints a nine-line NodeVersionSupportWarning. The
- * commands that make one (up, model) say it once in one line instead, and the processes they start
- * inherit the quiet. A variable the user set is left as it is.
- */
-function noteAwsSdkNodeSupport(): void {
-  const VARIABLE = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
-  if (Number(process.versions.node.split('.')[0]) >= 22 || process.env[VARIABLE] !== undefined) return;
-  process.env[VARIABLE] = 'true';
-  process.stderr.write(`teegate: note: running on Node ${process.version}; AWS SDK releases after the first week of January 2027 need Node 22 or later\n`);
-}
 
 export function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(20)} ${c.summary}`);
@@ -62,7 +48,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`teegate: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
     return 2;
   }
-  if (command.awsSdk && !rest.some((a) => a === '--help' || a === '-h')) noteAwsSdkNodeSupport();
   try {
     return await command.load()(rest);
   } catch (err) {

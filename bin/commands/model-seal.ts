@@ -4,6 +4,7 @@ import { basename, extname } from 'node:path';
 import { GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { isTeegateError } from '../../attestation/errors';
 import { createKmsClient, kmsCallError, kmsClientConfigFromEnv } from '../../enclave/kms/kms-client';
+import { noteAwsSdkNodeSupport } from './aws-sdk-note';
 import { SEALED_MODEL_SUFFIX, modelEncryptionContext, parseSealedModel, sealModel } from '../../enclave/kms/sealed-model';
 import { MODEL_NAME_PATTERN } from '../../enclave/models/model-config';
 import { UsageError, parseCommandArgs, readInputFile } from './usage';
@@ -79,6 +80,7 @@ export async function modelSealCommand(args: string[]): Promise<number> {
 
   const plaintext = readInputFile(file, 'model', 2 ** 31 - 1); // models are larger than other inputs
   let kms;
+  noteAwsSdkNodeSupport();
   try {
     kms = createKmsClient(kmsClientConfigFromEnv({ ...(endpoint !== undefined ? { endpoint } : {}), ...(region !== undefined ? { region } : {}) }));
   } catch (err) {

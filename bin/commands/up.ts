@@ -6,6 +6,7 @@ import { isTeegateError } from '../../attestation/errors';
 import { FolderInUseError, lockFolder } from '../../gateway/folder-lock';
 import { ChildExitedError } from '../../infra/dev-stack/child-service';
 import { startDevStack } from '../../infra/dev-stack/stack';
+import { noteAwsSdkNodeSupport } from './aws-sdk-note';
 import { UsageError, parseCommandArgs, parseWholeNumber } from './usage';
 
 const HELP = `usage: teegate up [options]
@@ -83,6 +84,7 @@ export async function upCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', onSignal('SIGTERM'));
 
     process.stderr.write(`teegate: starting the dev stack (${enclaves} enclave${enclaves > 1 ? 's' : ''}) ...\n`);
+    noteAwsSdkNodeSupport();
     const starting = startDevStack({ port, enclaves, host, dataDir, log });
     let stack;
     try {

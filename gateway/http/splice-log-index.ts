@@ -8,6 +8,10 @@
  * the top-level one exactly when its object is followed by nothing but the one closing brace of
  * the response. Anything else (whitespace before the colon, nested position, no parameters) falls
  * back to one JSON.parse / JSON.stringify.
+ *
+ * The byte search reads the body as JSON without parsing all of it: a body that does not start
+ * with `{` goes to the parse, but one that does and is malformed further in (which no attested
+ * enclave writes) may come back spliced, as malformed as it came.
  */
 const KEY = Buffer.from('"parameters":');
 
@@ -37,6 +41,9 @@ function endOfObject(body: Buffer, open: number): number {
 }
 
 function fastSplice(body: Buffer, index: number): Buffer | undefined {
+  let first = 0;
+  while (isSpace(body[first])) first++;
+  if (body[first] !== 0x7b) return undefined;
   const at = body.lastIndexOf(KEY);
   if (at < 0) return undefined;
   let open = at + KEY.length;
@@ -71,7 +78,7 @@ function slowSplice(body: Buffer, index: number): Buffer | undefined {
   return Buffer.from(JSON.stringify(response));
 }
 
-/** The response with `parameters.log_index` set, or undefined when the body is not a JSON object. */
+/** The response with `parameters.log_index` set, or undefined when the body is not a JSON object (see above for one that is malformed inside). */
 export function spliceLogIndex(body: Buffer, index: number): Buffer | undefined {
   if (!Number.isSafeInteger(index) || index < 0) throw new RangeError('log index must be a non-negative integer');
   return fastSplice(body, index) ?? slowSplice(body, index);

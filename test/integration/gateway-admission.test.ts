@@ -6,6 +6,13 @@
  * its refusal and code, and no traffic or log entry follows. Also: an enclave serving two versions
  * of one model is admitted and serves each; a request arriving on an open connection during
  * shutdown gets 503 GATEWAY_SHUTTING_DOWN while the one in flight finishes.
+ *
+ * Also the rules of admission and retry one at a time: a boot or fresh document re-signed with
+ * another measurement, user data or public key, or a manifest the document is not bound to, is
+ * rejected; what is tried again on another enclave (ENCLAVE_BUSY, once per enclave, within
+ * limits.maxAttempts) and what never is (a 500, a connection broken after sending); a receipt under
+ * a key the enclave was not attested with; an enclave restarted behind the same address; overlapping
+ * checks; the selection strategies; and a pool that stopped.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,7 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { fromBase64 } from '../../attestation/bytes';
+import { fromBase64, toBase64 } from '../../attestation/bytes';
+import { DevAttester } from '../../attestation/dev/dev-attester';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
 import { verifyManifestBinding } from '../../attestation/manifest';
 import { verifyAttestation } from '../../attestation/nitro/verify';
@@ -44,8 +52,10 @@ interface Answer {
  * change the answer (or `delayMs` hold an inference answer back) before it is passed on.
  */
 class Impostor {
-  rewrite: (path: string, answer: Answer) => Answer = (_path, answer) => answer;
+  rewrite: (path: string, answer: Answer) => Answer | Promise<Answer> = (_path, answer) => answer;
   delayMs = 0;
+  /** The enclave behind it: changing it is an enclave restarted under the same address. */
+  target = '';
 
   private server: LoopbackServer | undefined;
 
@@ -55,15 +65,16 @@ class Impostor {
 
   static async start(target: string): Promise<Impostor> {
     const self = new Impostor();
+    self.target = target;
     self.server = await serveHttp((req, res) => {
       void (async () => {
         const body = await buffer(req);
-        const upstream = await fetch(`${target}${req.url}`, { method: req.method!, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body: new Uint8Array(body) } : {}) });
+        const upstream = await fetch(`${self.target}${req.url}`, { method: req.method!, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body: new Uint8Array(body) } : {}) });
         const headers: Record<string, string> = {};
         upstream.headers.forEach((value, name) => {
           if (name !== 'content-length' && name !== 'connection' && name !== 'keep-alive' && name !== 'date') headers[name] = value;
         });
-        const answer = self.rewrite(req.url!, { status: upstream.status, headers, body: Buffer.from(await upstream.arrayBuffer()) });
+        const answer = await self.rewrite(req.url!, { status: upstream.status, headers, body: Buffer.from(await upstream.arrayBuffer()) });
         if (req.method === 'POST' && self.delayMs > 0) await new Promise((r) => setTimeout(r, self.delayMs));
         res.writeHead(answer.status, { ...answer.headers, 'content-length': answer.body.length });
         res.end(answer.body);
@@ -122,6 +133,28 @@ async function impostor(): Promise<Impostor> {
   return relay;
 }
 
+/**
+ * A stand-in for the enclave that relays to it, but cuts each inference answer off 10 bytes into
+ * its body (the enclave dies mid-answer), its headers replaced by `headers` where given.
+ */
+async function cutOffAfterHeaders(headers: Record<string, string> = {}): Promise<LoopbackServer> {
+  return serveHttp((req, res) => {
+    void (async () => {
+      const body = await buffer(req);
+      const answer = await fetch(`${enclave.url}${req.url}`, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body } : {}) });
+      const bytes = Buffer.from(await answer.arrayBuffer());
+      const relayed: Record<string, string> = {};
+      answer.headers.forEach((value, name) => {
+        if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive'].includes(name)) relayed[name] = value;
+      });
+      if (!req.url!.endsWith('/infer')) return void res.writeHead(answer.status, { ...relayed, 'content-length': bytes.length }).end(bytes);
+      res.writeHead(answer.status, { ...relayed, ...headers, 'content-length': bytes.length });
+      res.write(bytes.subarray(0, 10));
+      setTimeout(() => res.destroy(), 20);
+    })();
+  });
+}
+
 async function memberOf(gateway: RunningGateway): Promise<{ state: string; last_error?: { code: string; message: string } }> {
   const list = (await (await fetch(`${gateway.url}/v1/enclaves`)).json()) as { enclaves: { state: string; last_error?: { code: string; message: string } }[] };
   return list.enclaves[0]!;
@@ -174,6 +207,81 @@ describe('admission of a hostile enclave address', () => {
   });
 });
 
+/**
+ * The enclave's attestation answer with its document signed again by the dev CA (which the gateway
+ * pins), as a compromised or lying host with a signing key would: the same fields as the enclave's
+ * document but those `change` replaces.
+ */
+async function reSigned(answer: Answer, change: { pcr0?: Uint8Array; userData?: Uint8Array; publicKey?: Uint8Array }): Promise<Answer> {
+  const json = JSON.parse(answer.body.toString()) as { document: string };
+  const real = await verifyAttestation(fromBase64(json.document), { rootCertificates: [ca.rootPem] });
+  const pcrs = new Map(real.pcrs);
+  if (change.pcr0) pcrs.set(0, change.pcr0);
+  const attester = await DevAttester.create({ ca, pcrs });
+  const document = await attester.attest({
+    ...(real.nonce ? { nonce: real.nonce } : {}),
+    userData: change.userData ?? real.userData!,
+    publicKey: change.publicKey ?? real.publicKey!,
+  });
+  return { ...answer, body: Buffer.from(JSON.stringify({ ...json, document: toBase64(document) })) };
+}
+
+describe('admission checks each attestation document against the policy and the boot binding', () => {
+  const otherPcr0 = new Uint8Array(48).fill(0x5a);
+  const otherBytes = (n: number) => new Uint8Array(n).fill(7);
+
+  async function admitted(rewrite: (path: string, answer: Answer) => Answer | Promise<Answer>) {
+    const relay = await impostor();
+    relay.rewrite = rewrite;
+    const { gateway, sink } = await gatewayFor(relay.url);
+    return { member: await memberOf(gateway), sink, gateway };
+  }
+
+  it('a boot document measuring another image is rejected, though the fresh one meets the policy', async () => {
+    const { member, sink, gateway } = await admitted((path, answer) => (path === '/attestation' ? reSigned(answer, { pcr0: otherPcr0 }) : answer));
+    expect(member).toMatchObject({ state: 'rejected', last_error: { code: 'ENCLAVE_ATTESTATION_REJECTED', message: expect.stringMatching(/^boot attestation: PCR_MISMATCH: /) } });
+    expect(sink.entries).toHaveLength(0);
+    expect(await infer(gateway)).toMatchObject({ status: 503, json: { code: 'NO_ENCLAVE_AVAILABLE' } });
+  });
+
+  it('a fresh document measuring another image is rejected, though the boot one meets the policy', async () => {
+    const { member, sink } = await admitted((path, answer) => (path.startsWith('/attestation?') ? reSigned(answer, { pcr0: otherPcr0 }) : answer));
+    expect(member).toMatchObject({ state: 'rejected', last_error: { code: 'ENCLAVE_ATTESTATION_REJECTED', message: expect.stringMatching(/^fresh attestation: PCR_MISMATCH: /) } });
+    expect(sink.entries).toHaveLength(0);
+  });
+
+  it('a fresh document with other user data (another manifest) is rejected', async () => {
+    const { member, sink } = await admitted((path, answer) => (path.startsWith('/attestation?') ? reSigned(answer, { userData: otherBytes(32) }) : answer));
+    expect(member).toMatchObject({ state: 'rejected', last_error: { code: 'ENCLAVE_ATTESTATION_REJECTED', message: expect.stringMatching(/^fresh attestation: USER_DATA_MISMATCH: /) } });
+    expect(sink.entries).toHaveLength(0);
+  });
+
+  it('a fresh document with another public key (another receipt key) is rejected', async () => {
+    const { member, sink } = await admitted((path, answer) => (path.startsWith('/attestation?') ? reSigned(answer, { publicKey: otherBytes(91) }) : answer));
+    expect(member).toMatchObject({ state: 'rejected', last_error: { code: 'ENCLAVE_ATTESTATION_REJECTED', message: expect.stringMatching(/^fresh attestation: PUBLIC_KEY_MISMATCH: /) } });
+    expect(sink.entries).toHaveLength(0);
+  });
+
+  it('a manifest the boot document is not bound to is rejected: MANIFEST_BINDING_MISMATCH', async () => {
+    const { member, sink } = await admitted((path, answer) => {
+      if (path !== '/attestation') return answer;
+      const json = JSON.parse(answer.body.toString()) as { manifest: { models: { name: string }[] } };
+      json.manifest.models[0]!.name = 'renamed';
+      return { ...answer, body: Buffer.from(JSON.stringify(json)) };
+    });
+    expect(member).toMatchObject({ state: 'rejected', last_error: { code: 'ENCLAVE_ATTESTATION_REJECTED', message: expect.stringMatching(/^boot attestation: MANIFEST_BINDING_MISMATCH: /) } });
+    expect(sink.entries).toHaveLength(0);
+  });
+
+  it('an attestation route that answers 404 keeps the enclave out as unhealthy: UPSTREAM_INVALID naming the status', async () => {
+    const { member, sink } = await admitted((path, answer) =>
+      path.startsWith('/attestation') ? { ...answer, status: 404, body: Buffer.from(JSON.stringify({ code: 'ROUTE_NOT_FOUND', message: 'no such route' })) } : answer,
+    );
+    expect(member).toMatchObject({ state: 'unhealthy', last_error: { code: 'UPSTREAM_INVALID', message: 'enclave-0/attestation answered 404' } });
+    expect(sink.entries).toHaveLength(0);
+  });
+});
+
 describe('an enclave that is up but not ready', () => {
   const notReady = (answer: Answer): Answer => ({ ...answer, status: 503, body: Buffer.from(JSON.stringify({ code: 'ENCLAVE_NOT_READY', message: 'enclave serves no models: model key release failed' })) });
 
@@ -183,6 +291,23 @@ describe('an enclave that is up but not ready', () => {
     const { gateway } = await gatewayFor(relay.url);
     expect(await memberOf(gateway)).toMatchObject({ state: 'unhealthy', last_error: { code: 'ENCLAVE_NOT_READY', message: 'model key release failed: AccessDeniedException' } });
     expect((await infer(gateway)).json.code).toBe('NO_ENCLAVE_AVAILABLE');
+  });
+
+  it('is kept out when its health answers 200 but a status other than ready', async () => {
+    const relay = await impostor();
+    relay.rewrite = (path, answer) => (path === '/health' ? { ...answer, body: Buffer.from(JSON.stringify({ ...JSON.parse(answer.body.toString()), status: 'loading', reason: 'loading models' })) } : answer);
+    const { gateway, sink } = await gatewayFor(relay.url);
+    expect(await memberOf(gateway)).toMatchObject({ state: 'unhealthy', last_error: { code: 'ENCLAVE_NOT_READY', message: 'loading models' } });
+    expect(sink.entries).toHaveLength(0);
+    expect(await infer(gateway)).toMatchObject({ status: 503, json: { code: 'NO_ENCLAVE_AVAILABLE' } });
+  });
+
+  it('is kept out when its health answers 503, though its body says ready', async () => {
+    const relay = await impostor();
+    relay.rewrite = (path, answer) => (path === '/health' ? { ...answer, status: 503 } : answer);
+    const { gateway, sink } = await gatewayFor(relay.url);
+    expect(await memberOf(gateway)).toMatchObject({ state: 'unhealthy', last_error: { code: 'ENCLAVE_NOT_READY', message: 'health answered 503' } });
+    expect(sink.entries).toHaveLength(0);
   });
 
   it('answering an inference 503 (it ran nothing): the request moves to another enclave, and it is taken out', async () => {
@@ -237,26 +362,265 @@ describe('answers the gateway does not relay', () => {
   });
 
   it('logs the receipt of an answer cut off after its headers, and answers 502 UPSTREAM_OUTCOME_UNKNOWN', async () => {
-    const upstream = await serveHttp((req, res) => {
-      void (async () => {
-        const body = await buffer(req);
-        const answer = await fetch(`${enclave.url}${req.url}`, { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, ...(req.method === 'POST' ? { body } : {}) });
-        const bytes = Buffer.from(await answer.arrayBuffer());
-        const headers: Record<string, string> = {};
-        answer.headers.forEach((value, name) => {
-          if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive'].includes(name)) headers[name] = value;
-        });
-        if (!req.url!.endsWith('/infer')) return void res.writeHead(answer.status, { ...headers, 'content-length': bytes.length }).end(bytes);
-        res.writeHead(answer.status, { ...headers, 'content-length': bytes.length });
-        res.write(bytes.subarray(0, 10)); // the enclave dies mid-answer
-        setTimeout(() => res.destroy(), 20);
-      })();
-    });
+    const upstream = await cutOffAfterHeaders();
     cleanup.push(() => upstream.close());
     const { gateway, sink } = await gatewayFor(upstream.url);
     const res = await infer(gateway);
     expect([res.status, res.json.code]).toEqual([502, 'UPSTREAM_OUTCOME_UNKNOWN']);
     expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'receipt']);
+  });
+});
+
+describe('what is tried again, and where', () => {
+  const answering = (status: number, code: string) => (answer: Answer): Answer => ({ ...answer, status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ code, message: `${code} from the relay` })) });
+
+  it('an enclave\'s 500 is relayed as it is, never sent to another enclave (it may have run), and the enclave stays in rotation', async () => {
+    const relay = await impostor();
+    let posts = 0;
+    relay.rewrite = (path, answer) => (path.endsWith('/infer') ? (posts++, answering(500, 'INTERNAL')(answer)) : answer);
+    const { gateway, sink } = await gatewayFor([relay.url, enclave.url], {}, enclave.pcrs, { selection: 'round-robin' });
+    const res = await fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+    expect(res.status).toBe(500);
+    expect(res.headers.get('teegate-enclave')).toBe('enclave-0');
+    expect(await res.json()).toEqual({ code: 'INTERNAL', message: 'INTERNAL from the relay' });
+    expect(posts).toBe(1);
+    expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'attestation']); // the other enclave ran nothing
+    expect((await memberOf(gateway)).state).toBe('ready');
+  });
+
+  it('ENCLAVE_BUSY moves the request to each other enclave once; when every one is busy, the last busy answer is relayed', async () => {
+    const [a, b] = [await impostor(), await impostor()];
+    const posts = { a: 0, b: 0 };
+    a.rewrite = (path, answer) => (path.endsWith('/infer') ? (posts.a++, answering(429, 'ENCLAVE_BUSY')(answer)) : answer);
+    b.rewrite = (path, answer) => (path.endsWith('/infer') ? (posts.b++, answering(429, 'ENCLAVE_BUSY')(answer)) : answer);
+    const { gateway, metrics, sink } = await gatewayFor([a.url, b.url], { maxAttempts: 3 });
+    const res = await infer(gateway);
+    expect([res.status, res.json.code]).toEqual([429, 'ENCLAVE_BUSY']);
+    expect(posts).toEqual({ a: 1, b: 1 });
+    expect(await metrics.registry.getSingleMetricAsString('teegate_gateway_upstream_retries_total')).toMatch(/reason="enclave_busy"\} 1$/m);
+    expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'attestation']);
+  });
+
+  it('ENCLAVE_BUSY with limits.maxAttempts 1: relayed as it is, though another enclave could be tried', async () => {
+    const [a, b] = [await impostor(), await impostor()];
+    let posts = 0;
+    for (const relay of [a, b]) relay.rewrite = (path, answer) => (path.endsWith('/infer') ? (posts++, answering(429, 'ENCLAVE_BUSY')(answer)) : answer);
+    const { gateway } = await gatewayFor([a.url, b.url], { maxAttempts: 1 });
+    const res = await infer(gateway);
+    expect([res.status, res.json.code]).toEqual([429, 'ENCLAVE_BUSY']);
+    expect(posts).toBe(1);
+  });
+
+  it('ENCLAVE_BUSY from the only enclave is relayed after one attempt: the request is not sent to it again', async () => {
+    const relay = await impostor();
+    let posts = 0;
+    relay.rewrite = (path, answer) => (path.endsWith('/infer') ? (posts++, answering(429, 'ENCLAVE_BUSY')(answer)) : answer);
+    const { gateway } = await gatewayFor(relay.url, { maxAttempts: 3 });
+    const res = await infer(gateway);
+    expect([res.status, res.json.code]).toEqual([429, 'ENCLAVE_BUSY']);
+    expect(posts).toBe(1);
+    expect((await memberOf(gateway)).state).toBe('ready');
+  });
+
+  it('a connection that breaks after the request was sent: 502 UPSTREAM_OUTCOME_UNKNOWN, not retried elsewhere, and the enclave is checked and attested again', async () => {
+    let posts = 0;
+    const breaking = await serveHttp((req, res) => {
+      void (async () => {
+        const body = await buffer(req);
+        if (req.url!.endsWith('/infer')) {
+          posts++;
+          return void res.destroy(); // the request arrived; no answer ever comes
+        }
+        const answer = await fetch(`${enclave.url}${req.url}`, { method: req.method, ...(req.method === 'POST' ? { body } : {}) });
+        const bytes = Buffer.from(await answer.arrayBuffer());
+        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json', 'content-length': bytes.length }).end(bytes);
+      })();
+    });
+    cleanup.push(() => breaking.close());
+    const { gateway, sink } = await gatewayFor([breaking.url, enclave.url], {}, enclave.pcrs, { selection: 'round-robin' });
+    const res = await infer(gateway);
+    expect([res.status, res.json.code]).toEqual([502, 'UPSTREAM_OUTCOME_UNKNOWN']);
+    expect(posts).toBe(1);
+    // The health interval is a minute here: the check that attests it again is the one the failure started.
+    const deadline = Date.now() + 10_000;
+    while (sink.entries.filter((e) => e.type === 'attestation').length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'attestation', 'attestation']);
+    expect((await memberOf(gateway)).state).toBe('ready');
+  });
+});
+
+it('an answer signed under a receipt key the enclave was not attested with: 502 ENCLAVE_IDENTITY_CHANGED, and the enclave is attested again before it serves', async () => {
+  const relay = await impostor();
+  const foreignKid = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'not-the-attested-kid' })).toString('base64url');
+  let swap = true;
+  relay.rewrite = (path, answer) => (swap && path.endsWith('/infer') ? { ...answer, headers: { ...answer.headers, 'teegate-receipt': `${foreignKid}.e30.c2ln` } } : answer);
+  const { gateway, sink } = await gatewayFor(relay.url);
+  const res = await infer(gateway);
+  expect([res.status, res.json.code]).toEqual([502, 'ENCLAVE_IDENTITY_CHANGED']);
+  swap = false;
+  // The health interval is a minute here: the attestation that follows is the one the answer started.
+  const deadline = Date.now() + 10_000;
+  while (sink.entries.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'attestation']); // the foreign receipt is not logged
+  expect((await memberOf(gateway)).state).toBe('ready');
+  expect((await infer(gateway)).status).toBe(200);
+});
+
+describe('an enclave restarted under the same address', () => {
+  async function enclaveView(gateway: RunningGateway): Promise<{ state: string; boot_id?: string; document?: string; manifest?: unknown }> {
+    return ((await (await fetch(`${gateway.url}/v1/enclaves`)).json()) as { enclaves: { state: string; boot_id?: string; document?: string; manifest?: unknown }[] }).enclaves[0]!;
+  }
+
+  async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`not reached in 10 s: ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('between two health checks (no failed check) is out of rotation until its new attestation is verified and logged', async () => {
+    const restarted = await startTestEnclave(ca, tinyModelConfigs());
+    cleanup.push(() => restarted.close());
+    const relay = await impostor();
+    const { gateway, sink } = await gatewayFor(relay.url, {}, enclave.pcrs, { healthIntervalMs: 100 });
+    expect(await enclaveView(gateway)).toMatchObject({ state: 'ready', boot_id: enclave.manifest.boot_id });
+    // The new boot answers its attestation slowly, so the time it is not yet verified can be seen.
+    relay.rewrite = async (path, answer) => {
+      if (path.startsWith('/attestation')) await new Promise((r) => setTimeout(r, 1500));
+      return answer;
+    };
+    relay.target = restarted.url;
+    await until(async () => (await enclaveView(gateway)).state === 'pending', 'the member is pending');
+    expect(await infer(gateway)).toMatchObject({ status: 503, json: { code: 'NO_ENCLAVE_AVAILABLE' } });
+    await until(async () => (await enclaveView(gateway)).state === 'ready', 'the member is ready again');
+    expect((await enclaveView(gateway)).boot_id).toBe(restarted.manifest.boot_id);
+    expect((await infer(gateway)).status).toBe(200);
+    expect(sink.entries.map((e) => e.type)).toEqual(['attestation', 'attestation', 'receipt']);
+    expect(sink.entries[1]).toMatchObject({ manifest: { boot_id: restarted.manifest.boot_id } });
+  });
+
+  it('whose new attestation is rejected no longer shows its previous boot document or manifest', async () => {
+    const relay = await impostor();
+    const { gateway } = await gatewayFor(relay.url, {}, enclave.pcrs, { healthIntervalMs: 100 });
+    expect(await enclaveView(gateway)).toMatchObject({ state: 'ready', boot_id: enclave.manifest.boot_id });
+    relay.rewrite = (path, answer) => {
+      if (path === '/health') return { ...answer, body: Buffer.from(JSON.stringify({ ...JSON.parse(answer.body.toString()), boot_id: 'another-boot' })) };
+      return path === '/attestation' ? reSigned(answer, { pcr0: new Uint8Array(48).fill(0x5a) }) : answer;
+    };
+    await until(async () => (await enclaveView(gateway)).state === 'rejected', 'the member is rejected');
+    const view = await enclaveView(gateway);
+    expect([view.boot_id, view.document, view.manifest]).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+it('an attestation that completes after the gateway began to stop is neither logged nor admitted', async () => {
+  const relay = await impostor();
+  let healthy = false;
+  let attesting: () => void = () => undefined;
+  const attestationAsked = new Promise<void>((resolve) => (attesting = resolve));
+  relay.rewrite = async (path, answer) => {
+    if (path === '/health' && !healthy) return { ...answer, status: 503 };
+    if (path.startsWith('/attestation')) {
+      attesting();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return answer;
+  };
+  const { gateway, sink } = await gatewayFor(relay.url, {}, enclave.pcrs, { healthIntervalMs: 100 });
+  expect((await memberOf(gateway)).state).toBe('unhealthy');
+  healthy = true;
+  await attestationAsked; // a health check is now admitting it
+  await gateway.close();
+  expect(sink.entries).toHaveLength(0);
+  expect(gateway.pool.members[0]!.state).not.toBe('ready');
+  // A stopped pool checks nothing: no request reaches the enclave.
+  let asked = 0;
+  relay.rewrite = (_path, answer) => (asked++, answer);
+  await gateway.pool.check(gateway.pool.members[0]!);
+  expect(asked).toBe(0);
+});
+
+it('checks of one enclave that overlap share one run: it is attested, and its attestation logged, once', async () => {
+  const relay = await impostor();
+  let healthy = false;
+  relay.rewrite = (path, answer) => (path === '/health' && !healthy ? { ...answer, status: 503 } : answer);
+  const { gateway, sink } = await gatewayFor(relay.url);
+  expect((await memberOf(gateway)).state).toBe('unhealthy');
+  healthy = true;
+  const member = gateway.pool.members[0]!;
+  await Promise.all([gateway.pool.check(member), gateway.pool.check(member), gateway.pool.checkAll()]);
+  expect(member.state).toBe('ready');
+  expect(sink.entries.map((e) => e.type)).toEqual(['attestation']);
+});
+
+describe('an enclave that became unreachable after it was admitted', () => {
+  it('limits.maxAttempts bounds the enclaves one request tries: with 1, the request that found it gone is 503 NO_ENCLAVE_AVAILABLE', async () => {
+    const gone = await Impostor.start(enclave.url);
+    const { gateway } = await gatewayFor([gone.url, enclave.url], { maxAttempts: 1 }, enclave.pcrs, { selection: 'round-robin' });
+    await gone.close(); // nothing listens there any more: the request never reaches an enclave
+    const res = await infer(gateway);
+    expect([res.status, res.json.code]).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
+    expect(res.json.message).toContain('enclave-0');
+    expect((await infer(gateway)).status).toBe(200); // it was taken out: the next one goes to enclave-1
+  });
+
+  it('with limits.maxAttempts 2, the same request moves on to the other enclave', async () => {
+    const gone = await Impostor.start(enclave.url);
+    const { gateway } = await gatewayFor([gone.url, enclave.url], { maxAttempts: 2 }, enclave.pcrs, { selection: 'round-robin' });
+    await gone.close();
+    const res = await fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+    expect([res.status, res.headers.get('teegate-enclave')]).toEqual([200, 'enclave-1']);
+  });
+
+  it('a sealed request for its seal key is 503 NO_ENCLAVE_AVAILABLE (retry), not JWE_KEY_MISMATCH, while another enclave serves the model', async () => {
+    const other = await startTestEnclave(ca, tinyModelConfigs());
+    cleanup.push(() => other.close());
+    const gone = await Impostor.start(enclave.url);
+    const { gateway } = await gatewayFor([gone.url, other.url]);
+    await gone.close();
+    const sealed = await sealRequest(enclave.manifest, affineRequest());
+    const res = await fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/jose', 'teegate-seal-kid': enclave.manifest.keys.seal.kid }, body: sealed.jwe });
+    expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([503, 'NO_ENCLAVE_AVAILABLE']);
+  });
+});
+
+it('the receipt of an answer cut off after its headers is not logged when it is not under the enclave\'s attested key', async () => {
+  const foreign = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'not-the-attested-kid' })).toString('base64url')}.e30.c2ln`;
+  const upstream = await cutOffAfterHeaders({ 'teegate-receipt': foreign });
+  cleanup.push(() => upstream.close());
+  const { gateway, sink } = await gatewayFor(upstream.url);
+  const res = await infer(gateway);
+  expect([res.status, res.json.code]).toEqual([502, 'UPSTREAM_OUTCOME_UNKNOWN']);
+  expect(sink.entries.map((e) => e.type)).toEqual(['attestation']);
+});
+
+describe('pool.selection', () => {
+  /** Starts one slow inference (its enclave holds it `delayMs`), then two more one after another: the enclaves that served those two. */
+  async function servedWhileOneIsSlow(selection: string): Promise<(string | null)[]> {
+    const [slow, fast] = [await impostor(), await impostor()];
+    const { gateway } = await gatewayFor([slow.url, fast.url], {}, enclave.pcrs, { selection });
+    slow.delayMs = 1500;
+    const post = () => fetch(`${gateway.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) });
+    const first = post(); // the pool's first pick: enclave-0, the slow one
+    await new Promise((r) => setTimeout(r, 200));
+    const served: (string | null)[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await post();
+      expect(res.status).toBe(200);
+      served.push(res.headers.get('teegate-enclave'));
+    }
+    const held = await first;
+    expect([held.status, held.headers.get('teegate-enclave')]).toEqual([200, 'enclave-0']);
+    return served;
+  }
+
+  it('least-in-flight sends new requests past an enclave that is still busy with one', async () => {
+    expect(await servedWhileOneIsSlow('least-in-flight')).toEqual(['enclave-1', 'enclave-1']);
+  });
+
+  it('round-robin takes the enclaves in turn, busy or not', async () => {
+    expect(await servedWhileOneIsSlow('round-robin')).toEqual(['enclave-1', 'enclave-0']);
   });
 });
 

@@ -359,3 +359,100 @@ it('a request whose absolute-form target url.parse cannot parse is refused in JS
     child.kill('SIGKILL');
   }
 });
+
+describe('the exchange every request goes through', () => {
+  it('echoes a client\'s X-Request-Id only when it is a plain token of at most 128 characters; anything else gets a fresh id', async () => {
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    const idOf = async (id: string) => headersOf(await rawExchange(gateway.url, [request('GET', '/v2/health/live', [`X-Request-Id: ${id}`], null)])).get('x-request-id');
+    const plain = `A.b_c:d-${'x'.repeat(120)}`;
+    expect(plain).toHaveLength(128);
+    expect(await idOf(plain)).toBe(plain.toLowerCase()); // raw-http lower-cases what it reads
+    for (const odd of [`${plain}x`, 'two words', 'semi;colon', 'quote"d', 'tag<b>']) {
+      const id = await idOf(odd);
+      expect([odd, UUID.test(id ?? '')]).toEqual([odd, true]);
+    }
+  });
+
+  it('counts an inference the enclave refused (400) as a client error, and counts nothing for requests that are not inferences', async () => {
+    const g = await gatewayWith({});
+    try {
+      await rawExchange(g.gateway.url, [request('GET', '/v2/health/live', [], null)]);
+      await rawExchange(g.gateway.url, [request('GET', '/v2/models/affine', [auth()], null)]);
+      expect(await g.metrics.registry.getSingleMetricAsString('teegate_gateway_inferences_total')).not.toMatch(/outcome=/);
+      const refused = await rawExchange(g.gateway.url, [request('POST', '/v2/models/affine/infer', [auth()], JSON.stringify(affineRequest([1, 2, 3])))]);
+      expect(refused.status).toBe(400);
+      const counted = await g.metrics.registry.getSingleMetricAsString('teegate_gateway_inferences_total');
+      expect(counted).toMatch(/model="affine",mode="plain",outcome="client_error"\} 1$/m);
+      expect(counted).not.toMatch(/outcome="ok"/);
+    } finally {
+      await g.gateway.close();
+    }
+  });
+
+  it('a request refused for its form (no Host) is answered by the admission alone: logged as "unmatched", no route runs', async () => {
+    const lines = await accessLogOf(async () => {
+      await rawExchange(gateway.url, ['GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n']);
+      await rawExchange(gateway.url, [`POST /v2/models/affine/infer HTTP/1.1\r\n${auth()}\r\nContent-Type: application/json\r\nContent-Length: ${BODY.length}\r\nConnection: close\r\n\r\n${BODY}`]);
+    });
+    expect(lines.map((l) => [l.method, l.status, l.route, l.code])).toEqual([
+      ['GET', 400, 'unmatched', 'REQUEST_INVALID'],
+      ['POST', 400, 'unmatched', 'REQUEST_INVALID'],
+    ]);
+  });
+
+  it('with cors.origins ["*"], any page may read the answers, under "*" (no origin echoed), and nothing varies by Origin', async () => {
+    const g = await gatewayWith({ cors: { origins: ['*'] } });
+    try {
+      const h = headersOf(await rawExchange(g.gateway.url, [request('GET', '/v2/health/live', ['Origin: https://anyone.example'], null)]));
+      expect([h.get('access-control-allow-origin'), h.get('timing-allow-origin'), h.has('vary')]).toEqual(['*', '*', false]);
+      const pre = headersOf(await rawExchange(g.gateway.url, [request('OPTIONS', '/v2/models/affine/infer', ['Origin: https://anyone.example', 'Access-Control-Request-Method: POST'], null)]));
+      expect([pre.get('access-control-allow-origin'), pre.get('access-control-allow-methods')]).toEqual(['*', 'get, post, options']);
+    } finally {
+      await g.gateway.close();
+    }
+  });
+
+  it('a CORS preflight answered by the admission leaves the connection usable: a request sent after it on the same connection is answered', async () => {
+    const preflight = `OPTIONS /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nOrigin: ${ORIGIN}\r\nAccess-Control-Request-Method: POST\r\n\r\n`;
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1', () => socket.write(preflight + request('GET', '/v2/health/live', [], null)));
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    expect([...answer.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => m[1])).toEqual(['204', '200']);
+  });
+
+  it('a failure whose error answer cannot be made (the logger throws) closes the connection rather than leaving the client waiting', async () => {
+    class FailingSink extends MemoryReceiptSink {
+      override appendReceipt(): Promise<{ index: number }> {
+        return Promise.reject(new Error('disk on fire'));
+      }
+    }
+    const capture = captureLogger();
+    const logger = capture.logger;
+    logger.error = (() => {
+      throw new Error('the log is down');
+    }) as typeof logger.error;
+    const gw = await startGateway(
+      testGatewayConfig({ enclaves: [enclave.url], attestation: { rootCertificates: [ca.rootPem], policy: policyFor(enclave.pcrs) }, auth: { keys: keyConfig }, shutdownGraceMs: 0 }),
+      { sink: new FailingSink(), logger, metrics: new GatewayMetrics({ defaultMetrics: false }) },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await ready(gw.url);
+      const outcome = await Promise.race([
+        rawExchange(gw.url, [request('POST', '/v2/models/affine/infer', [auth()])]).then(
+          (a) => `answered ${a.status}`,
+          () => 'closed without an answer',
+        ),
+        new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still open after 5 s'), 5_000))),
+      ]);
+      expect(outcome).toBe('closed without an answer');
+    } finally {
+      clearTimeout(timer);
+      await gw.close();
+    }
+  });
+});

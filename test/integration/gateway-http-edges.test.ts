@@ -72,6 +72,20 @@ describe('answers Node gives before any route runs are JSON from the registry', 
   });
 });
 
+it('a request refused for its form (an HTTP/1.1 request without Host) closes its connection: a request sent after it is not answered', async () => {
+  const answer = await new Promise<string>((resolve) => {
+    const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1', () => socket.write('GET /v2/health/live HTTP/1.1\r\n\r\nGET /v2/health/live HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n'));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+  expect([...answer.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => m[1])).toEqual(['400']);
+  const refusal = parseRawAnswer(answer, Date.now());
+  expect(refusal.headers).toContain('connection: close');
+  expect(JSON.parse(refusal.body)).toEqual({ code: 'REQUEST_INVALID', message: 'an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)' });
+});
+
 it('chunk extensions over Node\'s limit in a body being read are 413 BODY_TOO_LARGE as JSON', async () => {
   const head = `POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer ${inferKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`;
   const answer = await raw([head, `1;${'x'.repeat(20_000)}=y\r\n{\r\n0\r\n\r\n`]);
@@ -150,6 +164,15 @@ describe('Expect: 100-continue: the body is asked for only once the request pass
     expect([answer.status, (JSON.parse(answer.body) as { code: string }).code]).toEqual([status, code]);
     expect(answer.headers).toContain('connection: close');
   });
+});
+
+it('a body that arrives in several pieces is relayed whole, in order', async () => {
+  const body = JSON.stringify(affineRequest([4, 3, 2, 1]));
+  const head = `POST /v2/models/affine/infer HTTP/1.1\r\nHost: g\r\nConnection: close\r\nAuthorization: Bearer ${inferKey}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  const third = Math.floor(body.length / 3);
+  const answer = await raw([head, body.slice(0, third), body.slice(third, 2 * third), body.slice(2 * third)], 50);
+  expect(answer.status).toBe(200);
+  expect((JSON.parse(answer.body) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([9, 7, 5, 3]);
 });
 
 it('a body refused before it was read (no key) is not drained: the connection closes after the 401', async () => {

@@ -247,6 +247,15 @@ describe('sealed inference', () => {
     const res = await call('/v2/models/affine/infer', { body: sealed.jwe, type: 'application/jose', headers: { 'teegate-seal-kid': 'not-a-kid' } });
     expect([res.status, res.json().code]).toEqual([400, 'JWE_KEY_MISMATCH']);
   });
+
+  it('answers MODEL_NOT_FOUND, not JWE_KEY_MISMATCH, for a seal kid sent to a model no enclave serves', async () => {
+    const manifest = await manifestOf('enclave-0');
+    const sealed = await sealRequest(manifest, affineRequest());
+    for (const kid of [manifest.keys.seal.kid, 'not-a-kid']) {
+      const res = await call('/v2/models/nosuchmodel/infer', { body: sealed.jwe, type: 'application/jose', headers: { 'teegate-seal-kid': kid } });
+      expect([res.status, res.json().code]).toEqual([404, 'MODEL_NOT_FOUND']);
+    }
+  });
 });
 
 describe('attestation, enclaves and keys', () => {
@@ -344,6 +353,29 @@ describe('auth and limits', () => {
     expect([streamed.status, ((await streamed.json()) as { code: string }).code]).toEqual([413, 'BODY_TOO_LARGE']);
   });
 
+  it('a body of exactly limits.bodyBytes (4096 here) is taken, declared or streamed; one byte more is 413 BODY_TOO_LARGE', async () => {
+    const streamed = (text: string) =>
+      fetch(`${gateway.url}/v2/models/affine/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.infer}` },
+        body: new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(text));
+            controller.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+    const exact = JSON.stringify(affineRequest()).padEnd(4096, ' ');
+    expect((await call('/v2/models/affine/infer', { body: exact, type: 'application/json' })).status).toBe(200);
+    expect((await streamed(exact)).status).toBe(200);
+    const over = `${exact} `;
+    const declared = await call('/v2/models/affine/infer', { body: over, type: 'application/json' });
+    expect([declared.status, declared.json().code]).toEqual([413, 'BODY_TOO_LARGE']);
+    const res = await streamed(over);
+    expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([413, 'BODY_TOO_LARGE']);
+  });
+
   it('415 MEDIA_TYPE_UNSUPPORTED for other media types and content codings, 404 ROUTE_NOT_FOUND', async () => {
     for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
       const res = await call('/v2/models/affine/infer', { body, type });
@@ -353,6 +385,19 @@ describe('auth and limits', () => {
     expect([gz.status, gz.json().code]).toEqual([415, 'MEDIA_TYPE_UNSUPPORTED']);
     const missing = await call('/v3/nothing', { key: null });
     expect([missing.status, missing.json()]).toEqual([404, { code: 'ROUTE_NOT_FOUND', message: 'no route GET /v3/nothing' }]);
+  });
+
+  it('reads the media type by its essence in any case, and the identity coding in any case; a type that only begins like JSON is 415', async () => {
+    for (const type of ['Application/JSON', 'application/json; charset=utf-8', 'APPLICATION/json ;x=1']) {
+      expect([type, (await call('/v2/models/affine/infer', { body, type })).status]).toEqual([type, 200]);
+    }
+    const identity = await call('/v2/models/affine/infer', { body, type: 'application/json', headers: { 'content-encoding': 'Identity' } });
+    expect(identity.status).toBe(200);
+    for (const type of ['application/jsonp', 'application/json-seq', 'application/jose+json']) {
+      const res = await call('/v2/models/affine/infer', { body, type });
+      // Refused by the gateway itself: nothing reached an enclave.
+      expect([type, res.status, res.json().code, res.headers.get('teegate-enclave')]).toEqual([type, 415, 'MEDIA_TYPE_UNSUPPORTED', null]);
+    }
   });
 
   it('400 REQUEST_INVALID for a path parameter with a bad percent-escape (not 500, not "retry")', async () => {
@@ -414,6 +459,14 @@ describe('auth and limits', () => {
     expect(other.headers.get('timing-allow-origin')).toBeNull();
     // Answers without the CORS headers vary by Origin too, so no shared cache gives them to the allowed origin.
     expect([res.headers.get('vary'), other.headers.get('vary'), (await call('/v2', { key: null })).headers.get('vary')]).toEqual(['Origin', 'Origin', 'Origin']);
+  });
+
+  it('lets an allowed page read every teegate header of an answer, and tells a disallowed page\'s preflight nothing', async () => {
+    const res = await call('/v2', { key: null, headers: { origin: 'https://app.example.com' } });
+    expect(res.headers.get('access-control-expose-headers')!.split(', ').sort()).toEqual(['retry-after', 'server-timing', 'teegate-enclave', 'teegate-log-index', 'teegate-receipt', 'x-request-id']);
+    const pre = await call('/v2/models/affine/infer', { method: 'OPTIONS', key: null, headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    expect(pre.status).toBe(204);
+    for (const name of ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers', 'access-control-max-age']) expect([name, pre.headers.get(name)]).toEqual([name, null]);
   });
 });
 

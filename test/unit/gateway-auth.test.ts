@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { ApiKeyStore, generateApiKey, hashApiKey } from '../../gateway/auth/api-keys';
 import { RateLimiter, RateLimitedError } from '../../gateway/limits/rate-limit';
 import { clientSubject } from '../../gateway/limits/client-subject';
+import { refusalOfSync } from '../support/error-code';
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -41,6 +43,42 @@ describe('API keys', () => {
     expect(code(() => store.authenticate(`Bearer ${'x'.repeat(300)}`))).toBe('AUTH_REQUIRED');
     expect(code(() => store.authenticate(`Bearer ${inferKey}x`))).toBe('AUTH_INVALID');
     expect(code(() => store.authenticate(`Bearer ${hashApiKey(inferKey)}`))).toBe('AUTH_INVALID');
+  });
+
+  it('takes the header only as a whole "Bearer <key>" token: anything before or after it, or a space inside it, is AUTH_REQUIRED', () => {
+    expect(code(() => store.authenticate(`Token Bearer ${inferKey}`))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`xBearer ${inferKey}`))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`Bearer ${inferKey} ${adminKey}`))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`Bearer ${inferKey} x`))).toBe('AUTH_REQUIRED');
+    expect(code(() => store.authenticate(`Bearer  ${inferKey}`))).toBe('AUTH_REQUIRED');
+    // Whitespace around the whole value is not part of it.
+    expect(store.authenticate(` Bearer ${inferKey}\t`).id).toBe('app');
+  });
+
+  it('accepts a configured key of up to 256 characters; a longer one is AUTH_REQUIRED before it is hashed', () => {
+    const longest = `tg_${'k'.repeat(253)}`;
+    const tooLong = `${longest}k`;
+    const longStore = new ApiKeyStore([
+      { id: 'longest', sha256: hashApiKey(longest), scopes: ['infer'] },
+      { id: 'too-long', sha256: hashApiKey(tooLong), scopes: ['infer'] },
+    ]);
+    expect(longest).toHaveLength(256);
+    expect(longStore.authenticate(`Bearer ${longest}`).id).toBe('longest');
+    expect(code(() => longStore.authenticate(`Bearer ${tooLong}`))).toBe('AUTH_REQUIRED');
+    // One character short of a key is a key that is not valid.
+    expect(code(() => longStore.authenticate(`Bearer ${longest.slice(0, 255)}`))).toBe('AUTH_INVALID');
+  });
+
+  it('hashes exactly the bytes of the key: surrounding whitespace changes the hash', () => {
+    expect(hashApiKey(' abc')).toBe(createHash('sha256').update(' abc').digest('hex'));
+    expect(hashApiKey('abc\n')).not.toBe(hashApiKey('abc'));
+  });
+
+  it('an empty Authorization header is answered as no key at all, with the message that asks for one', () => {
+    for (const header of [undefined, '']) {
+      expect(refusalOfSync(() => store.authenticate(header))).toEqual({ code: 'AUTH_REQUIRED', message: 'this route needs an API key: send Authorization: Bearer <key>' });
+    }
+    expect(refusalOfSync(() => store.authenticate('Bearer'))).toEqual({ code: 'AUTH_REQUIRED', message: 'the Authorization header must be "Bearer <key>"' });
   });
 
   it('answers AUTH_FORBIDDEN when the scope is missing', () => {
@@ -87,6 +125,28 @@ describe('token bucket rate limit', () => {
     limiter.take('x');
     limiter.take('y'); // evicts the oldest bucket ('k'), which starts full again
     limiter.take('k', strict);
+  });
+
+  it('keeps a subject\'s bucket per limit: the same subject under another limit starts with that limit\'s full burst', () => {
+    const limiter = new RateLimiter({ requestsPerSecond: 100, burst: 3 }, () => 0);
+    const strict = { requestsPerSecond: 0.1, burst: 1 };
+    limiter.take('k', strict);
+    expect(code(() => limiter.take('k', strict))).toBe('RATE_LIMITED');
+    for (let i = 0; i < 3; i++) limiter.take('k');
+    expect(code(() => limiter.take('k'))).toBe('RATE_LIMITED');
+  });
+
+  it('check refuses as take would but takes nothing, and keeps no bucket for a subject it has not seen', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ requestsPerSecond: 1, burst: 1 }, () => now, 1);
+    limiter.check('new'); // nothing kept: 'new' does not evict 'a' below
+    limiter.take('a');
+    expect(code(() => limiter.check('a'))).toBe('RATE_LIMITED');
+    now += 1000;
+    limiter.check('a');
+    limiter.check('a'); // check took nothing
+    limiter.take('a');
+    expect(code(() => limiter.take('a'))).toBe('RATE_LIMITED');
   });
 });
 

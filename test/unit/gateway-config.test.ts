@@ -131,6 +131,51 @@ it('trustProxies takes IP addresses and CIDR blocks, and refuses anything else n
   }
 });
 
+it('a CIDR prefix may be the whole address: /32 for IPv4, /128 for IPv6', () => {
+  expect(parseGatewayConfig({ file: { ...minimal, trustProxies: ['10.0.0.1/32', '::1/128', '0.0.0.0/0'] } }).trustProxies).toEqual(['10.0.0.1/32', '::1/128', '0.0.0.0/0']);
+});
+
+it('an integer variable is plain decimal digits: an exponent, a hex or a fraction is refused, naming the variable', () => {
+  for (const text of ['1e3', '0x50', '80.0', '8 0', '+80']) {
+    expect(refusal({ file: minimal, env: { TEEGATE_PORT: text } })).toBe(`TEEGATE_PORT (port) must be an integer, got ${JSON.stringify(text)}`);
+  }
+  expect(parseGatewayConfig({ file: minimal, env: { TEEGATE_PORT: ' 8081 ' } }).port).toBe(8081);
+});
+
+it('integer ranges include both ends', () => {
+  const config = parseGatewayConfig({ file: { ...minimal, port: 65535, limits: { maxAttempts: 16, bodyBytes: 1024 } } });
+  expect(config.port).toBe(65535);
+  expect(config.limits.maxAttempts).toBe(16);
+  expect(config.limits.bodyBytes).toBe(1024);
+  expect(parseGatewayConfig({ file: { ...minimal, limits: { maxAttempts: 1, bodyBytes: 256 * 1024 * 1024 } } }).limits).toMatchObject({ maxAttempts: 1, bodyBytes: 256 * 1024 * 1024 });
+  expect(refusal({ file: { ...minimal, limits: { maxAttempts: 17 } } })).toBe('limits.maxAttempts must be in 1..16, got 17');
+  expect(refusal({ file: { ...minimal, limits: { maxAttempts: 0 } } })).toBe('limits.maxAttempts must be in 1..16, got 0');
+  expect(refusal({ file: { ...minimal, limits: { bodyBytes: 256 * 1024 * 1024 + 1 } } })).toBe(`limits.bodyBytes must be in 1024..${256 * 1024 * 1024}, got ${256 * 1024 * 1024 + 1}`);
+});
+
+it('a list in the file must hold only non-empty strings: a root certificate entry that is a number is refused, not a crash', () => {
+  expect(refusal({ file: { ...minimal, attestation: { ...minimal.attestation, rootCertificates: [42] } } })).toBe('attestation.rootCertificates must be a list of non-empty strings');
+  expect(refusal({ file: { ...minimal, enclaves: ['http://127.0.0.1:9001', ''] } })).toBe('enclaves must be a list of non-empty strings');
+});
+
+it('a rate of more than 1e6 requests per second is refused; 1e6 is taken', () => {
+  expect(refusal({ file: { ...minimal, limits: { rateLimit: { requestsPerSecond: 1e6 + 1, burst: 1 } } } })).toBe('limits.rateLimit.requestsPerSecond must be a number in (0, 1e6]');
+  expect(parseGatewayConfig({ file: { ...minimal, limits: { rateLimit: { requestsPerSecond: 1e6, burst: 1e6 } } } }).limits.rateLimit).toEqual({ requestsPerSecond: 1e6, burst: 1e6 });
+});
+
+it('an enclave URL is exactly http://host:port: a path, a query, a fragment or credentials are refused, naming the entry', () => {
+  for (const url of ['http://127.0.0.1:9001/v2', 'http://127.0.0.1:9001/?a=1', 'http://127.0.0.1:9001/#x', 'http://user:pw@127.0.0.1:9001']) {
+    expect(refusal({ file: { ...minimal, enclaves: [url] } })).toBe(`enclaves[0] ${JSON.stringify(url)} must be http://host:port (the enclave API is plain HTTP over loopback or vsock)`);
+  }
+  expect(parseGatewayConfig({ file: { ...minimal, enclaves: ['http://127.0.0.1:9001/'] } }).enclaves).toEqual(['http://127.0.0.1:9001']);
+});
+
+it('a CORS origin is a scheme and a host only: a path or trailing text is refused', () => {
+  for (const origin of ['https://app.example.com/', 'https://app.example.com/path', 'https://app.example.com x']) {
+    expect(refusal({ file: { ...minimal, cors: { origins: [origin] } } })).toBe(`cors.origins[0] ${JSON.stringify(origin)} must be "*" or an origin like https://example.com`);
+  }
+});
+
 (process.platform === 'linux' ? it : it.skip)('files the configuration names must be regular files of at most 1 MiB: a FIFO, a folder or a device is refused at once', () => {
   const dir = mkdtempSync(join(tmpdir(), 'teegate-config-files-'));
   const fifo = join(dir, 'policy.fifo');
@@ -187,6 +232,12 @@ describe('gateway configuration: rate limits', () => {
     expect(refusal({ file: minimal, env: { TEEGATE_ANONYMOUS_RATE_LIMIT: '[1, 2]' } })).toBe('TEEGATE_ANONYMOUS_RATE_LIMIT (limits.anonymousRateLimit) must be an object {requestsPerSecond, burst}');
   });
 
+  it('a rate limit or a policy with a member it does not know is refused, naming the member', () => {
+    expect(refusal({ file: { ...minimal, limits: { rateLimit: { requestsPerSecond: 1, burst: 1, perMinute: 60 } } } })).toBe('limits.rateLimit has unknown members perMinute');
+    expect(refusal({ file: { ...minimal, auth: { keys: [{ ...KEY, rateLimit: { requestsPerSecond: 1, burst: 1, brust: 2 } }] } } })).toBe('auth.keys[0].rateLimit has unknown members brust');
+    expect(refusal({ file: { ...minimal, attestation: { policy: { pcrs: { 0: PCR0 }, allowDebugg: true } } } })).toBe('attestation.policy has unknown members allowDebugg');
+  });
+
   it('a burst that is not a whole number in 1..1e6, also in a key\'s own limit', () => {
     for (const burst of [0, 1.5, 1e6 + 1, '10']) {
       expect(refusal({ file: { ...minimal, limits: { rateLimit: { requestsPerSecond: 1, burst } } } })).toBe('limits.rateLimit.burst must be an integer in 1..1e6');
@@ -196,6 +247,14 @@ describe('gateway configuration: rate limits', () => {
 });
 
 describe('gateway configuration: API keys', () => {
+  it('a key id of other characters or longer than 64 is refused; a key without scopes is refused', () => {
+    for (const id of ['client a', 'a'.repeat(65), 'client/a', '']) {
+      expect(refusal({ file: { ...minimal, auth: { keys: [{ ...KEY, id }] } } })).toBe('auth.keys[0].id must be 1..64 characters of A-Z a-z 0-9 . _ -');
+    }
+    expect(parseGatewayConfig({ file: { ...minimal, auth: { keys: [{ ...KEY, id: 'a'.repeat(64) }] } } }).auth.keys[0]!.id).toBe('a'.repeat(64));
+    expect(refusal({ file: { ...minimal, auth: { keys: [{ ...KEY, scopes: [] }] } } })).toBe('auth.keys[0].scopes must be a non-empty list of infer, admin');
+  });
+
   it('an id used twice is refused even with different hashes', () => {
     const keys = [KEY, { ...KEY, sha256: 'ef'.repeat(32) }];
     expect(refusal({ file: { ...minimal, auth: { keys } } })).toBe('auth.keys[1].id client-a is used twice');

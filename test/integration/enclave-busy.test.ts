@@ -91,6 +91,18 @@ it('refuses a request past the held bytes with 429 ENCLAVE_BUSY, spends no numbe
   expect(await issued(small)).toBe(before + 2);
 });
 
+it('takes a request that exactly fills what the budget has left, and refuses one a byte larger', async () => {
+  const holder = await holding(small, 10);
+  const post = async (size: number): Promise<[number, string | null]> => {
+    const res = await fetch(`${small.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()).padEnd(size, ' ') });
+    const text = await res.text();
+    return [res.status, res.status === 200 ? null : (JSON.parse(text) as { code: string }).code];
+  };
+  expect(await post(BUDGET - SIZE + 1)).toEqual([429, 'ENCLAVE_BUSY']);
+  expect(await post(BUDGET - SIZE)).toEqual([200, null]);
+  expect(await holder.rest()).toBe(200);
+});
+
 it('counts a chunked body as it arrives: the bytes already read are held', async () => {
   const before = await issued(small);
   const holder = await holding(small, 50_000, true);
@@ -98,6 +110,22 @@ it('counts a chunked body as it arrives: the bytes already read are held', async
   expect(await holder.rest()).toBe(200);
   expect((await postTo(small.url)).status).toBe(200);
   expect(await issued(small)).toBe(before + 2);
+});
+
+it('starts with a limit equal to the body limit, and refuses one a byte below it or not a whole number', async () => {
+  const models = () => tinyModelConfigs(mkdtempSync(join(tmpdir(), 'teegate-busy-')));
+  await expect(startEnclave({ models: models(), devCa: ca, host: '127.0.0.1', http: { maxPendingBytes: 63_999, maxBodyBytes: 64_000 } })).rejects.toMatchObject({
+    code: 'CONFIG_INVALID',
+    message: 'maxPendingBytes (63999) must be a whole number of at least the body limit, 64000 bytes',
+  });
+  for (const maxPendingBytes of [Number.POSITIVE_INFINITY, 100_000.5]) {
+    await expect(startEnclave({ models: models(), devCa: ca, host: '127.0.0.1', http: { maxPendingBytes, maxBodyBytes: 64_000 } })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: `maxPendingBytes (${maxPendingBytes}) must be a whole number of at least the body limit, 64000 bytes`,
+    });
+  }
+  const equal = await startEnclave({ models: models(), devCa: ca, host: '127.0.0.1', http: { maxPendingBytes: 64_000, maxBodyBytes: 64_000 } });
+  await equal.close();
 });
 
 it('refuses to start with a limit below the body limit (a large request would be busy forever)', async () => {

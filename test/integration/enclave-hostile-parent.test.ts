@@ -492,6 +492,12 @@ describe('body limits on every route (32 MiB)', () => {
     }
   });
 
+  it('runs an inference whose body is exactly 32 MiB (the default limit)', async () => {
+    const res = await fetch(`${enclave.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: AFFINE.padEnd(32 * MIB, ' ') });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { outputs: unknown[] }).outputs).toHaveLength(1);
+  });
+
   it('refuses a chunked inference body as it grows past 32 MiB: 413, and closes without reading the rest', async () => {
     const before = await issued();
     const chunk = `${MIB.toString(16)}\r\n${' '.repeat(MIB)}\r\n`;

@@ -17,6 +17,7 @@ import { defaultModelConfigs } from '../../enclave/models/model-config';
 import { startEnclave, type RunningEnclave } from '../../enclave/main';
 import { listenEnclaveHttp } from '../../enclave/http-server';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { DEMO_MODEL, DEMO_TEXT, demoRequest } from '../support/demo';
 import { postStreamed } from '../support/loopback';
 import { rawExchange } from '../support/raw-http';
@@ -257,6 +258,15 @@ describe('sealed inference', () => {
     expect(res.headers.get('teegate-receipt')).toBe(response.parameters.receipt);
   });
 
+  it('takes a JWE with surrounding whitespace (a trailing newline from a shell), and runs it at the version the path names', async () => {
+    const sealed = await sealRequest(manifest, affineRequest());
+    const res = await post('/v2/models/affine/versions/1/infer', `${sealed.jwe}\r\n`, 'application/jose');
+    expect(res.status).toBe(200);
+    expect(await sealed.open(res.text)).toMatchObject({ model_name: 'affine', model_version: '1' });
+    const unknown = await post('/v2/models/affine/versions/9/infer', (await sealRequest(manifest, affineRequest())).jwe, 'application/jose');
+    expect({ status: unknown.status, body: JSON.parse(unknown.text) as unknown }).toEqual({ status: 404, body: { code: 'MODEL_NOT_FOUND', message: 'no model "affine" version "9" is served' } });
+  });
+
   it('refuses a response key that is not a P-256 point before the model runs: 400 JWE_INVALID, no receipt number spent', async () => {
     const before = await seqOf();
     const client = await exportJWK((await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256', extractable: true })).publicKey);
@@ -330,6 +340,34 @@ describe('HTTP limits and routes', () => {
 
   const codeOf = async (res: Response) => [res.status, ((await res.json()) as { code: string }).code];
 
+  it('listens on the loopback interface only when no host is given', async () => {
+    expect(new URL(enclave.url).hostname).toBe('127.0.0.1');
+    const { server, url } = await listenEnclaveHttp(enclave.service);
+    try {
+      expect([(server.address() as AddressInfo).address, new URL(url).hostname]).toEqual(['127.0.0.1', '127.0.0.1']);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('marks every answer, success or error, as not to be cached', async () => {
+    const answers = [
+      await fetch(`${enclave.url}/health`),
+      await fetch(`${enclave.url}/manifest`),
+      await fetch(`${enclave.url}/v2/models/affine`),
+      await fetch(`${enclave.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(affineRequest()) }),
+      await fetch(`${enclave.url}/nope`),
+    ];
+    expect(answers.map((res) => [res.status, res.headers.get('cache-control')])).toEqual([
+      [200, 'no-store'],
+      [200, 'no-store'],
+      [200, 'no-store'],
+      [200, 'no-store'],
+      [404, 'no-store'],
+    ]);
+    await Promise.all(answers.map((res) => res.arrayBuffer()));
+  });
+
   it('413 BODY_TOO_LARGE for a declared length over the limit, before reading the body', async () => {
     const body = JSON.stringify(affineRequest()).padEnd(5000, ' ');
     expect(await codeOf(await fetch(`${small.url}/v2/models/affine/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }))).toEqual([413, 'BODY_TOO_LARGE']);
@@ -339,6 +377,27 @@ describe('HTTP limits and routes', () => {
     expect(await codeOf(await postStreamed(`${small.url}/v2/models/affine/infer`, 5))).toEqual([413, 'BODY_TOO_LARGE']);
     // The enclave still answers on the same listener.
     expect((await post('/v2/models/affine/infer', JSON.stringify(affineRequest()))).status).toBe(200);
+  });
+
+  it('takes a streamed (chunked) body of exactly the limit, and refuses one a byte longer: 413 BODY_TOO_LARGE', async () => {
+    const streamed = (size: number) =>
+      fetch(`${small.url}/v2/models/affine/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: new ReadableStream({
+          start(controller) {
+            const bytes = utf8(JSON.stringify(affineRequest()).padEnd(size, ' '));
+            controller.enqueue(bytes.subarray(0, 1000));
+            controller.enqueue(bytes.subarray(1000));
+            controller.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+    const atLimit = await streamed(4096);
+    expect(atLimit.status).toBe(200);
+    await atLimit.arrayBuffer();
+    expect(await codeOf(await streamed(4097))).toEqual([413, 'BODY_TOO_LARGE']);
   });
 
   it('a client that hangs up mid-body is not an unexpected error in the enclave\'s log', async () => {

@@ -268,6 +268,13 @@ describe('boot with key release', () => {
     await expectRefusal(b, 'KEY_RELEASE_REJECTED', 'InvalidCiphertextException: ', `${DEMO_MODEL}@2`);
   });
 
+  it('a file naming another KMS key than the one its data key was made under: IncorrectKeyException', async () => {
+    const otherId = (await sealer.send(new CreateKeyCommand({ Description: 'another key', Policy: keyPolicy('00'.repeat(48)) }))).KeyMetadata!.KeyId!;
+    const path = writeVariant('other-key.sealed', { header: (h) => (h.kms!.keyId = `arn:aws:kms:us-east-1:${ACCOUNT}:key/${otherId}`) });
+    await sealer.send(new PutKeyPolicyCommand({ KeyId: otherId, PolicyName: 'default', Policy: keyPolicy(await imagePcr0(sealedConfig(path))) }));
+    await expectRefusal(await boot({ config: sealedConfig(path) }), 'KEY_RELEASE_REJECTED', 'IncorrectKeyException: ');
+  });
+
   it('a tampered encrypted data key: InvalidCiphertextException', async () => {
     const path = writeVariant('tampered-key.sealed', {
       header: (h) => {
@@ -378,6 +385,7 @@ describe('a misbehaving or unreachable KMS', () => {
   it.each([
     ['the data key in plaintext instead of CiphertextForRecipient', ({ CiphertextForRecipient: _, ...rest }: Record<string, unknown>) => ({ ...rest, Plaintext: toBase64(new Uint8Array(32).fill(7)) }), 'answered with the data key in plaintext'],
     ['neither a plaintext nor CiphertextForRecipient', ({ CiphertextForRecipient: _, ...rest }: Record<string, unknown>) => rest, 'answered without CiphertextForRecipient'],
+    ['an empty CiphertextForRecipient', (answer: Record<string, unknown>) => ({ ...answer, CiphertextForRecipient: '' }), 'answered without CiphertextForRecipient'],
   ])('a Decrypt answer with %s: KEY_RELEASE_REJECTED', async (_what, rewrite, reason) => {
     await sealer.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: keyPolicy(await imagePcr0(sealedConfig())) }));
     const relay = await rewritingKms(rewrite);

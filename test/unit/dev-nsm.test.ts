@@ -136,6 +136,8 @@ describe('DevNsm PCRs', () => {
     expect(await codeOf(nsm.describePcr(32))).toBe('NSM_REQUEST_INVALID');
     expect(await codeOf(nsm.extendPcr(32, filled(1, 1)))).toBe('NSM_REQUEST_INVALID');
     expect(await codeOf(nsm.describePcr(65536))).toBe('NSM_REQUEST_INVALID');
+    expect(await codeOf(nsm.request({ type: 'LockPCR', index: 32 }))).toBe('NSM_REQUEST_INVALID');
+    expect((await nsm.request({ type: 'DescribeNSM' })).lockedPcrs).toEqual([0, 1, 2, 3, 4, 8]);
     const raw = await nsm.exchange(encodeNsmRequest({ type: 'DescribePCR', index: 40 }));
     expect(decodeNsmResponse(raw)).toEqual({ type: 'Error', error: 'InvalidIndex' });
   });
@@ -167,6 +169,8 @@ describe('DevNsm device side', () => {
 
   it('checks its options', async () => {
     expect(await codeOf(DevNsm.create({ ca, lockedPcrs: [32] }))).toBe('NSM_REQUEST_INVALID');
+    expect(await codeOf(DevNsm.create({ ca, lockedPcrs: [-1] }))).toBe('NSM_REQUEST_INVALID');
+    expect(await codeOf(DevNsm.create({ ca, lockedPcrs: [31] }))).toBe('no error');
     expect(await codeOf(DevNsm.create({ ca, pcrs: new Map([[16, filled(48, 0)]]) }))).toBe('NSM_REQUEST_INVALID');
     expect(await codeOf(DevNsm.create({ ca, pcrs: new Map([[3, filled(32, 0)]]) }))).toBe('NSM_REQUEST_INVALID');
   });

@@ -30,6 +30,12 @@ it('accepts text at each limit and refuses one past it with REQUEST_INVALID nami
   expect(refusal('{"a":[[1]],"b":[[2]]}', { ...small, maxArrays: 10 })).toBe('accepted');
 });
 
+it('lets an inference request hold 2^21 arrays, and refuses one more', () => {
+  const arrays = (n: number): string => `[${'[],'.repeat(n - 2)}[]]`;
+  expect(refusal(arrays(2 ** 21), INFER_REQUEST_BUDGET)).toBe('accepted');
+  expect(refusal(arrays(2 ** 21 + 1), INFER_REQUEST_BUDGET)).toEqual({ code: 'REQUEST_INVALID', message: `request body holds more than ${2 ** 21} arrays` });
+});
+
 it('never counts brackets inside strings, escaped quotes included', () => {
   expect(refusal(JSON.stringify({ s: '[[[[{{{{"\\"[[[[', t: '\\\\' }))).toBe('accepted');
   expect(refusal(`{"s":"\\\\"}`)).toBe('accepted'); // an escaped backslash ends the string at the next quote

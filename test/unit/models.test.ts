@@ -12,11 +12,11 @@ import { ModelSession } from '../../enclave/models/model-session';
 import { checkInputs } from '../../enclave/models/input-check';
 import type { ServedModel } from '../../enclave/models/served-model';
 import { toBase64 } from '../../attestation/bytes';
-import { type ErrorCode } from '../../attestation/errors';
+import { TeegateError, type ErrorCode } from '../../attestation/errors';
 import { MAX_INSTANCES, MAX_THREADS, defaultModelConfigs, parseModelConfig, type ModelConfig } from '../../enclave/models/model-config';
 import { inferWith } from '../support/models';
 import { PNG_SIGNATURE, pngChunk } from '../support/png';
-import { ModelRegistry } from '../../enclave/models/model-registry';
+import { ModelRegistry, loadModel } from '../../enclave/models/model-registry';
 import { OnnxModel } from '../../enclave/models/onnx-model';
 import { decodePng, type DecodedImage } from '../../enclave/models/png';
 import { preprocessLineImage } from '../../enclave/models/ocr-preprocess';
@@ -220,6 +220,7 @@ describe('tiny ONNX models', () => {
     ['a wrong datatype', () => affine, [x({ datatype: 'FP64' })], 'TENSOR_DATATYPE_MISMATCH'],
     ['INT32 for an INT64 input', () => add, [{ name: 'a', datatype: 'INT32', shape: [1], data: [1] }, { name: 'b', datatype: 'INT64', shape: [1], data: [1] }], 'TENSOR_DATATYPE_MISMATCH'],
     ['a wrong rank', () => affine, [x({ shape: [4] })], 'TENSOR_SHAPE_MISMATCH'],
+    ['a rank above the model\'s, its leading dimensions matching', () => affine, [x({ shape: [1, 4, 1] })], 'TENSOR_SHAPE_MISMATCH'],
     ['a wrong fixed dimension', () => affine, [x({ shape: [1, 3], data: [1, 2, 3] })], 'TENSOR_SHAPE_MISMATCH'],
     ['a wrong fixed dimension (BOOL [2, 2])', () => notEcho, [{ name: 'bits', datatype: 'BOOL', shape: [1, 2], data: [true, true] }, { name: 'text', datatype: 'BYTES', shape: [1], data: ['a'] }], 'TENSOR_SHAPE_MISMATCH'],
     ['a wrong data length', () => affine, [x({ data: [1, 2, 3] })], 'TENSOR_DATA_LENGTH_MISMATCH'],
@@ -499,6 +500,41 @@ describe('model registry', () => {
     expect(await codeOf(ModelRegistry.load([tampered], { readFile }))).toBe('MODEL_DIGEST_MISMATCH');
   });
 
+  it('lists only the versions of the model asked about, and hands out copies of its tensor specs', async () => {
+    const two = await ModelRegistry.load([affine, tinyConfig('argmax', argmaxModel())], { readFile });
+    try {
+      expect(two.metadata('argmax').versions).toEqual(['1']);
+      const first = two.metadata('affine');
+      first.inputs[0]!.shape[0] = 7;
+      first.inputs[0]!.name = 'changed';
+      expect(two.metadata('affine').inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 4] }]);
+      expect(two.get('affine').inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 4] }]);
+    } finally {
+      await two.close();
+    }
+  });
+
+  it('closes the models it loaded when a later one fails, so a failed load leaves nothing running', async () => {
+    const close = jest.spyOn(OnnxModel.prototype, 'close');
+    try {
+      const tampered = { ...affine, version: '2', path: '/memory/argmax.onnx' };
+      expect(await codeOf(ModelRegistry.load([affine, tampered], { readFile }))).toBe('MODEL_DIGEST_MISMATCH');
+      expect(close).toHaveBeenCalledTimes(1);
+    } finally {
+      close.mockRestore();
+    }
+  });
+
+  it('refuses an OCR line model given without a dictionary: MODEL_LOAD_FAILED', async () => {
+    const config: ModelConfig = { name: 'ocr', version: '1', kind: 'ocr-line', path: '/memory/affine.onnx', sha256: affine.sha256 };
+    expect(await refusalOf(() => loadModel(config, { readFile }))).toEqual({ code: 'MODEL_LOAD_FAILED', message: 'model ocr@1: no dictionary configured' });
+  });
+
+  it('passes a reader\'s typed error through unchanged (a refused key release stays KEY_RELEASE_REJECTED)', async () => {
+    const refused = new TeegateError('KEY_RELEASE_REJECTED', 'model affine@1: KMS refused the key');
+    await expect(ModelRegistry.load([affine], { readFile: async () => Promise.reject(refused) })).rejects.toBe(refused);
+  });
+
   /** A registry load of one model from these in-memory files; its refusal as { code, message }. */
   const loadFrom = (config: ModelConfig, memory: Record<string, Uint8Array>) =>
     refusalOf(() =>
@@ -608,7 +644,7 @@ describe('OCR pre-processing', () => {
     let seed = 7;
     const byte = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
     for (const channels of [1, 2, 3, 4] as const) {
-      for (const [width, height] of [[509, 55], [3000, 20], [7, 100], [1, 1], [40, 48], [320, 48]] as const) {
+      for (const [width, height] of [[509, 55], [3000, 20], [7, 100], [1, 1], [40, 48], [320, 48], [330, 48]] as const) {
         const image: DecodedImage = { width, height, channels, pixels: Uint8Array.from({ length: width * height * channels }, byte) };
         const got = preprocessLineImage(image);
         const want = reference(image);

@@ -32,6 +32,22 @@ describe('ReceiptSigner', () => {
     expect(signer.issued).toBe(3);
   });
 
+  it('carries the caller\'s jti and the time of signing in whole seconds', async () => {
+    const keys = await generateEnclaveKeys();
+    const signer = new ReceiptSigner(keys.receipt.privateKey, keys.receipt.publicJwk.kid, 'boot-1', 'd'.repeat(96));
+    const before = Math.floor(Date.now() / 1000);
+    const first = await signer.sign(fields);
+    const second = await signer.sign({ ...fields, jti: '6f1c2a8e-0000-4000-8000-000000000001' });
+    const after = Math.floor(Date.now() / 1000);
+    expect(first.claims.jti).toBe(fields.jti);
+    expect(second.claims.jti).toBe('6f1c2a8e-0000-4000-8000-000000000001');
+    for (const { claims } of [first, second]) {
+      expect(Number.isInteger(claims.iat)).toBe(true);
+      expect(claims.iat).toBeGreaterThanOrEqual(before);
+      expect(claims.iat).toBeLessThanOrEqual(after);
+    }
+  });
+
   it('signs nothing jose accepts once altered, or under another key', async () => {
     const keys = await generateEnclaveKeys();
     const other = await generateEnclaveKeys();

@@ -9,7 +9,7 @@
  * a 16-byte IV, a detached-payload JWS made attached) are built by hand below with node:crypto
  * (RFC 7518 ECDH-ES+A256KW: Concat KDF, AES key wrap; A256GCM with the protected header as AAD).
  */
-import { CompactEncrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { CompactEncrypt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import fc from 'fast-check';
 import {
   createCipheriv,
@@ -143,7 +143,8 @@ describe('JWE algorithms: only ECDH-ES+A256KW with A256GCM, refused before any k
 describe('JWE header members jose understands and the enclave must not honour', () => {
   it('refuses zip (a DEFLATE bomb would otherwise be inflated): JWE_INVALID', async () => {
     const plaintext = deflateRawSync(Buffer.from(JSON.stringify(body())));
-    expect((await refusalOf(() => channel().open(handJwe(usualHeader({ zip: 'DEF' }), plaintext)))).code).toBe('JWE_INVALID');
+    // Refused by the header check, before any decryption (not by jose's own refusal after the key agreement).
+    expect(await refusalOf(() => channel().open(handJwe(usualHeader({ zip: 'DEF' }), plaintext)))).toEqual({ code: 'JWE_INVALID', message: 'not a sealed request JWE: protected header may have only alg, enc, kid, epk; it has "zip"' });
   });
 
   it.each([
@@ -152,7 +153,11 @@ describe('JWE header members jose understands and the enclave must not honour', 
     ['crit naming b64 (a JWS member)', { crit: ['b64'], b64: false }],
     ['crit that is not an array', { crit: 'exp', exp: NOW }],
   ])('refuses %s: JWE_INVALID', async (_what, extra) => {
-    expect((await refusalOf(() => channel().open(handJwe(usualHeader(extra), utf8(JSON.stringify(body())))))).code).toBe('JWE_INVALID');
+    expect(await refusalOf(() => channel().open(handJwe(usualHeader(extra), utf8(JSON.stringify(body())))))).toEqual({ code: 'JWE_INVALID', message: expect.stringContaining('protected header may have only alg, enc, kid, epk; it has "crit"') });
+  });
+
+  it.each(['cty', 'typ'])('refuses a %s member jose would pass through: JWE_INVALID', async (member) => {
+    expect(await refusalOf(() => channel().open(handJwe(usualHeader({ [member]: 'JWT' }), utf8(JSON.stringify(body())))))).toEqual({ code: 'JWE_INVALID', message: `not a sealed request JWE: protected header may have only alg, enc, kid, epk; it has "${member}"` });
   });
 
   it('a duplicate member: the lexically last value is the one checked, the same one jose decrypts with (no parser differential)', async () => {
@@ -324,6 +329,13 @@ describe('the response key inside the request', () => {
     expect(kidless.responseKey).toEqual({ kty: 'EC', crv: 'P-256', x: responseKey.x, y: responseKey.y });
   });
 
+  it('names the response key\'s kid in the sealed answer\'s header, and no kid when the key has none', async () => {
+    const named = await channel().open(await joseJwe(body({ response_key: { ...responseKey, kid: 'client-1' } })));
+    expect(decodeProtectedHeader(await channel().seal('{}', named))).toEqual({ alg: ALG, enc: ENC, kid: 'client-1', epk: expect.objectContaining({ kty: 'EC', crv: 'P-256' }) });
+    const kidless = await channel().open(await joseJwe(body()));
+    expect(decodeProtectedHeader(await channel().seal('{}', kidless))).not.toHaveProperty('kid');
+  });
+
   // x and y are 32 bytes each in canonical base64url (43 characters): Node's JWK import also takes a
   // 33-byte x with a leading zero and padded standard base64, which the request would keep and echo.
   it.each([
@@ -382,6 +394,43 @@ describe('sealed plaintext, freshness and replay', () => {
     now = NOW + 100; // the clock steps back 300 s
     const outcome = await ch.open(first).then(() => 'opened a second time', (err: unknown) => (isTeegateError(err) ? err.code : 'not a TeegateError'));
     expect(['JWE_REPLAYED', 'JWE_EXPIRED']).toContain(outcome);
+  });
+});
+
+describe('replay memory: an id is kept until its own iat is 60 s past the window', () => {
+  const replayOf = (jwe: string, ch: SealedChannel) => refusalOf(() => ch.open(jwe));
+
+  it('keeps an id whose iat was ahead of the clock for as long as that iat could look fresh: JWE_REPLAYED after the clock steps back', async () => {
+    let now = NOW;
+    const ch = channel(300, () => now);
+    const ahead = await joseJwe(body({ iat: NOW + 60 }));
+    await ch.open(ahead);
+    now = NOW + 400; // 400 s after it arrived, but its iat is only 340 s old: not yet forgotten
+    await ch.open(await joseJwe(body({ iat: now })));
+    now = NOW + 100; // the clock steps back: its iat is inside the window again
+    expect(await replayOf(ahead, ch)).toEqual({ code: 'JWE_REPLAYED', message: expect.stringContaining('was already processed') });
+  });
+
+  it('keeps an id whose iat is exactly 360 s old: JWE_REPLAYED after the clock steps back', async () => {
+    let now = NOW;
+    const ch = channel(300, () => now);
+    const first = await joseJwe(body({ iat: NOW }));
+    await ch.open(first);
+    now = NOW + 360; // the purge edge: iat = now - 300 - 60 is kept
+    await ch.open(await joseJwe(body({ iat: now })));
+    now = NOW + 10;
+    expect(await replayOf(first, ch)).toEqual({ code: 'JWE_REPLAYED', message: expect.stringContaining('was already processed') });
+  });
+
+  it('refuses no fresh request when the clock steps back by less than 60 s after a purge', async () => {
+    let now = NOW;
+    const ch = channel(300, () => now);
+    await ch.open(await joseJwe(body({ iat: NOW })));
+    now = NOW + 400; // purges the first id (its iat is more than 360 s old)
+    await ch.open(await joseJwe(body({ iat: now })));
+    now = NOW + 370; // the clock steps back 30 s; the window is now NOW + 70 .. NOW + 430
+    const fresh = body({ iat: NOW + 80 });
+    await expect(ch.open(await joseJwe(fresh))).resolves.toMatchObject({ id: fresh.id });
   });
 });
 

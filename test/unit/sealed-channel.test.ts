@@ -43,6 +43,18 @@ it('opens a well-formed sealed request (the cases below change one thing), with 
   await expect(channel().open(await sealed(forModel))).resolves.toEqual({ ...opened, id: forModel.id, model: { name: 'affine', version: '2' } });
 });
 
+it('opens a request for a model named with 128 characters and versioned with 64, the longest allowed', async () => {
+  const body = request({ model: { name: 'm'.repeat(128), version: 'v'.repeat(64) } });
+  await expect(channel().open(await sealed(body))).resolves.toMatchObject({ id: body.id, model: { name: 'm'.repeat(128), version: 'v'.repeat(64) } });
+});
+
+/** The same 32 bytes spelled with non-zero padding bits in the last character: lenient decoders read them alike. */
+function nonCanonical(coordinate: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(coordinate.slice(-1));
+  return coordinate.slice(0, -1) + alphabet[last | 1];
+}
+
 /** A JWE-shaped string with this protected header and placeholder parts (refused before decryption). */
 function headerJwe(header: Record<string, unknown>): string {
   return `${Buffer.from(JSON.stringify(header)).toString('base64url')}.AA.AA.AA.AA`;
@@ -74,6 +86,14 @@ describe('refusals', () => {
     ['a model with another member', () => sealed(request({ model: { name: 'affine', sha256: 'ab' } })), 'JWE_INVALID', 'model may have only name and version'],
     ['a model without a name', () => sealed(request({ model: { version: '1' } })), 'JWE_INVALID', 'model.name must be a string of 1..128 characters'],
     ['a model with a numeric version', () => sealed(request({ model: { name: 'affine', version: 1 } })), 'JWE_INVALID', 'model.version must be a string of 1..64 characters'],
+    ['a model with an empty name', () => sealed(request({ model: { name: '' } })), 'JWE_INVALID', 'model.name must be a string of 1..128 characters'],
+    ['a model name of 129 characters', () => sealed(request({ model: { name: 'm'.repeat(129) } })), 'JWE_INVALID', 'model.name must be a string of 1..128 characters'],
+    ['a model with an empty version', () => sealed(request({ model: { name: 'affine', version: '' } })), 'JWE_INVALID', 'model.version must be a string of 1..64 characters'],
+    ['a model version of 65 characters', () => sealed(request({ model: { name: 'affine', version: 'v'.repeat(65) } })), 'JWE_INVALID', 'model.version must be a string of 1..64 characters'],
+    ['a response key with an empty kid', () => sealed(request({ response_key: { ...responseKey, kid: '' } })), 'JWE_INVALID', 'response_key kid must be a string of 1..128 characters'],
+    // 43 characters carry 258 bits: the last character's two low bits must be zero (RFC 4648 3.5).
+    ['a response key whose x has non-zero padding bits', () => sealed(request({ response_key: { ...responseKey, x: nonCanonical(responseKey.x!) } })), 'JWE_INVALID', 'response_key x and y must be 32 bytes each in unpadded base64url'],
+    ['a sealed plaintext nested deeper than the budget', () => sealed(`{"id":"${'i'.repeat(16)}","iat":${NOW},"request":${'['.repeat(40)}${']'.repeat(40)}}`), 'REQUEST_INVALID', 'sealed plaintext nests deeper than 33 levels'],
     ['an iat older than the window', () => sealed(request({ iat: NOW - 301 })), 'JWE_EXPIRED', 'outside the 300 s window'],
     ['an iat more than 60 s ahead', () => sealed(request({ iat: NOW + 61 })), 'JWE_EXPIRED', 'outside the 300 s window'],
   ];
@@ -87,6 +107,35 @@ describe('refusals', () => {
   it.each(cases)('%s', async (_what, make, code, message) => {
     const jwe = await make();
     expect(await refusalOf(() => channel().open(jwe))).toEqual({ code, message: expect.stringContaining(message) });
+  });
+});
+
+describe('the sealed plaintext\'s JSON budget: the inference request\'s, one level down, beside the response key', () => {
+  /** A sealed plaintext whose request holds `objects` objects (itself included) and nests `depth` levels below the plaintext. */
+  function plaintext(objects: number, depth = 1): string {
+    const nested = depth > 1 ? `${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}` : '0';
+    const padding = Array.from({ length: objects - 1 }, () => '{}').join(',');
+    return `{"id":"${randomUUID()}","iat":${NOW},"request":{"inputs":[],"pad":[${padding}],"deep":${nested}},"response_key":${JSON.stringify(responseKey)}}`;
+  }
+
+  it('opens a plaintext of 4098 objects; one more is REQUEST_INVALID', async () => {
+    await expect(channel().open(await sealed(plaintext(4096)))).resolves.toMatchObject({ request: { inputs: [] } });
+    expect(await refusalOf(async () => channel().open(await sealed(plaintext(4097))))).toEqual({ code: 'REQUEST_INVALID', message: 'sealed plaintext holds more than 4098 objects' });
+  });
+
+  it('opens a plaintext nested 33 levels deep; one more is REQUEST_INVALID', async () => {
+    await expect(channel().open(await sealed(plaintext(1, 32)))).resolves.toMatchObject({ request: { inputs: [] } });
+    expect(await refusalOf(async () => channel().open(await sealed(plaintext(1, 33))))).toEqual({ code: 'REQUEST_INVALID', message: 'sealed plaintext nests deeper than 33 levels' });
+  });
+});
+
+describe('defaults', () => {
+  it('uses a 300 s window on the system clock in seconds when not told otherwise', async () => {
+    const ch = new SealedChannel(keys.seal.privateKey, keys.seal.publicJwk.kid);
+    const nowSeconds = Date.now() / 1000;
+    const fresh = request({ iat: nowSeconds - 290 });
+    await expect(ch.open(await sealed(fresh))).resolves.toMatchObject({ id: fresh.id });
+    expect(await refusalOf(async () => ch.open(await sealed(request({ iat: nowSeconds - 310 }))))).toEqual({ code: 'JWE_EXPIRED', message: expect.stringContaining('outside the 300 s window') });
   });
 });
 

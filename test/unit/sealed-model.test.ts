@@ -3,13 +3,13 @@
  * header bound as GCM additional data, and every malformed case rejected with a typed error.
  * Data keys here are random local bytes; the KMS side is in test/integration/key-release.test.ts.
  */
-import { errorCodeOf as codeOf } from '../support/error-code';
+import { errorCodeOf as codeOf, refusalOfSync } from '../support/error-code';
 import { createHash, randomBytes as nodeRandomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { sealedModelReader } from '../../enclave/kms/key-release';
+import { releaseDataKey, sealedModelReader } from '../../enclave/kms/key-release';
 import type { ModelConfig } from '../../enclave/models/model-config';
 import type { Nsm } from '../../enclave/nsm/nsm';
 import fc from 'fast-check';
@@ -127,10 +127,23 @@ describe('sealed model: reading at boot (sealedModelReader)', () => {
   });
 });
 
+describe('sealed model: the Decrypt answer (releaseDataKey)', () => {
+  it('wipes a data key KMS answered in plaintext before refusing it: KEY_RELEASE_REJECTED', async () => {
+    const leaked = new Uint8Array(32).fill(7);
+    const kms = { send: async () => ({ Plaintext: leaked }) } as unknown as KMSClient;
+    const nsm = { attest: async () => new Uint8Array(8) } as unknown as Nsm;
+    await expect(releaseDataKey(kms, nsm, parseSealedModel(seal()))).rejects.toMatchObject({
+      code: 'KEY_RELEASE_REJECTED',
+      message: 'KMS Decrypt answered with the data key in plaintext instead of CiphertextForRecipient; refusing it',
+    });
+    expect(leaked).toEqual(new Uint8Array(32));
+  });
+});
+
 describe('sealed model: authentication and digests', () => {
   it('a wrong data key is SEALED_MODEL_DECRYPT_FAILED', () => {
     expect(codeOf(() => decryptSealedModel(parseSealedModel(seal()), randomBytes(32)))).toBe('SEALED_MODEL_DECRYPT_FAILED');
-    expect(codeOf(() => decryptSealedModel(parseSealedModel(seal()), randomBytes(31)))).toBe('SEALED_MODEL_DECRYPT_FAILED');
+    expect(refusalOfSync(() => decryptSealedModel(parseSealedModel(seal()), randomBytes(31)))).toEqual({ code: 'SEALED_MODEL_DECRYPT_FAILED', message: 'data key is 31 bytes, expected 32' });
   });
 
   it('a changed ciphertext or tag byte is SEALED_MODEL_DECRYPT_FAILED', () => {
@@ -226,6 +239,31 @@ describe('sealed model: strict parsing', () => {
     invalid(frame(text, body, 1, text.length - 1));
   });
 
+  it('names the framing limit a file breaks', () => {
+    const oversized = 'x'.repeat(SEALED_MODEL_MAX_HEADER_BYTES + 1);
+    expect(refusalOfSync(() => parseSealedModel(frame(oversized, new Uint8Array(GCM_TAG_BYTES))))).toEqual({
+      code: 'SEALED_MODEL_INVALID',
+      message: `sealed model: header length ${SEALED_MODEL_MAX_HEADER_BYTES + 1} is not between 1 and ${SEALED_MODEL_MAX_HEADER_BYTES}`,
+    });
+    expect(refusalOfSync(() => parseSealedModel(frame(text, body, 1, 0)))).toEqual({ code: 'SEALED_MODEL_INVALID', message: `sealed model: header length 0 is not between 1 and ${SEALED_MODEL_MAX_HEADER_BYTES}` });
+    // A header that would end inside the last 16 bytes (the tag).
+    const overlapping = frame(text, body, 1, text.length + body.length - GCM_TAG_BYTES + 1);
+    expect(refusalOfSync(() => parseSealedModel(overlapping))).toEqual({
+      code: 'SEALED_MODEL_INVALID',
+      message: `sealed model: header length ${text.length + body.length - GCM_TAG_BYTES + 1} leaves no room for the tag in ${overlapping.length} bytes`,
+    });
+  });
+
+  it('rejects a canonical header with an invalid UTF-8 byte inside a string (never read as U+FFFD)', () => {
+    const bytes = utf8(text);
+    const at = text.indexOf(KEY_ARN) + KEY_ARN.length; // inside the keyId string, which has no pattern
+    const header = concatBytes(bytes.subarray(0, at), Uint8Array.of(0xff), bytes.subarray(at));
+    const prefix = frame('', new Uint8Array(0)).subarray(0, 5);
+    const length = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, header.length, false);
+    expect(refusalOfSync(() => parseSealedModel(concatBytes(prefix, length, header, body)))).toEqual({ code: 'SEALED_MODEL_INVALID', message: 'sealed model: header is not valid UTF-8' });
+  });
+
   it('rejects a header that is not UTF-8, not JSON or not canonical', () => {
     invalid(concatBytes(frame('', new Uint8Array(0)).subarray(0, 5), Uint8Array.of(0, 0, 0, 2, 0xc3, 0x28), body));
     invalid(frame('{"cipher":', body));
@@ -246,6 +284,17 @@ describe('sealed model: strict parsing', () => {
     invalidHeader((h) => delete h.kms!.keyId);
     invalidHeader((h) => ((h as Record<string, unknown>).kms = 'x'));
     invalidHeader((h) => (h.cipher!.tag = toBase64(randomBytes(16))));
+  });
+
+  it('names the members an object lacks, even when they sort after all it has', () => {
+    expect(refusalOfSync(() => parseSealedModel(withHeader(file, (h) => delete h.model!.version)))).toEqual({
+      code: 'SEALED_MODEL_INVALID',
+      message: 'sealed model: model must have exactly the members name, sha256, size, version; it has name, sha256, size',
+    });
+    expect(refusalOfSync(() => parseSealedModel(withHeader(file, (h) => delete h.cipher!.iv)))).toEqual({
+      code: 'SEALED_MODEL_INVALID',
+      message: 'sealed model: cipher must have exactly the members alg, iv; it has alg',
+    });
   });
 
   it('rejects a wrong algorithm or IV', () => {
@@ -276,6 +325,7 @@ describe('sealed model: strict parsing', () => {
     invalidHeader((h) => (h.kms!.encryptedDataKey = ''));
     invalidHeader((h) => (h.kms!.encryptedDataKey = toBase64(randomBytes(6145))));
     invalidHeader((h) => (h.kms!.encryptionContext = modelEncryptionContext('other', '3')));
+    invalidHeader((h) => (h.kms!.encryptionContext = modelEncryptionContext('ocr', '4'))); // the model's name, another version
     invalidHeader((h) => (h.kms!.encryptionContext = { ...modelEncryptionContext('ocr', '3'), extra: 'x' }));
     invalidHeader((h) => (h.kms!.encryptionContext = { 'teegate:model': h.model!.name }));
     invalidHeader((h) => (h.kms!.encryptionContext = [] as unknown as Record<string, string>));

@@ -5,7 +5,7 @@
  * the receipt; and which model a sealed request runs on.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDevCa, type DevCa } from '../../attestation/dev/dev-ca';
@@ -29,15 +29,19 @@ beforeAll(async () => {
   ca = await createDevCa();
 });
 
+const dirs: string[] = [];
+
 afterAll(async () => {
   await Promise.all(services.map((s) => s.close()));
   await Promise.all(registries.map((r) => r.close()));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** affine@1 and affine@2 (the same y = 2x + 1 file), and not-and-echo@1 (two outputs). */
 function configs(): ModelConfig[] {
   const [affine] = tinyModelConfigs();
   const dir = mkdtempSync(join(tmpdir(), 'teegate-service-'));
+  dirs.push(dir);
   const bytes = notAndEchoModel();
   const path = join(dir, 'not-and-echo.onnx');
   writeFileSync(path, bytes);

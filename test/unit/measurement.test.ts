@@ -1,6 +1,6 @@
 /** The dev enclave's measured source files: everything that runs inside the enclave, nothing else. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { toHex, utf8 } from '../../attestation/bytes';
@@ -21,6 +21,11 @@ test('every tracked source file of attestation/ and enclave/ is measured, includ
 });
 
 describe('what the dev image measures, on a scratch checkout', () => {
+  const roots: string[] = [];
+  afterAll(() => {
+    for (const r of roots) rmSync(r, { recursive: true, force: true });
+  });
+
   function write(root: string, file: string, text: string): void {
     mkdirSync(dirname(join(root, file)), { recursive: true });
     writeFileSync(join(root, file), text);
@@ -29,6 +34,7 @@ describe('what the dev image measures, on a scratch checkout', () => {
   /** attestation/ and enclave/ sources (ts, json, a Makefile), a file that is not measured, and a lock file. */
   function scratchRoot(): string {
     const root = mkdtempSync(join(tmpdir(), 'teegate-measure-'));
+    roots.push(root);
     write(root, 'attestation/verify.ts', 'export const v = 1;\n');
     write(root, 'enclave/main.ts', 'export const m = 1;\n');
     write(root, 'enclave/models/tokens.json', '{"a":1}\n');

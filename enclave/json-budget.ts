@@ -23,8 +23,11 @@ export interface JsonBudget {
  */
 export const INFER_REQUEST_BUDGET: JsonBudget = { maxDepth: 32, maxObjects: 4096, maxArrays: 2 ** 21 };
 
-/** A sealed request's plaintext: the inference request one level down, beside the response key. */
-export const SEALED_REQUEST_BUDGET: JsonBudget = { ...INFER_REQUEST_BUDGET, maxDepth: INFER_REQUEST_BUDGET.maxDepth + 1, maxObjects: INFER_REQUEST_BUDGET.maxObjects + 2 };
+/**
+ * A sealed request's plaintext: the inference request one level down, beside the response key and
+ * the optional `model` (the plaintext itself, the key and the model: three objects more).
+ */
+export const SEALED_REQUEST_BUDGET: JsonBudget = { ...INFER_REQUEST_BUDGET, maxDepth: INFER_REQUEST_BUDGET.maxDepth + 1, maxObjects: INFER_REQUEST_BUDGET.maxObjects + 3 };
 
 /**
  * Untrusted bytes as JSON: strict UTF-8 (invalid sequences are refused, never replaced), then the

@@ -110,17 +110,18 @@ describe('refusals', () => {
   });
 });
 
-describe('the sealed plaintext\'s JSON budget: the inference request\'s, one level down, beside the response key', () => {
+describe('the sealed plaintext\'s JSON budget: the inference request\'s, one level down, beside the response key and the model', () => {
   /** A sealed plaintext whose request holds `objects` objects (itself included) and nests `depth` levels below the plaintext. */
-  function plaintext(objects: number, depth = 1): string {
+  function plaintext(objects: number, depth = 1, model?: { name: string }): string {
     const nested = depth > 1 ? `${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}` : '0';
     const padding = Array.from({ length: objects - 1 }, () => '{}').join(',');
-    return `{"id":"${randomUUID()}","iat":${NOW},"request":{"inputs":[],"pad":[${padding}],"deep":${nested}},"response_key":${JSON.stringify(responseKey)}}`;
+    return `{"id":"${randomUUID()}","iat":${NOW},"request":{"inputs":[],"pad":[${padding}],"deep":${nested}},"response_key":${JSON.stringify(responseKey)}${model ? `,"model":${JSON.stringify(model)}` : ''}}`;
   }
 
-  it('opens a plaintext of 4098 objects; one more is REQUEST_INVALID', async () => {
+  it('opens a plaintext whose request holds as many objects as a plain one may (4096), with or without a model; one more is REQUEST_INVALID', async () => {
     await expect(channel().open(await sealed(plaintext(4096)))).resolves.toMatchObject({ request: { inputs: [] } });
-    expect(await refusalOf(async () => channel().open(await sealed(plaintext(4097))))).toEqual({ code: 'REQUEST_INVALID', message: 'sealed plaintext holds more than 4098 objects' });
+    await expect(channel().open(await sealed(plaintext(4096, 1, { name: 'affine' })))).resolves.toMatchObject({ request: { inputs: [] }, model: { name: 'affine' } });
+    expect(await refusalOf(async () => channel().open(await sealed(plaintext(4097, 1, { name: 'affine' }))))).toEqual({ code: 'REQUEST_INVALID', message: 'sealed plaintext holds more than 4099 objects' });
   });
 
   it('opens a plaintext nested 33 levels deep; one more is REQUEST_INVALID', async () => {

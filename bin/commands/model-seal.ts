@@ -4,9 +4,9 @@ import { basename, extname } from 'node:path';
 import { GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { isTeegateError } from '../../attestation/errors';
 import { createKmsClient, kmsCallError, kmsClientConfigFromEnv } from '../../enclave/kms/kms-client';
-import { noteAwsSdkNodeSupport } from './aws-sdk-note';
 import { SEALED_MODEL_SUFFIX, modelEncryptionContext, parseSealedModel, sealModel } from '../../enclave/kms/sealed-model';
 import { MODEL_NAME_PATTERN } from '../../enclave/models/model-config';
+import { noteAwsSdkNodeSupport } from './aws-sdk-note';
 import { UsageError, parseCommandArgs, readInputFile } from './usage';
 
 const MODEL_HELP = `usage: teegate model <subcommand> [options]

@@ -97,7 +97,7 @@ export class TransparencyLog implements ReceiptSink {
    * one hash of the bundle instead of 256 leaf hashes; a stored bundle that no longer matches is
    * checked entry by entry again, which names the damage.
    */
-  private checkedBundles = new WeakMap<MerkleTree, Map<number, string>>();
+  private readonly checkedBundles = new WeakMap<MerkleTree, Map<number, string>>();
 
   private constructor(
     readonly storage: LogStorage,

@@ -3,15 +3,16 @@
  * the gateway's) where Node's HTTP server would answer by itself before any route runs: malformed
  * HTTP, a request line and headers over the limit, a request not sent in time. Node's own answers
  * have no body; these are JSON `{code, message}` from the one registry like every other answer,
- * and the connection is closed after them. Text only: the caller's socket does the I/O.
+ * and the connection is closed after them. One entry point, answerNodeErrors, registers them on a
+ * server.
  */
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { utf8 } from './bytes';
 import { TeegateError } from './errors';
 
 /** The headers of every such answer (also used where a response object exists). */
-export function errorAnswer(err: TeegateError): { body: string; headers: Record<string, string | number> } {
+function errorAnswer(err: TeegateError): { body: string; headers: Record<string, string | number> } {
   const body = JSON.stringify(err.toJSON());
   return {
     body,
@@ -19,10 +20,10 @@ export function errorAnswer(err: TeegateError): { body: string; headers: Record<
   };
 }
 
-/** A whole HTTP/1.1 answer; `reason` is the status's reason phrase (Node's STATUS_CODES). */
-function rawErrorAnswer(err: TeegateError, reason = ''): string {
+/** A whole HTTP/1.1 answer, with Node's reason phrase for its status. */
+function rawErrorAnswer(err: TeegateError): string {
   const { body, headers } = errorAnswer(err);
-  return `HTTP/1.1 ${err.status} ${reason}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
+  return `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`;
 }
 
 /** The error of a request Node's HTTP parser or its timeouts refused (its `clientError` event). */
@@ -40,7 +41,7 @@ function clientErrorOf(code: string | undefined): TeegateError {
 }
 
 /** What the answers need of a connection (a node:net Socket has it). */
-export interface AnswerableConnection {
+interface AnswerableConnection {
   readonly writable: boolean;
   /**
    * The answer in progress on it, which Node's HTTP server keeps there (as its own default
@@ -55,59 +56,41 @@ export interface AnswerableConnection {
  * Ends the connection with `err` as JSON unless an answer in progress already sent its head, then
  * just closes it (half an answer followed by another would be worse than none).
  */
-export function endConnectionWith(socket: AnswerableConnection, err: TeegateError, reason = ''): void {
+function endConnectionWith(socket: AnswerableConnection, err: TeegateError): void {
   if (!socket.writable || socket._httpMessage?.headersSent === true) {
     socket.destroy();
     return;
   }
-  socket.end(rawErrorAnswer(err, reason));
+  socket.end(rawErrorAnswer(err));
   // A client that never reads the answer does not keep the connection.
   const timer = setTimeout(() => socket.destroy(), 2_000) as { unref?: () => void };
   timer.unref?.();
 }
 
 /** What answerExpectationUnsupported needs of a response (a node:http ServerResponse has it). */
-export interface AnswerableResponse {
+interface AnswerableResponse {
   writeHead(status: number, headers: Record<string, string | number>): { end(body: string): unknown };
 }
 
-/** Node's `checkExpectation` event, for both servers: an `Expect` other than 100-continue, 417 in JSON. */
-export function answerExpectationUnsupported(req: { readonly headers: { readonly expect?: string } }, res: AnswerableResponse): void {
+/** Node's `checkExpectation` event: an `Expect` other than 100-continue, 417 in JSON. */
+function answerExpectationUnsupported(req: { readonly headers: { readonly expect?: string } }, res: AnswerableResponse): void {
   const err = new TeegateError('EXPECTATION_UNSUPPORTED', `Expect: ${String(req.headers.expect).slice(0, 64)} is not supported (only 100-continue)`);
   const { body, headers } = errorAnswer(err);
   res.writeHead(err.status, headers).end(body);
 }
 
-/** Requests whose client waits for `100 Continue` before it sends the body (deferContinue). */
+/** Requests whose client waits for `100 Continue` before it sends the body (answerNodeErrors). */
 const awaitingContinue = new WeakSet<object>();
 
-/**
- * `Expect: 100-continue` honoured late, for both servers: Node would send `100 Continue` before any
- * route ran, so a client whose request is refused anyway (no key, a body over the limit, a busy
- * enclave, a wrong media type) would upload the whole body to be refused. With this, the request
- * is served as any other and the interim answer goes out only when a route is about to read the
- * body (continueIfExpected); a request refused before that gets its final answer without ever
- * being asked to send.
- */
-export function deferContinue<Req extends object, Res>(server: {
-  on(event: 'checkContinue', listener: (req: Req, res: Res) => void): unknown;
-  emit(event: 'request', req: Req, res: Res): boolean;
-}): void {
-  server.on('checkContinue', (req, res) => {
-    awaitingContinue.add(req);
-    server.emit('request', req, res);
-  });
-}
-
-/** Sends `100 Continue` if `req`'s client waits for it (deferContinue); at most once. Call just before reading the body. */
+/** Sends `100 Continue` if `req`'s client waits for it (answerNodeErrors); at most once. Call just before reading the body. */
 export function continueIfExpected(req: object, res: { readonly headersSent: boolean; writeContinue(): void }): void {
   if (!awaitingContinue.delete(req) || res.headersSent) return;
   res.writeContinue();
 }
 
-/** Node's `connect` event, for both servers: neither is a proxy, so CONNECT is 404 in JSON. */
-export function refuseConnect(socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
-  endConnectionWith(socket, new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here'), reasonOf(404));
+/** Node's `connect` event: neither server is a proxy, so CONNECT is 404 in JSON. */
+function refuseConnect(socket: AnswerableConnection): void {
+  endConnectionWith(socket, new TeegateError('ROUTE_NOT_FOUND', 'CONNECT is not served here'));
 }
 
 /** What requestFormRefusal reads of a request (a node:http IncomingMessage has it). */
@@ -137,13 +120,12 @@ export function requestFormRefusal(req: RequestHead): TeegateError | undefined {
 }
 
 /** The whole `clientError` handler: a connection reset is closed, anything else answered. */
-export function answerClientError(err: { readonly code?: string }, socket: AnswerableConnection, reasonOf: (status: number) => string | undefined): void {
+function answerClientError(err: { readonly code?: string }, socket: AnswerableConnection): void {
   if (err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const answer = clientErrorOf(err.code);
-  endConnectionWith(socket, answer, reasonOf(answer.status));
+  endConnectionWith(socket, clientErrorOf(err.code));
 }
 
 /**
@@ -158,12 +140,21 @@ export function connectionsCheckingInterval(requestTimeoutMs: number): number {
  * The answers Node's HTTP server gives by itself, before any route runs, made JSON `{code, message}`
  * from the one registry, for both servers: malformed HTTP (400), a request line or headers over the
  * size limit (431), a request not sent in time (408), an `Expect` other than 100-continue (417),
- * CONNECT (404); Node's own answers to these have no body. And `100 Continue` only once a route is
- * about to read the body (deferContinue). `reasonOf` is Node's STATUS_CODES lookup.
+ * CONNECT (404); Node's own answers to these have no body.
+ *
+ * And `Expect: 100-continue` honoured late: Node would send `100 Continue` before any route ran, so
+ * a client whose request is refused anyway (no key, a body over the limit, a busy enclave, a wrong
+ * media type) would upload the whole body to be refused. Here the request is served as any other
+ * and the interim answer goes out only when a route is about to read the body
+ * (continueIfExpected); a request refused before that gets its final answer without ever being
+ * asked to send.
  */
-export function answerNodeErrors(server: Server, reasonOf: (status: number) => string | undefined): void {
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, reasonOf));
-  deferContinue(server);
+export function answerNodeErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
+  server.on('checkContinue', (req, res) => {
+    awaitingContinue.add(req);
+    server.emit('request', req, res);
+  });
   server.on('checkExpectation', answerExpectationUnsupported);
-  server.on('connect', (_req, socket: Duplex) => refuseConnect(socket, reasonOf));
+  server.on('connect', (_req, socket: Duplex) => refuseConnect(socket));
 }

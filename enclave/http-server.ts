@@ -3,7 +3,7 @@
  * path and needs no framework. Every error is JSON {code, message} with the registry's status.
  */
 import { formatServerTiming, RECEIPT_HEADER, SERVER_TIMING_HEADER } from '../attestation/headers';
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { totalmem } from 'node:os';
 import { fromHex, toBase64 } from '../attestation/bytes';
@@ -236,7 +236,7 @@ export async function listenEnclaveHttp(service: EnclaveService, options: Enclav
   // Malformed HTTP, oversized headers, a request not sent in time, an Expect other than
   // 100-continue, CONNECT: JSON like every other error, where Node would answer by itself; and
   // `100 Continue` only once a body is to be read.
-  answerNodeErrors(server, (status) => STATUS_CODES[status]);
+  answerNodeErrors(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

@@ -4,7 +4,7 @@
  * accepting, answer new requests on open connections with GATEWAY_SHUTTING_DOWN, let in-flight
  * requests finish (up to `shutdownGraceMs`), then cut what is left.
  */
-import { createServer, STATUS_CODES, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TeegateError } from '../attestation/errors';
 import { createGatewayApp } from './app';
@@ -101,7 +101,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   );
   // JSON where Node would answer by itself; `100 Continue` only after authentication, rate limits
   // and the body's declared size and type passed (gateway/http/read-body.ts).
-  answerNodeErrors(server, (status) => STATUS_CODES[status]);
+  answerNodeErrors(server);
   let address: AddressInfo;
   try {
     await pool.start();

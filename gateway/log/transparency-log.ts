@@ -486,19 +486,24 @@ export class TransparencyLog implements ReceiptSink {
     const start = index * TILE_WIDTH;
     const integrated = await this.integratedSize();
     if (start + width > integrated) throw notFound(`entry bundle ${index} of width ${width} does not exist`);
-    if (width < TILE_WIDTH) return encodeEntryBundle(await this.checkedEntries(start, width, integrated));
     const tree = await this.ensureTree(integrated);
     const entries = await this.readStored(start, width);
     const bundle = encodeEntryBundle(entries);
+    // A partial bundle still grows: only a full one is remembered, once its check passed.
     // As a 32-character (latin1) string: a third of the memory of a Buffer per digest.
-    const digest = createHash('sha256').update(bundle).digest('binary');
-    const known = this.checkedBundles.get(tree) ?? new Map<number, string>();
-    if (known.get(index) === digest) return bundle;
+    const digest = width === TILE_WIDTH ? createHash('sha256').update(bundle).digest('binary') : undefined;
+    if (digest !== undefined && this.checkedBundles.get(tree)?.get(index) === digest) return bundle;
     checkLeaves(tree, start, entries);
+    if (digest !== undefined) this.rememberChecked(tree, index, digest);
+    return bundle;
+  }
+
+  /** Remembers full bundle `index` as checked against `tree`, by its digest. */
+  private rememberChecked(tree: MerkleTree, index: number, digest: string): void {
+    let known = this.checkedBundles.get(tree);
+    if (!known) this.checkedBundles.set(tree, (known = new Map()));
     // Bounded (the first remembered goes first): 65,536 digests cover 16.7 M entries in about 5 MiB.
     if (known.size >= MAX_CHECKED_BUNDLES) known.delete(known.keys().next().value as number);
     known.set(index, digest);
-    this.checkedBundles.set(tree, known);
-    return bundle;
   }
 }

@@ -402,6 +402,18 @@ describe.each([
 
 // ---- file store -------------------------------------------------------------------------------
 
+/** A file-store log with `count` entries (`<tag>.<i>.x`) appended and signed, then closed. */
+async function closedSignedFileLog(tag: string, count: number) {
+  const dir = newDir();
+  const log = await openFile(dir);
+  const signed = names(tag, 0, count);
+  await appendAll(log, signed);
+  const last = await log.flush();
+  const key = await parseVerifierKey(log.verifierKey);
+  await log.close();
+  return { dir, signed, last, key };
+}
+
 describe('file store under a hostile storage', () => {
   it('bytes appended to entries.log under the running log: the next acknowledged entry reads back as itself, also after a restart (or the append is refused)', async () => {
     const dir = newDir();
@@ -429,13 +441,7 @@ describe('file store under a hostile storage', () => {
     ['entries.log cut back to the rolled-back size (checkpointed entries deleted)', 'cut'],
     ['an entry past the rolled-back size rewritten (valid record)', 'rewrite'],
   ])('`integrated` rolled back below a signed checkpoint, %s: refused at open, never a fork nor lost entries', async (_what, how) => {
-    const dir = newDir();
-    const first = await openFile(dir);
-    const signed = names('i', 0, 10);
-    await appendAll(first, signed);
-    const last = await first.flush();
-    const key = await parseVerifierKey(first.verifierKey);
-    await first.close();
+    const { dir, signed, last, key } = await closedSignedFileLog('i', 10);
     const path = join(dir, 'entries.log');
     writeFileSync(join(dir, 'integrated'), '5');
     if (how === 'cut') truncateSync(path, records(path)[5]!.offset);
@@ -475,13 +481,7 @@ describe('file store under a hostile storage', () => {
   });
 
   it('valid records appended to entries.log while the log is down are sequenced after the acknowledged ones; the next checkpoint extends the last', async () => {
-    const dir = newDir();
-    const first = await openFile(dir);
-    const signed = names('x', 0, 5);
-    await appendAll(first, signed);
-    const last = await first.flush();
-    const key = await parseVerifierKey(first.verifierKey);
-    await first.close();
+    const { dir, signed, last, key } = await closedSignedFileLog('x', 5);
     const injected = entryOf('injected.0.x');
     const head = Buffer.alloc(8);
     head.writeUInt32BE(injected.length, 0);

@@ -240,9 +240,17 @@ export class TransparencyLog implements ReceiptSink {
     return run;
   }
 
-  /** Brings the in-memory tree to `size` from the stored level-0 tiles. */
+  /**
+   * Brings the in-memory tree to `size` from the stored level-0 tiles. The tree only ever holds
+   * what the store committed (a failed integration drops it), and an honest store's integrated
+   * size never falls: a smaller `size` means entries this log integrated, signed or not yet, were
+   * rolled back in the store, which could then have them integrated again as other bytes (an
+   * acknowledged entry replaced): refused, as below a signed checkpoint.
+   */
   private async syncTree(size: number): Promise<void> {
-    if (this.tree.size > size) this.tree = new MerkleTree(nodeSha256);
+    if (this.tree.size > size) {
+      throw storageError(`the store holds ${size} integrated entries, fewer than the ${this.tree.size} this log integrated: the store was rolled back; restore it from a backup`);
+    }
     while (this.tree.size < size) {
       const from = this.tree.size;
       const bundle = Math.floor(from / TILE_WIDTH);

@@ -532,6 +532,22 @@ describe('postgres store under a hostile storage', () => {
     });
   });
 
+  it('integrated size rolled back below what the running log integrated but has not signed yet, an entry there rewritten: it does not sign the rewritten entry', async () => {
+    const schema = newSchema();
+    const log = await openPg(schema);
+    const acknowledged = names('g', 0, 10);
+    await appendAll(log, acknowledged.slice(0, 5));
+    await log.flush(); // signed at 5
+    await appendAll(log, acknowledged.slice(5));
+    await log.integrate(); // integrated to 10, not signed
+    await db.query(`UPDATE ${schema}.log_integration SET size = 6`);
+    await db.query(`UPDATE ${schema}.log_entries SET data = $1 WHERE idx = 7`, [Buffer.from(entryOf('forged.7.x'))]);
+    const next = await attempt(() => log.flush());
+    const outcome = 'refused' in next ? refusal(next) : servedEntries(await attempt(() => log.entries(0, 10)), acknowledged);
+    expect(outcome).toMatch(/^(refused LOG_STORAGE_FAILED|the signed entries)$/);
+    await log.close();
+  });
+
   it("a replica whose tree lags reads a tile rewritten after another replica integrated it: it does not sign a fork of that replica's checkpoint", async () => {
     const schema = newSchema();
     const a = await openPg(schema);
